@@ -1,0 +1,201 @@
+"""The BIDS-App command line: ``bidsad bids_dir out_dir {participant,group} [options]``.
+
+:func:`parse_args` parses, runs every post-parse check (exit status 2 with a message naming the
+argument on any usage error) and returns a filled :class:`bidsad.config.Config`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+from bidsad import __version__, messages
+from bidsad.config import PRESETS, Config
+
+_MEM_UNITS = {"": 1.0, "g": 1.0, "gb": 1.0, "m": 1e-3, "mb": 1e-3, "t": 1e3, "tb": 1e3}
+
+
+def _to_gb(value: str) -> float:
+    """Parse ``--mem``: a number of GB, or a number with unit M/MB, G/GB or T/TB (case-insensitive)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
+    if not match or match.group(2).lower() not in _MEM_UNITS or float(match.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(messages.MEM_BAD.format(value=value))
+    return float(match.group(1)) * _MEM_UNITS[match.group(2).lower()]
+
+
+def _positive_int(arg: str):
+    def check(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            number = 0
+        if number < 1:
+            raise argparse.ArgumentTypeError(messages.POSITIVE.format(arg=arg, value=value))
+        return number
+
+    return check
+
+
+def _nonnegative_int(arg: str):
+    def check(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            number = -1
+        if number < 0:
+            raise argparse.ArgumentTypeError(messages.NONNEGATIVE.format(arg=arg, value=value))
+        return number
+
+    return check
+
+
+def _participant_label(value: str) -> str:
+    """Accept ``01`` and ``sub-01``: remove one exact leading ``sub-`` (never a character strip)."""
+    label = value.removeprefix("sub-")
+    if not label:
+        raise argparse.ArgumentTypeError(messages.LABEL_EMPTY.format(value=value))
+    return label
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser (argument groups as in other BIDS-Apps)."""
+    from bidsad.learn.models import MODEL_NAMES
+
+    parser = argparse.ArgumentParser(
+        prog="bidsad",
+        description=(
+            "bidsad: preprocess T1w and resting-state BOLD (participant level) and train and evaluate "
+            "AD / MCI / CN fusion classifiers with participant-level cross-validation (group level). "
+            "For research use only."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("bids_dir", type=Path, help="root of the input BIDS dataset (read only)")
+    parser.add_argument("out_dir", type=Path, help="root of the output BIDS-Derivatives dataset")
+    parser.add_argument(
+        "analysis_level",
+        choices=["participant", "group"],
+        help="participant: preprocessing and model features per participant; "
+        "group: training and evaluation over all participants",
+    )
+    parser.add_argument("--version", action="version", version=f"bidsad {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more output (-v info, -vv debug)")
+
+    g_bids = parser.add_argument_group("Selecting data")
+    g_bids.add_argument(
+        "--participant-label",
+        "--participant_label",
+        nargs="+",
+        type=_participant_label,
+        metavar="LABEL",
+        help="participants to process, with or without the 'sub-' prefix (default: all)",
+    )
+    g_bids.add_argument(
+        "--bids-filter-file",
+        type=Path,
+        metavar="FILE",
+        help="JSON file of pybids queries overriding the defaults for 't1w' and 'bold'",
+    )
+    g_bids.add_argument(
+        "--skip-bids-validation", action="store_true", help="do not validate file names when indexing bids_dir"
+    )
+
+    g_perf = parser.add_argument_group("Resources")
+    g_perf.add_argument("--nprocs", "--n-cpus", type=_nonnegative_int("--nprocs"), help="maximum processes (0: all CPUs)")
+    g_perf.add_argument("--omp-nthreads", type=_nonnegative_int("--omp-nthreads"), help="maximum threads per process (0: automatic)")
+    g_perf.add_argument("--mem", "--mem-gb", type=_to_gb, metavar="MEM", help="memory limit in GB; units accepted: 8, 8G, 8000M")
+    g_perf.add_argument("-w", "--work-dir", type=Path, help="working directory (default: ./work; reused on rerun)")
+
+    g_conf = parser.add_argument_group("Configuration")
+    g_conf.add_argument("--config-file", type=Path, metavar="FILE", help="TOML configuration (as saved in out_dir/logs); command-line options override it")
+    g_conf.add_argument("--random-seed", type=_nonnegative_int("--random-seed"), help="master random seed (default 0)")
+    g_conf.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="model-input grids: 'paper' (MRI 128x128x176, fMRI 216 x 64x64x32) or 'small' "
+        "(trains on a 2-core CPU in minutes); default: paper",
+    )
+
+    g_group = parser.add_argument_group("Group level")
+    g_group.add_argument("--models", nargs="+", choices=MODEL_NAMES, metavar="MODEL", help=f"models to train: {', '.join(MODEL_NAMES)} (default: 3dcnn-lstm 3dcnn)")
+    g_group.add_argument("--epochs", type=_positive_int("--epochs"), help="training epochs per fold (default: 20, as the paper)")
+    g_group.add_argument("--folds", type=_positive_int("--folds"), help="participant-level cross-validation folds (default: 5)")
+    return parser
+
+
+def _is_within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def parse_args(args: list[str] | None = None) -> Config:
+    """Parse the command line, check it, and return the run's :class:`Config`.
+
+    Exits with status 2 (``parser.error``) on any usage error, naming the argument.
+    """
+    parser = _build_parser()
+    opts = parser.parse_args(args)
+
+    config = Config()
+    if opts.config_file is not None:
+        if not opts.config_file.is_file():
+            parser.error(messages.PATH_MISSING.format(arg="--config-file", path=opts.config_file))
+        try:
+            config = Config.load(opts.config_file)
+        except ValueError as err:
+            parser.error(messages.CONFIG_BAD.format(why=err))
+        config.execution.run_uuid = Config().execution.run_uuid
+
+    bids_dir = opts.bids_dir.expanduser().absolute()
+    if not bids_dir.exists():
+        parser.error(messages.PATH_MISSING.format(arg="bids_dir", path=opts.bids_dir))
+    if not bids_dir.is_dir():
+        parser.error(messages.PATH_NOT_DIR.format(arg="bids_dir", path=opts.bids_dir))
+    bids_dir = bids_dir.resolve()
+    if not (bids_dir / "dataset_description.json").is_file():
+        parser.error(messages.NOT_BIDS.format(path=bids_dir))
+
+    out_dir = opts.out_dir.expanduser().resolve()
+    if _is_within(out_dir, bids_dir):
+        parser.error(messages.OUT_IS_BIDS.format(out=out_dir, bids=bids_dir))
+    work_dir = (opts.work_dir or Path(config.execution.work_dir or "work")).expanduser().resolve()
+    if _is_within(work_dir, bids_dir):
+        parser.error(messages.WORK_IN_BIDS.format(work=work_dir, bids=bids_dir))
+
+    bids_filters = config.execution.bids_filters
+    if opts.bids_filter_file is not None:
+        if not opts.bids_filter_file.is_file():
+            parser.error(messages.PATH_MISSING.format(arg="--bids-filter-file", path=opts.bids_filter_file))
+        try:
+            bids_filters = json.loads(opts.bids_filter_file.read_text())
+        except json.JSONDecodeError as err:
+            parser.error(messages.FILTER_BAD.format(path=opts.bids_filter_file, why=f"not valid JSON ({err})"))
+        if not isinstance(bids_filters, dict) or not set(bids_filters) <= {"t1w", "bold"} or not all(
+            isinstance(v, dict) for v in bids_filters.values()
+        ):
+            parser.error(messages.FILTER_BAD.format(path=opts.bids_filter_file, why="keys must be 't1w' and/or 'bold', each an object"))
+
+    ex = config.execution
+    ex.bids_dir, ex.out_dir, ex.work_dir = str(bids_dir), str(out_dir), str(work_dir)
+    ex.analysis_level = opts.analysis_level
+    ex.bids_filters = bids_filters
+    ex.verbose = opts.verbose or ex.verbose
+    ex.skip_bids_validation = opts.skip_bids_validation or ex.skip_bids_validation
+    if opts.participant_label:
+        ex.participant_label = list(dict.fromkeys(opts.participant_label))
+    for section, name, value in [
+        (config.nipype, "nprocs", opts.nprocs),
+        (config.nipype, "omp_nthreads", opts.omp_nthreads),
+        (config.nipype, "mem_gb", opts.mem),
+        (config.seeds, "random_seed", opts.random_seed),
+        (config.features, "preset", opts.preset),
+        (config.learning, "models", opts.models),
+        (config.learning, "epochs", opts.epochs),
+        (config.learning, "folds", opts.folds),
+    ]:
+        if value is not None:
+            setattr(section, name, value)
+    if config.features.preset not in PRESETS:
+        parser.error(f"--preset: unknown preset '{config.features.preset}' (choose from {', '.join(sorted(PRESETS))})")
+    return config

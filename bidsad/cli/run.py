@@ -1,0 +1,126 @@
+"""``bidsad`` entry point: dispatch by analysis level; exit 0 ok, 1 a participant or model failed, 2 usage."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from bidsad import messages
+
+LOGGER = logging.getLogger("bidsad")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else (logging.INFO if verbose == 1 else logging.DEBUG)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    LOGGER.setLevel(min(level, logging.INFO))  # bidsad's own progress is always shown
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("NIPYPE_NO_ET", "1")  # no network check for nipype updates
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run bidsad and exit with its status."""
+    from bidsad.cli.parser import parse_args
+
+    config = parse_args(argv)
+    _setup_logging(config.execution.verbose)
+    from bidsad.bids import InputError
+    from bidsad.config import seed_everything
+
+    seed_everything(config.seeds.random_seed)
+    out_dir = Path(config.execution.out_dir)
+    try:
+        if config.execution.analysis_level == "participant":
+            status = run_participant_level(config)
+        else:
+            from bidsad.learn.train import run_group_level
+
+            status = run_group_level(config)
+    except InputError as err:  # bad input that concerns the whole run: named in the message
+        print(f"bidsad: error: {err}", file=sys.stderr)
+        status = EXIT_USAGE
+    finally:
+        if out_dir.is_dir():
+            config.save(out_dir / "logs" / f"config-{config.execution.analysis_level}-{config.execution.run_uuid}.toml")
+    sys.exit(status)
+
+
+def _nipype_setup(config) -> tuple[str, dict]:
+    """Configure nipype (quiet logging, crash files as text, fast polling) and choose the plugin."""
+    from nipype import config as ncfg
+    from nipype import logging as nlogging
+
+    verbose = config.execution.verbose
+    ncfg.update_config({
+        "logging": {"workflow_level": "INFO" if verbose else "WARNING",
+                    "interface_level": "INFO" if verbose > 1 else "WARNING",
+                    "utils_level": "WARNING", "log_to_file": False},
+        "execution": {"crashfile_format": "txt", "stop_on_first_crash": False, "poll_sleep_duration": 0.1,
+                      "remove_unnecessary_outputs": False, "check_version": False,
+                      "hash_method": "content"},
+        "monitoring": {"enabled": False},
+    })
+    nlogging.update_logging(ncfg)
+    nprocs = config.nipype.nprocs or os.cpu_count() or 1
+    if nprocs == 1:
+        return "Linear", {}
+    args = {"n_procs": nprocs, "raise_insufficient": False}
+    if config.nipype.mem_gb:
+        args["memory_gb"] = config.nipype.mem_gb
+    return "MultiProc", args
+
+
+def _crash_reasons(folder: Path) -> list[str]:
+    """Last line (the exception) of every nipype crash file in ``folder``."""
+    reasons = []
+    for crash in sorted(folder.glob("crash-*.txt")) if folder.is_dir() else []:
+        lines = [line.strip() for line in crash.read_text(errors="replace").splitlines() if line.strip()]
+        reasons.append(lines[-1] if lines else f"see {crash}")
+    return reasons
+
+
+def run_participant_level(config) -> int:
+    """Collect inputs, run the nipype workflow, write reports; return the exit status."""
+    import shutil
+
+    from bidsad.bids import collect_participants, write_dataset_description
+    from bidsad.reports.participant import write_participant_report
+    from bidsad.workflows.base import crash_dir, init_bidsad_wf
+
+    ex = config.execution
+    bids_dir, out_dir = Path(ex.bids_dir), Path(ex.out_dir)
+    participants = collect_participants(bids_dir, ex.participant_label, ex.bids_filters,
+                                        validate=not ex.skip_bids_validation)
+    write_dataset_description(out_dir)
+    plugin, plugin_args = _nipype_setup(config)
+    if config.nipype.omp_nthreads:
+        os.environ["OMP_NUM_THREADS"] = str(config.nipype.omp_nthreads)
+    for part in participants:  # crash files of an earlier attempt must not count against this one
+        shutil.rmtree(crash_dir(config, part.label), ignore_errors=True)
+    workflow = init_bidsad_wf(config, participants)
+    LOGGER.info("Participant level: %d participant(s), plugin %s", len(participants), plugin)
+    if workflow.list_node_names():
+        try:
+            workflow.run(plugin=plugin, plugin_args=plugin_args)
+        except RuntimeError as err:  # nipype: some nodes failed; attributed below per participant
+            LOGGER.debug("nipype reported failures: %s", err)
+
+    failed = []
+    for part in participants:
+        part.errors.extend(_crash_reasons(crash_dir(config, part.label)))
+        if part.t1w is None or part.errors:
+            failed.append(part.label)
+            for error in part.errors:
+                LOGGER.error(messages.PARTICIPANT_FAILED.format(label=part.label, why=error))
+        write_participant_report(config, part)
+    if failed:
+        LOGGER.error(messages.PARTICIPANTS_FAILED.format(
+            n=len(failed), total=len(participants), labels=", ".join(f"sub-{f}" for f in failed),
+            log=Path(ex.work_dir) / "crash"))
+        return EXIT_FAILED
+    LOGGER.info(messages.PARTICIPANT_DONE.format(n=len(participants), out=out_dir))
+    return EXIT_OK

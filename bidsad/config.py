@@ -1,0 +1,185 @@
+"""One run-wide configuration: documented sections, TOML save and load, seeding.
+
+The command line fills a :class:`Config`; ``--config-file`` supplies defaults that the command
+line overrides. Every run saves the configuration it used to ``<out_dir>/logs/`` so that a run
+can be repeated exactly (``bidsad ... --config-file <that file>``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import sys
+import tomllib
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bidsad import __version__
+
+#: Model-input grids. Spatial shapes are in RAS axis order (x, y, z), in voxels; ``frames`` in volumes.
+#: ``paper``: the sizes of Kujur & Monfared (2026), MRI 128x128x176 and fMRI 216 frames of 64x64x32.
+#: ``small``: a grid that trains on a 2-core CPU in minutes (demo, tests).
+PRESETS: dict[str, dict] = {
+    "paper": {"mri_shape": (128, 128, 176), "bold_shape": (64, 64, 32), "frames": 216},
+    "small": {"mri_shape": (48, 56, 48), "bold_shape": (24, 28, 20), "frames": 16},
+}
+
+#: Field of view (mm, RAS x, y, z) of the model grids, centred on the head's centre of mass.
+#: Sized to the MNI152 brain (about 150 x 190 x 160 mm) with a margin.
+GRID_FOV_MM = (180.0, 216.0, 180.0)
+
+DEFAULT_SEED = 0
+
+
+@dataclass
+class Execution:
+    """Where the run reads and writes, and what it selects."""
+
+    bids_dir: str | None = None
+    """Root of the input BIDS dataset (never written to)."""
+    out_dir: str | None = None
+    """Root of the BIDS-Derivatives output dataset."""
+    analysis_level: str = "participant"
+    """``participant`` (preprocessing and features) or ``group`` (training and evaluation)."""
+    work_dir: str | None = None
+    """nipype's working directory (intermediate results; reused on rerun)."""
+    participant_label: list[str] | None = None
+    """Participant labels without the ``sub-`` prefix; ``None`` selects every participant."""
+    bids_filters: dict | None = None
+    """pybids queries that override the defaults for ``t1w`` and ``bold`` (``--bids-filter-file``)."""
+    skip_bids_validation: bool = False
+    """Skip pybids' validation of file names."""
+    verbose: int = 0
+    """Verbosity: 0 warnings only, 1 info, 2 debug."""
+    run_uuid: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S_") + uuid.uuid4().hex[:8])
+    """Identifier of this run (timestamp and random suffix)."""
+    version: str = __version__
+    """bidsad version that wrote this configuration."""
+
+
+@dataclass
+class Nipype:
+    """Resources for the participant level's nipype execution."""
+
+    nprocs: int = 0
+    """Maximum number of processes (0: all CPUs). MultiProc is used when more than one."""
+    omp_nthreads: int = 0
+    """Maximum threads per process (0: min(8, nprocs))."""
+    mem_gb: float | None = None
+    """Upper bound of memory for the scheduler, in GB (``--mem``); ``None``: not limited."""
+
+
+@dataclass
+class Features:
+    """Model-input tensors made at the participant level."""
+
+    preset: str = "paper"
+    """Grid preset (see :data:`PRESETS`)."""
+
+
+@dataclass
+class Learning:
+    """Group-level training and evaluation (defaults from Kujur & Monfared 2026)."""
+
+    models: list[str] = field(default_factory=lambda: ["3dcnn-lstm", "3dcnn"])
+    """Registry names of the models to train (see ``bidsad.learn.models``)."""
+    epochs: int = 20
+    """Training epochs per fold (paper: 20)."""
+    folds: int = 5
+    """Number of participant-level cross-validation folds (reduced, with a warning, for small classes)."""
+    batch_size: int = 2
+    """Participants per training batch."""
+    learning_rate: float = 1e-5
+    """Adam learning rate (paper: 1e-5)."""
+    dropout: float = 0.1
+    """Dropout rate before the output layer (paper: 0.1)."""
+
+
+@dataclass
+class Seeds:
+    """Random seeds. One master seed drives everything."""
+
+    random_seed: int = DEFAULT_SEED
+    """Master seed (``--random-seed``): splits, weight initialisation, shuffling, augmentation."""
+
+
+@dataclass
+class Config:
+    """The whole run-wide configuration."""
+
+    execution: Execution = field(default_factory=Execution)
+    nipype: Nipype = field(default_factory=Nipype)
+    features: Features = field(default_factory=Features)
+    learning: Learning = field(default_factory=Learning)
+    seeds: Seeds = field(default_factory=Seeds)
+
+    def to_dict(self) -> dict:
+        """Return the configuration as nested dicts of TOML-compatible values (``None`` dropped)."""
+
+        def clean(value):
+            if isinstance(value, dict):
+                return {k: clean(v) for k, v in value.items() if v is not None}
+            if isinstance(value, (list, tuple)):
+                return [clean(v) for v in value]
+            return value
+
+        return clean(dataclasses.asdict(self))
+
+    def update(self, settings: dict, source: str = "settings") -> None:
+        """Set fields from nested dicts ``{section: {name: value}}``.
+
+        Raises
+        ------
+        ValueError
+            An unknown section or field; the message names it and ``source``.
+        """
+        for section_name, values in settings.items():
+            section = getattr(self, section_name, None)
+            if section is None or not dataclasses.is_dataclass(section) or not isinstance(values, dict):
+                raise ValueError(f"{source}: unknown configuration section [{section_name}]")
+            known = {f.name for f in dataclasses.fields(section)}
+            for name, value in values.items():
+                if name not in known:
+                    raise ValueError(f"{source}: unknown setting '{name}' in section [{section_name}]")
+                setattr(section, name, value)
+
+    def save(self, path: Path) -> Path:
+        """Write the configuration as TOML (atomically) and return the path."""
+        import tomli_w
+
+        from bidsad.utils import atomic_write_text
+
+        return atomic_write_text(Path(path), tomli_w.dumps(self.to_dict()))
+
+    @classmethod
+    def load(cls, path: Path) -> "Config":
+        """Read a TOML file written by :meth:`save` (or by hand).
+
+        Raises
+        ------
+        ValueError
+            The file is not valid TOML or names unknown settings.
+        """
+        try:
+            settings = tomllib.loads(Path(path).read_text())
+        except tomllib.TOMLDecodeError as err:
+            raise ValueError(f"{path}: not valid TOML ({err})") from err
+        config = cls()
+        config.update(settings, source=str(path))
+        return config
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and (when already imported) TensorFlow/Keras from one master seed."""
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    random.seed(seed)
+    import numpy as np
+
+    np.random.seed(seed % 2**32)
+    if "keras" in sys.modules or "tensorflow" in sys.modules:
+        import keras
+
+        keras.utils.set_random_seed(seed)

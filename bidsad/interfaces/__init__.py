@@ -1,0 +1,1 @@
+"""nipype interfaces around nibabel / nilearn steps, one module per topic."""

@@ -1,0 +1,57 @@
+"""DerivativesDataSink: the one writer of participant-level derivatives (atomic, with sidecars)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    SimpleInterface,
+    TraitedSpec,
+    traits,
+)
+
+
+class _DSInputSpec(BaseInterfaceInputSpec):
+    base_directory = traits.Directory(mandatory=True, desc="out_dir")
+    source_file = File(mandatory=True, desc="input BIDS file whose entities name the output")
+    in_file = File(exists=True, mandatory=True, desc="file to store")
+    datatype = traits.Str(mandatory=True, desc="anat, func or features")
+    suffix = traits.Str(mandatory=True, desc="BIDS suffix (T1w, bold, ...)")
+    extension = traits.Str(desc="extension (default: the in_file's)")
+    space = traits.Str(desc="space- entity")
+    res = traits.Str(desc="res- entity")
+    desc = traits.Str(desc="desc- entity")
+    meta_dict = traits.Dict(desc="sidecar JSON content")
+
+
+class _DSOutputSpec(TraitedSpec):
+    out_file = File(desc="written derivative")
+    out_meta = File(desc="written JSON sidecar")
+
+
+class DerivativesDataSink(SimpleInterface):
+    """Copy ``in_file`` to its BIDS-Derivatives name under ``base_directory`` and write its JSON
+    sidecar; both through a temporary name and an atomic rename."""
+
+    input_spec = _DSInputSpec
+    output_spec = _DSOutputSpec
+    always_run = True
+
+    def _run_interface(self, runtime):
+        from bidsad.bids import derivative_path
+        from bidsad.utils import atomic_copy, atomic_write_json
+
+        in_file = Path(self.inputs.in_file)
+        extension = self.inputs.extension or "".join(in_file.suffixes[-2:] if in_file.name.endswith(".nii.gz") else in_file.suffixes[-1:])
+        entities = {k: getattr(self.inputs, k) or None for k in ("space", "res", "desc")}
+        out = derivative_path(Path(self.inputs.base_directory), Path(self.inputs.source_file),
+                              datatype=self.inputs.datatype, suffix=self.inputs.suffix, extension=extension,
+                              **entities)
+        atomic_copy(in_file, out)
+        sidecar = out.with_name(out.name[: -len(extension)] + ".json")
+        atomic_write_json(sidecar, dict(self.inputs.meta_dict or {}))
+        self._results["out_file"] = str(out)
+        self._results["out_meta"] = str(sidecar)
+        return runtime

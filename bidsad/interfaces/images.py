@@ -1,0 +1,86 @@
+"""Image conformance: the one place where inputs become float32, RAS, finite images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nipype.interfaces.base import (
+    BaseInterfaceInputSpec,
+    File,
+    SimpleInterface,
+    TraitedSpec,
+    traits,
+)
+
+from bidsad import messages
+
+
+def conform_image(in_file: Path, out_file: Path, ndim: int, kind: str, display_name: str) -> list[str]:
+    """Conform an image: apply NIfTI scaling, float32, squeeze trailing singleton dimensions,
+    reorient to RAS+ without resampling (nibabel ``as_closest_canonical``), non-finite voxels -> 0.
+
+    Parameters
+    ----------
+    in_file : input NIfTI; ``ndim`` the required dimensionality (3 for T1w, 4 for BOLD).
+    display_name : the file's name in messages (relative to bids_dir).
+
+    Returns the warnings (e.g. the count of non-finite voxels).
+
+    Raises
+    ------
+    ValueError
+        Wrong dimensionality or no finite voxel; the message names ``display_name``.
+    """
+    import nibabel as nb
+    import numpy as np
+
+    img = nb.load(str(in_file))
+    data = np.asarray(img.dataobj, dtype=np.float32)  # applies scl_slope / scl_inter
+    while data.ndim > ndim and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim != ndim:
+        raise ValueError(messages.IMAGE_NDIM.format(file=display_name, kind=kind, expected=ndim, shape=img.shape))
+    warnings = []
+    finite = np.isfinite(data)
+    if not finite.any():
+        raise ValueError(messages.IMAGE_ALL_NONFINITE.format(file=display_name))
+    n_bad = int(data.size - finite.sum())
+    if n_bad:
+        data[~finite] = 0.0
+        warnings.append(messages.IMAGE_NONFINITE.format(file=display_name, count=n_bad))
+    header = img.header.copy()
+    header.set_data_dtype(np.float32)
+    out = nb.Nifti1Image(data, img.affine, header)
+    out.header.set_slope_inter(1, 0)
+    out = nb.as_closest_canonical(out)
+    nb.save(out, str(out_file))
+    return warnings
+
+
+class _ConformInputSpec(BaseInterfaceInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="input NIfTI image")
+    ndim = traits.Enum(3, 4, mandatory=True, desc="required dimensionality")
+    kind = traits.Str("image", usedefault=True, desc="name of the image kind in messages (T1w, BOLD)")
+    display_name = traits.Str(desc="file name used in messages (relative to bids_dir)")
+
+
+class _ConformOutputSpec(TraitedSpec):
+    out_file = File(exists=True, desc="float32 RAS+ image, finite")
+    warnings = traits.List(traits.Str, desc="problems found and fixed")
+
+
+class ConformImage(SimpleInterface):
+    """nipype wrapper of :func:`conform_image`."""
+
+    input_spec = _ConformInputSpec
+    output_spec = _ConformOutputSpec
+
+    def _run_interface(self, runtime):
+        in_file = Path(self.inputs.in_file)
+        out_file = Path(runtime.cwd) / in_file.name.replace(".nii.gz", "").replace(".nii", "")
+        out_file = out_file.with_name(out_file.name + "_ras.nii.gz")
+        self._results["warnings"] = conform_image(
+            in_file, out_file, self.inputs.ndim, self.inputs.kind, self.inputs.display_name or in_file.name
+        )
+        self._results["out_file"] = str(out_file)
+        return runtime

@@ -1,0 +1,1 @@
+"""Group level: cohort, splits, streaming, models, training and evaluation (TensorFlow/Keras)."""

@@ -1,0 +1,91 @@
+"""The cohort table: which participants the group level uses, from the derivatives and participants.tsv."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bidsad import messages
+from bidsad.bids import CLASS_NAMES, InputError, read_participants_tsv
+
+#: Sidecar fields that must agree between participants for their tensors to be used together.
+COMPARED_PARAMETERS = ("preset", "shape", "dtype", "voxel_size_mm", "field_of_view_mm", "frames",
+                       "Normalisation", "Interpolation")
+COHORT_COLUMNS = ["participant_id", "diagnosis", "label", "mri", "bold", "included", "reason"]
+
+
+def _features(out_dir: Path, label: str, preset: str, suffix: str) -> Path | None:
+    """First (sorted) tensor of ``suffix`` for a participant and preset, or ``None``."""
+    found = sorted((out_dir / f"sub-{label}").rglob(f"features/*_res-{preset}_desc-model_{suffix}.npy"))
+    return found[0] if found else None
+
+
+def _sidecar(tensor: Path) -> dict:
+    return json.loads(tensor.with_suffix(".json").read_text())
+
+
+def _mismatch(meta: dict, reference: dict) -> list[str]:
+    return [key for key in COMPARED_PARAMETERS if meta.get(key) != reference.get(key)]
+
+
+def build_cohort(out_dir: Path, bids_dir: Path, preset: str):
+    """Join the participant-level features of ``preset`` with participants.tsv.
+
+    Returns a DataFrame with :data:`COHORT_COLUMNS`: ``mri``/``bold`` are tensor paths relative to
+    ``out_dir`` (empty when absent); ``included`` is False with a ``reason`` for every participant
+    that cannot be used (no diagnosis, no MRI features, tensors made with other parameters). A BOLD
+    tensor whose parameters differ from the majority is dropped (MRI kept) and the reason recorded.
+
+    Raises
+    ------
+    InputError
+        No feature of the preset exists in ``out_dir``, or participants.tsv is unusable.
+    """
+    import pandas as pd
+
+    out_dir, bids_dir = Path(out_dir), Path(bids_dir)
+    table = read_participants_tsv(bids_dir)
+    labels = sorted({p.name.removeprefix("sub-") for p in out_dir.glob("sub-*") if p.is_dir()} | set(table.index))
+    rows = []
+    for label in labels:
+        mri, bold = _features(out_dir, label, preset, "T1w"), _features(out_dir, label, preset, "bold")
+        row = {"participant_id": f"sub-{label}", "diagnosis": "", "label": pd.NA,
+               "mri": str(mri.relative_to(out_dir)) if mri else "",
+               "bold": str(bold.relative_to(out_dir)) if bold else "", "included": True, "reason": ""}
+        if label not in table.index:
+            row.update(included=False, reason=messages.EXCLUDED_NOT_IN_TSV)
+        else:
+            row["diagnosis"] = table.loc[label, "diagnosis"]
+            if pd.isna(table.loc[label, "label"]):
+                row.update(included=False, reason=table.loc[label, "reason"])
+            else:
+                row["label"] = int(table.loc[label, "label"])
+        if row["included"] and mri is None:
+            row.update(included=False, reason=messages.EXCLUDED_NO_T1W_FEATURES)
+        rows.append(row)
+    cohort = pd.DataFrame(rows, columns=COHORT_COLUMNS)
+    cohort["label"] = cohort["label"].astype("Int64")
+    if not (cohort["mri"] != "").any():
+        raise InputError(messages.NO_FEATURES.format(preset=preset, out=out_dir, bids=bids_dir))
+
+    for column in ("mri", "bold"):
+        metas = {i: _sidecar(out_dir / cohort.at[i, column]) for i in cohort.index
+                 if cohort.at[i, "included"] and cohort.at[i, column]}
+        if not metas:
+            continue
+        hashes = pd.Series({i: m.get("ParametersHash") for i, m in metas.items()})
+        reference = metas[hashes[hashes == hashes.mode().iloc[0]].index[0]]
+        for i, meta in metas.items():
+            differing = _mismatch(meta, reference)
+            if differing:
+                reason = messages.EXCLUDED_MISMATCH.format(what=f"{column}: {', '.join(differing)}")
+                if column == "mri":
+                    cohort.loc[i, ["included", "reason"]] = [False, reason]
+                else:
+                    cohort.loc[i, ["bold", "reason"]] = ["", reason]
+    return cohort
+
+
+def class_name(code: int) -> str:
+    """Class name of a label code (0 CN, 1 MCI, 2 AD)."""
+    return CLASS_NAMES[int(code)]

@@ -1,0 +1,45 @@
+"""Streaming of model tensors from disk with tf.data (memory does not grow with the cohort)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def tensor_shapes(out_dir: Path, row, modalities) -> dict:
+    """Model input shapes (with the channel axis) of one cohort row: ``{"mri": (x, y, z, 1), "bold": (T, x, y, z, 1)}``."""
+    import numpy as np
+
+    return {m: (*np.load(Path(out_dir) / row[m], mmap_mode="r").shape, 1) for m in modalities}
+
+
+def make_dataset(out_dir: Path, rows, modalities, *, batch_size: int, shuffle: bool, seed: int, with_labels: bool = True):
+    """A ``tf.data.Dataset`` of ``({modality: float32 tensor}, label)`` batches.
+
+    ``rows`` is a cohort DataFrame (columns ``mri``, ``bold`` relative to ``out_dir``, ``label``).
+    Tensors are memory-mapped and read one participant at a time, so at most a few batches are
+    in memory (prefetch); the channel axis is added on the fly. Shuffling is seeded.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    out_dir = Path(out_dir)
+    paths = {m: [str(out_dir / p) for p in rows[m]] for m in modalities}
+    labels = [int(v) for v in rows["label"]] if with_labels else [0] * len(rows)
+    shapes = tensor_shapes(out_dir, rows.iloc[0], modalities)
+
+    def generate():
+        for index in range(len(labels)):
+            sample = {m: np.load(paths[m][index], mmap_mode="r")[..., None].astype(np.float32) for m in modalities}
+            yield sample, np.int32(labels[index])
+
+    signature = (
+        {m: tf.TensorSpec(shapes[m], tf.float32) for m in modalities},
+        tf.TensorSpec((), tf.int32),
+    )
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(labels)))
+    if shuffle:
+        dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    if not with_labels:
+        dataset = dataset.map(lambda x, y: x)
+    return dataset.batch(batch_size).prefetch(2)

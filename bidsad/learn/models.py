@@ -1,0 +1,163 @@
+"""Model registry: the architectures of Kujur & Monfared (2026), arXiv:2603.13367.
+
+Every builder is ``build_<name>(input_shapes, n_classes=3, *, dropout=0.1) -> keras.Model``, where
+``input_shapes`` maps ``"mri"`` to ``(x, y, z, 1)`` and/or ``"bold"`` to ``(frames, x, y, z, 1)``
+(float32 tensors, RAS axis order). The models output class probabilities (softmax) over
+CN = 0, MCI = 1, AD = 2.
+
+Reading of the paper's unstated details (see ``../shared/reference/method.md``): the MRI branch is
+Conv3D(32, 3x3x3, stride 2, 'same') + ReLU (half size), MaxPool3D(2) (quarter), Conv3D(32, 3x3x3,
+'same') + ReLU, MaxPool3D(2), Flatten, Dense(128) + ReLU. At 128x128x176 the flatten holds
+16x16x22x32 = 180,224 features (23.1 M weights in the Dense layer). The fMRI branch applies the same
+two-stage CNN to every frame (TimeDistributed) and feeds the flattened frame features to three
+stacked recurrent layers of 32 units. Fusion: concatenate (128 + 32) -> Dense(64) + ReLU ->
+Dropout(0.1) -> Dense(n_classes) softmax. Keras is imported lazily so that the command line stays fast.
+"""
+
+from __future__ import annotations
+
+#: Registry names, with the input modalities each model needs.
+MODALITIES: dict[str, tuple[str, ...]] = {
+    "3dcnn-lstm": ("mri", "bold"),
+    "3dcnn-gru": ("mri", "bold"),
+    "3dlstm": ("bold",),
+    "3dgru": ("bold",),
+    "3dcnn": ("mri",),
+    "2dcnn": ("mri",),
+}
+MODEL_NAMES: tuple[str, ...] = tuple(MODALITIES)
+
+
+def _mri_branch(inputs):
+    """MRI branch: (x, y, z, 1) -> 128 features."""
+    from keras import layers
+
+    h = layers.Conv3D(32, 3, strides=2, padding="same", activation="relu", name="mri_conv1")(inputs)
+    h = layers.MaxPooling3D(2, name="mri_pool1")(h)
+    h = layers.Conv3D(32, 3, padding="same", activation="relu", name="mri_conv2")(h)
+    h = layers.MaxPooling3D(2, name="mri_pool2")(h)
+    h = layers.Flatten(name="mri_flatten")(h)
+    return layers.Dense(128, activation="relu", name="mri_dense")(h)
+
+
+def _frame_cnn(frame_shape):
+    """Per-frame 3D CNN of the fMRI branch: (x, y, z, 1) -> flattened features."""
+    import keras
+    from keras import layers
+
+    frame = keras.Input(frame_shape, name="frame")
+    h = layers.Conv3D(32, 3, strides=2, padding="same", activation="relu", name="frame_conv1")(frame)
+    h = layers.MaxPooling3D(2, name="frame_pool1")(h)
+    h = layers.Conv3D(32, 3, padding="same", activation="relu", name="frame_conv2")(h)
+    h = layers.MaxPooling3D(2, name="frame_pool2")(h)
+    h = layers.Flatten(name="frame_flatten")(h)
+    return keras.Model(frame, h, name="frame_cnn")
+
+
+def _bold_branch(inputs, cell: str):
+    """fMRI branch: (frames, x, y, z, 1) -> 32 features (three stacked LSTM or GRU layers of 32)."""
+    from keras import layers
+
+    recurrent = {"lstm": layers.LSTM, "gru": layers.GRU}[cell]
+    h = layers.TimeDistributed(_frame_cnn(tuple(inputs.shape[2:])), name="bold_frames")(inputs)
+    h = recurrent(32, return_sequences=True, name=f"bold_{cell}1")(h)
+    h = recurrent(32, return_sequences=True, name=f"bold_{cell}2")(h)
+    return recurrent(32, name=f"bold_{cell}3")(h)
+
+
+def _head(features, n_classes: int, dropout: float):
+    from keras import layers
+
+    h = layers.Dense(64, activation="relu", name="fusion_dense")(features)
+    h = layers.Dropout(dropout, name="fusion_dropout")(h)
+    return layers.Dense(n_classes, activation="softmax", name="probabilities")(h)
+
+
+def _fusion(input_shapes, n_classes, dropout, cell, name):
+    import keras
+    from keras import layers
+
+    mri = keras.Input(tuple(input_shapes["mri"]), name="mri")
+    bold = keras.Input(tuple(input_shapes["bold"]), name="bold")
+    fused = layers.Concatenate(name="fusion")([_mri_branch(mri), _bold_branch(bold, cell)])
+    return keras.Model({"mri": mri, "bold": bold}, _head(fused, n_classes, dropout), name=name)
+
+
+def _bold_only(input_shapes, n_classes, dropout, cell, name):
+    import keras
+
+    bold = keras.Input(tuple(input_shapes["bold"]), name="bold")
+    return keras.Model({"bold": bold}, _head(_bold_branch(bold, cell), n_classes, dropout), name=name)
+
+
+def build_3dcnn_lstm(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1):
+    """3DCNN-LSTM: MRI 3D-CNN branch fused with the time-distributed CNN + 3 x LSTM(32) fMRI branch."""
+    return _fusion(input_shapes, n_classes, dropout, "lstm", "3dcnn_lstm")
+
+
+def build_3dcnn_gru(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1):
+    """3DCNN-GRU: as :func:`build_3dcnn_lstm` with GRU layers."""
+    return _fusion(input_shapes, n_classes, dropout, "gru", "3dcnn_gru")
+
+
+def build_3dlstm(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1):
+    """3DLSTM: the fMRI branch alone (time-distributed 3D CNN + 3 x LSTM(32))."""
+    return _bold_only(input_shapes, n_classes, dropout, "lstm", "3dlstm")
+
+
+def build_3dgru(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1):
+    """3DGRU: the fMRI branch alone with GRU layers."""
+    return _bold_only(input_shapes, n_classes, dropout, "gru", "3dgru")
+
+
+def build_3dcnn(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1):
+    """3DCNN: the MRI branch alone, with the fusion head (Dense 64, Dropout, softmax)."""
+    import keras
+
+    mri = keras.Input(tuple(input_shapes["mri"]), name="mri")
+    return keras.Model({"mri": mri}, _head(_mri_branch(mri), n_classes, dropout), name="3dcnn")
+
+
+def build_2dcnn(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1):
+    """2DCNN: a simple 2D CNN on the central axial slice of the MRI volume.
+
+    Input ``mri`` (x, y, z, 1); the slice ``z // 2`` is taken inside the model, so the same streamed
+    tensors serve every model. Conv2D(32) + MaxPool, Conv2D(64) + MaxPool, Flatten, Dense(128), head.
+    """
+    import keras
+    from keras import layers
+
+    shape = tuple(input_shapes["mri"])
+    mri = keras.Input(shape, name="mri")
+    z = shape[2] // 2
+    h = layers.Lambda(lambda v: v[:, :, :, z, :], name="axial_slice")(mri)
+    h = layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1")(h)
+    h = layers.MaxPooling2D(2, name="pool1")(h)
+    h = layers.Conv2D(64, 3, padding="same", activation="relu", name="conv2")(h)
+    h = layers.MaxPooling2D(2, name="pool2")(h)
+    h = layers.Flatten(name="flatten")(h)
+    h = layers.Dense(128, activation="relu", name="dense")(h)
+    return keras.Model({"mri": mri}, _head(h, n_classes, dropout), name="2dcnn")
+
+
+BUILDERS = {
+    "3dcnn-lstm": build_3dcnn_lstm,
+    "3dcnn-gru": build_3dcnn_gru,
+    "3dlstm": build_3dlstm,
+    "3dgru": build_3dgru,
+    "3dcnn": build_3dcnn,
+    "2dcnn": build_2dcnn,
+}
+
+
+def build_model(name: str, input_shapes: dict, n_classes: int = 3, **hyper):
+    """Build a registered model by name.
+
+    Raises
+    ------
+    KeyError
+        ``name`` is not in :data:`MODEL_NAMES`.
+    """
+    if name not in BUILDERS:
+        raise KeyError(f"unknown model '{name}'; choose from {', '.join(MODEL_NAMES)}")
+    return BUILDERS[name]({k: input_shapes[k] for k in MODALITIES[name]}, n_classes, **hyper)

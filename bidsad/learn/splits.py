@@ -1,0 +1,75 @@
+"""Participant-level cross-validation splits and the leakage check."""
+
+from __future__ import annotations
+
+import logging
+
+from bidsad import messages
+
+LOGGER = logging.getLogger("bidsad")
+
+
+class LeakageError(RuntimeError):
+    """A participant is in both the training and the evaluation set of a fold."""
+
+
+def make_splits(participants: list[str], labels: list[int], folds: int, seed: int):
+    """Stratified k-fold over participants (scikit-learn), seeded.
+
+    One row per participant and fold: every participant is ``test`` in exactly one fold and
+    ``train`` in the others. ``folds`` is reduced (with a warning) to the size of the smallest class;
+    when that class has a single participant, unstratified folds are used, with a warning.
+
+    Returns ``(splits, warnings)``; ``splits`` is a DataFrame ``fold`` (1-based), ``participant_id``,
+    ``role``.
+
+    Raises
+    ------
+    ValueError
+        Fewer than two participants, or a single class.
+    """
+    import numpy as np
+    import pandas as pd
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    from bidsad.learn.cohort import class_name
+
+    labels = np.asarray(labels, dtype=int)
+    if len(participants) < 2:
+        raise ValueError(messages.TOO_FEW.format(n=len(participants), need=2))
+    counts = np.bincount(labels)
+    present = counts[counts > 0]
+    if len(present) < 2:
+        raise ValueError(messages.ONE_CLASS.format(label=class_name(labels[0])))
+    warnings = []
+    smallest = int(present.min())
+    if smallest >= 2:
+        used = min(folds, smallest)
+        if used < folds:
+            warnings.append(messages.FOLDS_REDUCED.format(requested=folds, smallest=smallest, used=used))
+        splitter = StratifiedKFold(n_splits=used, shuffle=True, random_state=seed)
+    else:
+        used = min(max(folds, 2), len(participants))
+        warnings.append(messages.FOLDS_UNSTRATIFIED.format(used=used))
+        splitter = KFold(n_splits=used, shuffle=True, random_state=seed)
+    if used < 2:
+        raise ValueError(messages.TOO_FEW.format(n=len(participants), need=2))
+    rows = []
+    for fold, (train, test) in enumerate(splitter.split(np.zeros(len(labels)), labels), start=1):
+        rows += [(fold, participants[i], "train") for i in train]
+        rows += [(fold, participants[i], "test") for i in test]
+    splits = pd.DataFrame(rows, columns=["fold", "participant_id", "role"])
+    return splits.sort_values(["fold", "role", "participant_id"], ignore_index=True), warnings
+
+
+def check_no_leakage(train_ids, test_ids, fold) -> None:
+    """Refuse a fold whose evaluation participants also appear in training.
+
+    Raises
+    ------
+    LeakageError
+        Naming the overlapping participants and the fold.
+    """
+    overlap = sorted(set(train_ids) & set(test_ids))
+    if overlap:
+        raise LeakageError(messages.LEAKAGE.format(labels=", ".join(overlap), fold=fold))

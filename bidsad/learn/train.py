@@ -1,0 +1,177 @@
+"""Group level: cohort -> participant-level folds -> train per fold -> predictions -> metrics -> report."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from bidsad import __version__, messages
+from bidsad.bids import CLASS_NAMES
+
+LOGGER = logging.getLogger("bidsad")
+
+
+def software_versions() -> dict:
+    """Versions of bidsad and the libraries that shape its numbers."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"bidsad": __version__}
+    for package in ("tensorflow", "tensorflow-cpu", "keras", "numpy", "scikit-learn", "nibabel", "nilearn",
+                    "nipype", "pybids", "pandas"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return versions
+
+
+def fold_seed(seed: int, model: str, fold: int) -> int:
+    """Seed of one model and fold, derived from the master seed (stable across runs and platforms)."""
+    import zlib
+
+    return (seed * 1_000_003 + zlib.crc32(model.encode()) + fold) % 2**31
+
+
+def train_fold(config, out_dir: Path, model_name: str, fold: int, train_rows, test_rows, model_dir: Path):
+    """Train one model on one fold's training participants and predict its test participants.
+
+    Writes ``model.keras``, ``history.tsv`` (loss and accuracy per epoch) and ``predictions.tsv``
+    into ``model_dir``; returns the predictions DataFrame.
+    """
+    import keras
+    import pandas as pd
+
+    from bidsad.learn.data import make_dataset, tensor_shapes
+    from bidsad.learn.models import MODALITIES, build_model
+    from bidsad.utils import atomic_write_text
+
+    learning = config.learning
+    seed = fold_seed(config.seeds.random_seed, model_name, fold)
+    keras.utils.set_random_seed(seed)
+    modalities = MODALITIES[model_name]
+    shapes = tensor_shapes(out_dir, train_rows.iloc[0], modalities)
+    model = build_model(model_name, shapes, len(CLASS_NAMES), dropout=learning.dropout)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning.learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    train_ds = make_dataset(out_dir, train_rows, modalities, batch_size=learning.batch_size, shuffle=True, seed=seed)
+    history = model.fit(train_ds, epochs=learning.epochs, shuffle=False, verbose=0)  # shuffled by tf.data
+    test_ds = make_dataset(out_dir, test_rows, modalities, batch_size=learning.batch_size, shuffle=False,
+                           seed=seed, with_labels=False)
+    proba = model.predict(test_ds, verbose=0)
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    tmp_model = model_dir / ".model.keras.tmp.keras"
+    model.save(tmp_model)
+    os.replace(tmp_model, model_dir / "model.keras")
+    hist = pd.DataFrame(history.history)
+    hist.insert(0, "epoch", range(1, len(hist) + 1))
+    atomic_write_text(model_dir / "history.tsv", hist.to_csv(sep="\t", index=False))
+    predictions = pd.DataFrame({
+        "participant_id": test_rows["participant_id"].to_list(),
+        "fold": fold,
+        "diagnosis": test_rows["diagnosis"].to_list(),
+        "label": test_rows["label"].astype(int).to_list(),
+        "predicted_label": proba.argmax(axis=1),
+    })
+    predictions["predicted_diagnosis"] = [CLASS_NAMES[c] for c in predictions["predicted_label"]]
+    for code, name in enumerate(CLASS_NAMES):
+        predictions[f"probability_{name}"] = proba[:, code].round(6)
+    atomic_write_text(model_dir / "predictions.tsv", predictions.to_csv(sep="\t", index=False))
+    return predictions
+
+
+def run_group_level(config) -> int:
+    """Run the group level; return the exit status (1 when a model failed, else 0)."""
+
+    import pandas as pd
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    from bidsad.config import seed_everything
+    from bidsad.learn.cohort import build_cohort
+    from bidsad.learn.evaluate import classification_metrics, metrics_rows
+    from bidsad.learn.models import MODALITIES
+    from bidsad.learn.splits import check_no_leakage, make_splits
+    from bidsad.reports.group import write_group_report
+    from bidsad.utils import atomic_write_json, atomic_write_text
+
+    ex, learning = config.execution, config.learning
+    out_dir, bids_dir = Path(ex.out_dir), Path(ex.bids_dir)
+    group_dir = out_dir / "group"
+    seed_everything(config.seeds.random_seed)
+    tf.config.experimental.enable_op_determinism()
+    if not ex.verbose:
+        tf.get_logger().setLevel("ERROR")
+    keras.utils.set_random_seed(config.seeds.random_seed)
+
+    cohort = build_cohort(out_dir, bids_dir, config.features.preset)
+    atomic_write_text(group_dir / "cohort.tsv", cohort.to_csv(sep="\t", index=False, na_rep="n/a"))
+    included = cohort[cohort["included"]].reset_index(drop=True)
+    warnings = []
+    try:
+        splits, split_warnings = make_splits(included["participant_id"].to_list(), included["label"].astype(int).to_list(),
+                                             learning.folds, config.seeds.random_seed)
+    except ValueError as err:
+        from bidsad.bids import InputError
+
+        raise InputError(str(err)) from err
+    warnings += split_warnings
+    atomic_write_text(group_dir / "splits.tsv", splits.to_csv(sep="\t", index=False))
+    if len(included) < 30:
+        warnings.append(messages.SMALL_N.format(n=len(included)))
+
+    status, metric_rows, results = 0, [], {}
+    for model_name in dict.fromkeys(learning.models):
+        modalities = MODALITIES[model_name]
+        usable = included[(included[list(modalities)] != "").all(axis=1)]
+        if usable.empty or usable["label"].nunique() < 2:
+            warnings.append(messages.MODEL_SKIPPED.format(model=model_name, why=f"fewer than two classes with {' + '.join(modalities)} features"))
+            continue
+        fold_predictions = []
+        for fold, members in splits.groupby("fold"):
+            train_ids = members.loc[members["role"] == "train", "participant_id"]
+            test_ids = members.loc[members["role"] == "test", "participant_id"]
+            check_no_leakage(train_ids, test_ids, fold)
+            train_rows = usable[usable["participant_id"].isin(train_ids)]
+            test_rows = usable[usable["participant_id"].isin(test_ids)]
+            if train_rows.empty or test_rows.empty:
+                warnings.append(messages.FOLD_SKIPPED.format(model=model_name, fold=fold, why="no training or no test participant with the needed features"))
+                continue
+            LOGGER.info("model %s, fold %d: training on %d, testing on %d participants", model_name, fold, len(train_rows), len(test_rows))
+            try:
+                predictions = train_fold(config, out_dir, model_name, int(fold), train_rows, test_rows,
+                                         group_dir / f"model-{model_name}" / f"fold-{fold}")
+            except Exception as err:  # one model's failure must not lose the others
+                LOGGER.exception("model %s, fold %d failed", model_name, fold)
+                warnings.append(f"model {model_name}, fold {fold} failed: {err}")
+                status = 1
+                continue
+            fold_predictions.append(predictions)
+            fold_metrics = classification_metrics(predictions["label"], predictions[[f"probability_{c}" for c in CLASS_NAMES]])
+            metric_rows += metrics_rows(model_name, str(fold), fold_metrics)
+            results.setdefault(model_name, {"folds": {}})["folds"][str(fold)] = fold_metrics
+        if not fold_predictions:
+            continue
+        pooled = pd.concat(fold_predictions, ignore_index=True)
+        atomic_write_text(group_dir / f"model-{model_name}" / "predictions.tsv", pooled.to_csv(sep="\t", index=False))
+        pooled_metrics = classification_metrics(pooled["label"], pooled[[f"probability_{c}" for c in CLASS_NAMES]])
+        metric_rows += metrics_rows(model_name, "pooled", pooled_metrics)
+        results[model_name]["pooled"] = pooled_metrics
+        results[model_name]["n_participants"] = int(len(pooled))
+
+    metrics = pd.DataFrame(metric_rows, columns=["model", "fold", "metric", "value"])
+    atomic_write_text(group_dir / "metrics.tsv", metrics.to_csv(sep="\t", index=False))
+    atomic_write_json(group_dir / "metrics.json", {
+        "models": results, "preset": config.features.preset, "folds": int(splits["fold"].max()),
+        "random_seed": config.seeds.random_seed, "epochs": learning.epochs, "learning_rate": learning.learning_rate,
+        "batch_size": learning.batch_size, "split_protocol": "participant-level stratified k-fold",
+        "versions": software_versions(), "warnings": warnings,
+    })
+    for warning in warnings:
+        LOGGER.warning(warning)
+    report = write_group_report(config, cohort, splits, results, warnings)
+    LOGGER.info(messages.GROUP_DONE.format(report=report))
+    return status

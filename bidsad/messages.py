@@ -1,0 +1,87 @@
+"""Every user-facing message of bidsad, in one place.
+
+Messages about inputs name the file (relative to the BIDS root) or the argument, say what is
+wrong and what to do. Format them with ``str.format`` keyword arguments.
+"""
+
+# --- command line --------------------------------------------------------------------------------
+PATH_MISSING = "{arg}: path does not exist: {path}"
+PATH_NOT_DIR = "{arg}: not a directory: {path}"
+NOT_BIDS = (
+    "bids_dir: {path} has no dataset_description.json, so it is not a BIDS dataset root. "
+    "Point bids_dir at the folder that holds dataset_description.json and the sub-* folders."
+)
+OUT_IS_BIDS = (
+    "out_dir: {out} is the same as bids_dir or inside it; bidsad never writes into the input "
+    "dataset. Choose an output folder outside {bids}."
+)
+WORK_IN_BIDS = (
+    "-w/--work-dir: {work} is inside bids_dir ({bids}); bidsad never writes into the input dataset. "
+    "Pass -w with a folder outside it."
+)
+MEM_BAD = "--mem: cannot read '{value}' as an amount of memory; give GB as a number or with a unit, e.g. 8, 8G, 8000M."
+POSITIVE = "{arg}: must be a positive integer, got '{value}'."
+NONNEGATIVE = "{arg}: must be zero or a positive integer, got '{value}'."
+LABEL_EMPTY = "--participant-label: '{value}' is empty after removing the 'sub-' prefix."
+LABELS_MISSING = (
+    "--participant-label: no data for {labels} in {bids}. Participants found: {found}."
+)
+NO_PARTICIPANTS = "bids_dir: no sub-* folders with a T1w image in {bids}."
+FILTER_BAD = "--bids-filter-file: {path}: {why}. Expected JSON such as {{\"t1w\": {{\"session\": \"01\"}}, \"bold\": {{\"run\": 1}}}}."
+CONFIG_BAD = "--config-file: {why}"
+VALIDATION_FAILED = (
+    "bids_dir: pybids could not index {bids}: {why}. Fix the dataset, or pass --skip-bids-validation "
+    "to index files whose names are not valid BIDS."
+)
+
+# --- participant level ----------------------------------------------------------------------------
+T1W_MISSING = "sub-{label}: no T1w image found; this participant is skipped. Add anat/sub-{label}_T1w.nii[.gz]."
+T1W_SEVERAL = "sub-{label}: {n} T1w images found; using {used} (select others with --bids-filter-file)."
+BOLD_MISSING = "sub-{label}: no task-rest BOLD run; MRI features only."
+IMAGE_UNREADABLE = "{file}: cannot be read as NIfTI ({why}). Replace or remove the file."
+IMAGE_NDIM = "{file}: a {kind} image must be {expected}-D, this one has shape {shape}."
+IMAGE_ALL_NONFINITE = "{file}: no finite voxel values; the image is unusable."
+IMAGE_NONFINITE = "{file}: {count} non-finite voxel values (NaN/Inf) were set to 0."
+TR_MISSING = (
+    "{file}: RepetitionTime is missing from the JSON sidecar (and its inherited sidecars). "
+    "Add \"RepetitionTime\" in seconds to {sidecar}."
+)
+TR_BAD = "{file}: RepetitionTime {tr!r} in the JSON sidecar is not a positive number of seconds."
+TR_MS = "{file}: RepetitionTime {tr} looks like milliseconds; BIDS requires seconds. Fix the sidecar."
+FRAMES_CROPPED = "{file}: {n} volumes; the first {frames} are used by preset '{preset}'."
+FRAMES_PADDED = "{file}: {n} volumes; padded with {pad} empty frames to {frames} (frame_mask marks them)."
+PARTICIPANT_FAILED = "sub-{label}: failed: {why}"
+PARTICIPANTS_FAILED = "{n} of {total} participants failed: {labels}. See their reports and {log}."
+PARTICIPANT_DONE = "Participant level finished: {n} participant(s), outputs in {out}."
+
+# --- group level -----------------------------------------------------------------------------------
+NO_PARTICIPANTS_TSV = (
+    "participants.tsv not found in {bids}; the group level needs it with a 'diagnosis' column (CN, MCI, AD)."
+)
+NO_DIAGNOSIS_COLUMN = "{file}: no 'diagnosis' column (columns: {columns}). Add one with CN, MCI or AD per participant."
+NO_FEATURES = (
+    "out_dir: no model features for preset '{preset}' in {out}. Run the participant level first "
+    "(bidsad {bids} {out} participant --preset {preset})."
+)
+EXCLUDED_NO_DIAGNOSIS = "no diagnosis in participants.tsv"
+EXCLUDED_BAD_DIAGNOSIS = "diagnosis '{value}' is not one of CN, MCI, AD (or a known synonym)"
+EXCLUDED_NOT_IN_TSV = "not listed in participants.tsv"
+EXCLUDED_NO_T1W_FEATURES = "no MRI features (participant level failed or not run)"
+EXCLUDED_MISMATCH = "features made with different parameters ({what}); rerun its participant level"
+TOO_FEW = "Group level: {n} usable participant(s); at least {need} are needed for cross-validation."
+ONE_CLASS = "Group level: every usable participant has diagnosis {label}; classification needs at least two classes."
+FOLDS_REDUCED = (
+    "--folds {requested}: the smallest class has {smallest} participant(s); using {used} folds."
+)
+FOLDS_UNSTRATIFIED = (
+    "The smallest class has 1 participant: folds cannot be stratified; using {used} unstratified folds "
+    "(some test participants have no class-mate in training)."
+)
+MODEL_SKIPPED = "model {model}: {why}; skipped."
+FOLD_SKIPPED = "model {model}, fold {fold}: {why}; skipped."
+LEAKAGE = "Leakage check failed: participant(s) {labels} are in both training and evaluation of fold {fold}."
+SMALL_N = (
+    "Only {n} participants: every metric here has a very wide uncertainty. With placeholder or small "
+    "cohorts, do not interpret these numbers clinically."
+)
+GROUP_DONE = "Group level finished: report at {report}."

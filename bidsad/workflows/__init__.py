@@ -1,0 +1,1 @@
+"""nipype workflows of the participant level."""

@@ -1,0 +1,81 @@
+"""Input bookkeeping: metadata, participants.tsv, derivative names, participant collection."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bidsad.bids import collect_participants, derivative_path, read_participants_tsv, repetition_time, write_dataset_description
+
+
+@pytest.mark.parametrize(("value", "tr"), [(2.0, 2.0), ("2.52", 2.52), (0.8, 0.8)])
+def test_repetition_time_accepts_seconds(value, tr):
+    assert repetition_time({"RepetitionTime": value}, Path("/b/sub-01/func/x_bold.nii.gz"), Path("/b")) == tr
+
+
+@pytest.mark.parametrize(("meta", "words"), [({}, "missing"), ({"RepetitionTime": 2000}, "milliseconds"),
+                                              ({"RepetitionTime": -1}, "not a positive"),
+                                              ({"RepetitionTime": "fast"}, "not a positive")])
+def test_repetition_time_errors_name_the_file(meta, words):
+    with pytest.raises(ValueError, match=words) as exc:
+        repetition_time(meta, Path("/b/sub-01/func/sub-01_task-rest_bold.nii.gz"), Path("/b"))
+    assert "sub-01/func/sub-01_task-rest_bold.nii.gz" in str(exc.value)
+
+
+def test_participants_tsv_diagnosis_mapping(tmp_path):
+    (tmp_path / "participants.tsv").write_text(
+        "participant_id\tdiagnosis\nsub-01\tCN\nsub-02\t mci \nsub-03\tAlzheimer's disease\n"
+        "sub-04\tn/a\nsub-05\tPD\n06\tHC\n"
+    )
+    table = read_participants_tsv(tmp_path)
+    assert [int(table.loc[k, "label"]) for k in ["01", "02", "03", "06"]] == [0, 1, 2, 0]
+    assert table["label"].isna().to_dict() == {"01": False, "02": False, "03": False, "04": True, "05": True, "06": False}
+    assert "no diagnosis" in table.loc["04", "reason"]
+    assert "'PD'" in table.loc["05", "reason"]
+
+
+def test_participants_tsv_missing_column(tmp_path):
+    (tmp_path / "participants.tsv").write_text("participant_id\tage\nsub-01\t30\n")
+    with pytest.raises(ValueError, match="diagnosis"):
+        read_participants_tsv(tmp_path)
+
+
+def test_derivative_path_keeps_entities(tmp_path):
+    src = Path("/bids/sub-01/ses-a/func/sub-01_ses-a_task-rest_run-2_bold.nii.gz")
+    path = derivative_path(tmp_path, src, datatype="features", suffix="bold", extension=".npy", res="small", desc="model")
+    assert path == tmp_path / "sub-01/ses-a/features/sub-01_ses-a_task-rest_run-2_res-small_desc-model_bold.npy"
+
+
+def test_collect_demo(demo_dir):
+    parts = {p.label: p for p in collect_participants(demo_dir)}
+    assert sorted(parts) == ["01", "02", "03", "04", "05", "06"]
+    assert [len(parts[k].bold) for k in sorted(parts)] == [1, 1, 1, 0, 0, 0]
+    assert parts["01"].bold[0].repetition_time == 2.52 and parts["02"].bold[0].n_volumes == 78
+    assert any("MRI features only" in w for w in parts["04"].warnings)
+    assert not any(p.errors for p in parts.values())
+
+
+def test_collect_reports_broken_t1w_and_unknown_label(demo_dir, tmp_path):
+    bids = tmp_path / "bids"
+    shutil.copytree(demo_dir, bids, ignore=shutil.ignore_patterns("sub-0[3-6]"))
+    t1w = bids / "sub-02/anat/sub-02_T1w.nii.gz"
+    t1w.chmod(0o644)
+    t1w.write_bytes(b"not a nifti")
+    parts = {p.label: p for p in collect_participants(bids)}
+    assert parts["02"].t1w is None and "sub-02/anat/sub-02_T1w.nii.gz" in parts["02"].errors[0]
+    assert parts["01"].t1w is not None and not parts["01"].errors
+    with pytest.raises(ValueError, match="sub-09"):
+        collect_participants(bids, labels=["09"])
+
+
+def test_dataset_description(tmp_path):
+    import json
+
+    from bidsad import __version__
+
+    path = write_dataset_description(tmp_path / "out")
+    desc = json.loads(path.read_text())
+    assert desc["DatasetType"] == "derivative" and desc["GeneratedBy"][0]["Version"] == __version__
+    assert write_dataset_description(tmp_path / "out") == path

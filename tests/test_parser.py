@@ -1,0 +1,125 @@
+"""Command line: arguments, validators and exit codes (no workflow is run)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bidsad import __version__
+from bidsad.cli.parser import _participant_label, _to_gb, parse_args
+from bidsad.config import Config
+
+from .conftest import run_bidsad
+
+
+def _usage_error(capsys, argv) -> str:
+    with pytest.raises(SystemExit) as exc:
+        parse_args(argv)
+    assert exc.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_version_prints_version():
+    proc = run_bidsad("--version", check_rc=0)
+    assert proc.stdout.strip() == f"bidsad {__version__}"
+
+
+def test_nonexistent_bids_dir_exits_2_naming_it(tmp_path):
+    proc = run_bidsad("/nonexistent", tmp_path / "out", "participant", check_rc=2)
+    assert "bids_dir" in proc.stderr and "/nonexistent" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_not_a_bids_root(capsys, tmp_path):
+    err = _usage_error(capsys, [str(tmp_path), str(tmp_path / "out"), "participant"])
+    assert "dataset_description.json" in err
+
+
+@pytest.mark.parametrize("out", [".", "derivatives/bidsad", "sub-01"])
+def test_out_dir_inside_bids_dir_refused(capsys, demo_dir, out):
+    err = _usage_error(capsys, [str(demo_dir), str(demo_dir / out), "participant"])
+    assert "out_dir" in err and "never writes into the input dataset" in err
+
+
+def test_work_dir_inside_bids_dir_refused(capsys, demo_dir, tmp_path):
+    err = _usage_error(capsys, [str(demo_dir), str(tmp_path / "out"), "participant", "-w", str(demo_dir / "work")])
+    assert "--work-dir" in err
+
+
+def test_sibling_with_common_prefix_is_not_inside(demo_dir, tmp_path):
+    sibling = demo_dir.parent / (demo_dir.name + "-derivatives")
+    config = parse_args([str(demo_dir), str(sibling), "participant", "-w", str(tmp_path / "w")])
+    assert config.execution.out_dir == str(sibling.resolve())
+
+
+@pytest.mark.parametrize(("given", "label"), [("01", "01"), ("sub-01", "01"), ("sub-sub-01", "sub-01"),
+                                               ("subject01", "subject01"), ("bus-01", "bus-01")])
+def test_participant_label_removes_one_exact_prefix(given, label):
+    assert _participant_label(given) == label
+
+
+def test_participant_labels_deduplicated(demo_dir, tmp_path):
+    config = parse_args([str(demo_dir), str(tmp_path / "o"), "participant", "-w", str(tmp_path / "w"),
+                         "--participant-label", "sub-01", "01", "02"])
+    assert config.execution.participant_label == ["01", "02"]
+
+
+def test_empty_label_refused(capsys, demo_dir, tmp_path):
+    err = _usage_error(capsys, [str(demo_dir), str(tmp_path / "o"), "participant", "--participant-label", "sub-"])
+    assert "--participant-label" in err
+
+
+@pytest.mark.parametrize(("text", "gb"), [("8", 8.0), ("8G", 8.0), ("8gb", 8.0), ("8000M", 8.0), ("1.5T", 1500.0)])
+def test_mem_units(text, gb):
+    assert _to_gb(text) == pytest.approx(gb)
+
+
+@pytest.mark.parametrize("text", ["lots", "8X", "-3G", "0"])
+def test_mem_bad_values_exit_2(capsys, demo_dir, tmp_path, text):
+    err = _usage_error(capsys, [str(demo_dir), str(tmp_path / "o"), "participant", f"--mem={text}"])
+    assert "--mem" in err
+
+
+@pytest.mark.parametrize("args", [["--models", "resnet"], ["--preset", "huge"], ["--epochs", "0"],
+                                  ["--folds", "two"], ["--nprocs", "-1"]])
+def test_bad_group_options_exit_2(capsys, demo_dir, tmp_path, args):
+    err = _usage_error(capsys, [str(demo_dir), str(tmp_path / "o"), "group", *args])
+    assert args[0] in err
+
+
+def test_bids_filter_file_checked(capsys, demo_dir, tmp_path):
+    bad = tmp_path / "filter.json"
+    bad.write_text("{not json")
+    assert "--bids-filter-file" in _usage_error(capsys, [str(demo_dir), str(tmp_path / "o"), "participant",
+                                                         "--bids-filter-file", str(bad)])
+    bad.write_text(json.dumps({"dwi": {}}))
+    assert "t1w" in _usage_error(capsys, [str(demo_dir), str(tmp_path / "o"), "participant",
+                                          "--bids-filter-file", str(bad)])
+
+
+def test_options_fill_config(demo_dir, tmp_path):
+    config = parse_args([str(demo_dir), str(tmp_path / "o"), "group", "-w", str(tmp_path / "w"), "--models", "3dcnn",
+                         "--preset", "small", "--epochs", "3", "--folds", "4", "--random-seed", "7", "--nprocs", "2",
+                         "--mem", "4G", "-vv"])
+    assert config.learning.models == ["3dcnn"]
+    assert (config.features.preset, config.learning.epochs, config.learning.folds) == ("small", 3, 4)
+    assert (config.seeds.random_seed, config.nipype.nprocs, config.nipype.mem_gb) == (7, 2, 4.0)
+    assert config.execution.verbose == 2
+
+
+def test_config_file_round_trip_and_override(demo_dir, tmp_path):
+    config = Config()
+    config.learning.epochs, config.seeds.random_seed, config.features.preset = 3, 11, "small"
+    saved = config.save(tmp_path / "config.toml")
+    assert Config.load(saved).to_dict() == config.to_dict()
+    loaded = parse_args([str(demo_dir), str(tmp_path / "o"), "group", "-w", str(tmp_path / "w"),
+                         "--config-file", str(saved), "--epochs", "5"])
+    assert (loaded.learning.epochs, loaded.seeds.random_seed, loaded.features.preset) == (5, 11, "small")
+
+
+def test_config_file_unknown_setting(capsys, demo_dir, tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[learning]\nepochz = 3\n")
+    err = _usage_error(capsys, [str(demo_dir), str(tmp_path / "o"), "group", "--config-file", str(path)])
+    assert "epochz" in err and "--config-file" in err

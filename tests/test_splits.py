@@ -1,0 +1,60 @@
+"""Participant-level splits and the leakage check."""
+
+from __future__ import annotations
+
+import pytest
+
+from bidsad.learn.splits import LeakageError, check_no_leakage, make_splits
+
+
+def _ids(n):
+    return [f"sub-{i:02d}" for i in range(n)]
+
+
+def test_each_participant_tested_once_and_never_trained_on_in_its_fold():
+    ids, labels = _ids(30), [i % 3 for i in range(30)]
+    splits, warnings = make_splits(ids, labels, folds=5, seed=0)
+    assert not warnings
+    tested = splits[splits.role == "test"]
+    assert sorted(tested.participant_id) == sorted(ids)
+    for fold, rows in splits.groupby("fold"):
+        train, test = set(rows[rows.role == "train"].participant_id), set(rows[rows.role == "test"].participant_id)
+        assert not train & test and train | test == set(ids)
+        assert len(test) == 6
+        # stratified: two of each class in every test fold
+        assert sorted(labels[ids.index(p)] for p in test) == [0, 0, 1, 1, 2, 2]
+
+
+def test_seeded():
+    ids, labels = _ids(12), [i % 2 for i in range(12)]
+    a, _ = make_splits(ids, labels, 3, seed=1)
+    b, _ = make_splits(ids, labels, 3, seed=1)
+    c, _ = make_splits(ids, labels, 3, seed=2)
+    assert a.equals(b) and not a.equals(c)
+
+
+def test_folds_reduced_to_smallest_class():
+    splits, warnings = make_splits(_ids(6), [0, 1, 2, 0, 1, 2], folds=5, seed=0)
+    assert splits.fold.max() == 2 and "using 2 folds" in warnings[0]
+
+
+def test_singleton_class_falls_back_to_unstratified():
+    splits, warnings = make_splits(_ids(3), [0, 1, 2], folds=5, seed=0)
+    assert splits.fold.max() == 3 and "unstratified" in warnings[0]
+    assert (splits[splits.role == "test"].groupby("fold").size() == 1).all()
+
+
+def test_single_class_is_an_error():
+    with pytest.raises(ValueError, match="CN"):
+        make_splits(_ids(4), [0, 0, 0, 0], folds=2, seed=0)
+
+
+def test_too_few_is_an_error():
+    with pytest.raises(ValueError, match="at least 2"):
+        make_splits(_ids(1), [0], folds=2, seed=0)
+
+
+def test_leakage_check_refuses_overlap():
+    check_no_leakage(["sub-01", "sub-02"], ["sub-03"], 1)
+    with pytest.raises(LeakageError, match="sub-02.*fold 4"):
+        check_no_leakage(["sub-01", "sub-02"], ["sub-02", "sub-03"], 4)
