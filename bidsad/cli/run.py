@@ -14,10 +14,13 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _setup_logging(verbose: int) -> None:
-    level = logging.WARNING if verbose == 0 else (logging.INFO if verbose == 1 else logging.DEBUG)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s",
-                        datefmt="%H:%M:%S")
-    LOGGER.setLevel(min(level, logging.INFO))  # bidsad's own progress is always shown
+    """bidsad's messages on stderr (progress always; debug with -vv); other libraries stay quiet."""
+    if not LOGGER.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s bidsad %(levelname)s: %(message)s", "%H:%M:%S"))
+        LOGGER.addHandler(handler)
+        LOGGER.propagate = False
+    LOGGER.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("NIPYPE_NO_ET", "1")  # no network check for nipype updates
 
@@ -55,11 +58,12 @@ def _nipype_setup(config) -> tuple[str, dict]:
     from nipype import logging as nlogging
 
     verbose = config.execution.verbose
+    # nipype's own tracebacks only with -v: failures are summarised per participant by bidsad
     ncfg.update_config({
-        "logging": {"workflow_level": "INFO" if verbose else "WARNING",
-                    "interface_level": "INFO" if verbose > 1 else "WARNING",
+        "logging": {"workflow_level": "INFO" if verbose > 1 else ("WARNING" if verbose else "CRITICAL"),
+                    "interface_level": "INFO" if verbose > 1 else ("WARNING" if verbose else "CRITICAL"),
                     "utils_level": "WARNING", "log_to_file": False},
-        "execution": {"crashfile_format": "txt", "stop_on_first_crash": False, "poll_sleep_duration": 0.1,
+        "execution": {"crashdump_dir": str(Path(config.execution.work_dir) / "crash"), "crashfile_format": "txt", "stop_on_first_crash": False, "poll_sleep_duration": 0.1,
                       "remove_unnecessary_outputs": False, "check_version": False,
                       "hash_method": "content"},
         "monitoring": {"enabled": False},
@@ -75,11 +79,16 @@ def _nipype_setup(config) -> tuple[str, dict]:
 
 
 def _crash_reasons(folder: Path) -> list[str]:
-    """Last line (the exception) of every nipype crash file in ``folder``."""
+    """The exception message of every nipype crash file in ``folder`` (the innermost one), with the file."""
+    import re
+
     reasons = []
     for crash in sorted(folder.glob("crash-*.txt")) if folder.is_dir() else []:
-        lines = [line.strip() for line in crash.read_text(errors="replace").splitlines() if line.strip()]
-        reasons.append(lines[-1] if lines else f"see {crash}")
+        text = crash.read_text(errors="replace")
+        found = re.findall(r"^\s*(?:[\w.]+\.)?(\w+(?:Error|Exception)): (.+)$", text, flags=re.MULTILINE)
+        found = [(kind, message) for kind, message in found if kind != "NodeExecutionError"]
+        why = f"{found[-1][1].strip()}" if found else "unexpected error"
+        reasons.append(f"{why} (details: {crash})")
     return reasons
 
 

@@ -29,13 +29,17 @@ def conform_image(in_file: Path, out_file: Path, ndim: int, kind: str, display_n
     Raises
     ------
     ValueError
-        Wrong dimensionality or no finite voxel; the message names ``display_name``.
+        Unreadable data, wrong dimensionality or no finite voxel; the message names ``display_name``.
     """
     import nibabel as nb
     import numpy as np
 
-    img = nb.load(str(in_file))
-    data = np.asarray(img.dataobj, dtype=np.float32)  # applies scl_slope / scl_inter
+    try:
+        img = nb.load(str(in_file))
+        data = np.asarray(img.dataobj, dtype=np.float32)  # applies scl_slope / scl_inter
+    except Exception as err:  # truncated or corrupt files raise OSError, EOFError, zlib.error ...
+        why = " ".join(str(err).split()) or type(err).__name__
+        raise ValueError(messages.IMAGE_UNREADABLE.format(file=display_name, why=why)) from err
     while data.ndim > ndim and data.shape[-1] == 1:
         data = data[..., 0]
     if data.ndim != ndim:

@@ -53,7 +53,6 @@ def init_single_subject_wf(config: Config, part: ParticipantInputs):
     preset_name = config.features.preset
     preset = PRESETS[preset_name]
     workflow = pe.Workflow(name=f"single_subject_{part.label}_wf")
-    workflow.config["execution"]["crashdump_dir"] = str(crash_dir(config, part.label))
 
     conform_t1w = pe.Node(
         ConformImage(in_file=str(part.t1w), ndim=3, kind="T1w", display_name=relpath(part.t1w, bids_dir)),
@@ -90,4 +89,7 @@ def init_single_subject_wf(config: Config, part: ParticipantInputs):
             (conform_bold, bold_tensor, [("out_file", "in_file"), ("warnings", "warnings")]),
             (bold_tensor, ds_bold, [("out_file", "inputnode.tensor"), ("meta", "inputnode.meta")]),
         ])
+    # nipype merges only node-level config over the top workflow's: set the crash folder per node
+    for node in workflow._get_all_nodes():
+        node.config = {"execution": {"crashdump_dir": str(crash_dir(config, part.label))}}
     return workflow

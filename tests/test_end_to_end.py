@@ -1,0 +1,129 @@
+"""End to end on the bundled real data: participant then group level (small preset)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bidsad.config import PRESETS
+
+from .conftest import DEMO, run_bidsad, tree_checksums
+
+pytestmark = pytest.mark.integration
+LABELS = ["01", "02", "03", "04", "05", "06"]
+WITH_BOLD = ["01", "02", "03"]
+
+
+def test_bids_dir_untouched(demo_run):
+    assert tree_checksums(DEMO) == demo_run["before"]
+
+
+def test_derivatives_layout(demo_run):
+    out = demo_run["out"]
+    desc = json.loads((out / "dataset_description.json").read_text())
+    assert desc["DatasetType"] == "derivative" and desc["GeneratedBy"][0]["Name"] == "bidsad"
+    for label in LABELS:
+        assert (out / f"sub-{label}.html").is_file()
+        assert (out / f"sub-{label}/features/sub-{label}_res-small_desc-model_T1w.npy").is_file()
+        bold = out / f"sub-{label}/features/sub-{label}_task-rest_res-small_desc-model_bold.npy"
+        assert bold.is_file() == (label in WITH_BOLD)
+    assert list(out.glob("logs/config-participant-*.toml")) and list(out.glob("logs/config-group-*.toml"))
+
+
+def test_tensors_match_their_sidecars(demo_run):
+    tensors = sorted(demo_run["out"].glob("sub-*/features/*.npy"))
+    assert len(tensors) == 9
+    preset = PRESETS["small"]
+    for path in tensors:
+        meta = json.loads(path.with_suffix(".json").read_text())
+        array = np.load(path, mmap_mode="r")
+        assert list(array.shape) == meta["shape"] and array.dtype == np.float32 and meta["dtype"] == "float32"
+        assert np.isfinite(array).all() and np.abs(array).max() > 0
+        assert meta["preset"] == "small" and meta["Sources"][0].startswith("bids::sub-")
+        if meta["Modality"] == "bold":
+            assert array.shape == (preset["frames"], *preset["bold_shape"])
+            assert meta["RepetitionTime"] in (2.52, 2.0) and len(meta["frame_mask"]) == preset["frames"]
+        else:
+            assert array.shape == tuple(preset["mri_shape"])
+
+
+def test_sub01_frames(demo_run):
+    """sub-01 has 20 volumes: the small preset keeps 16 and says so in its report."""
+    meta = json.loads((demo_run["out"] / "sub-01/features/sub-01_task-rest_res-small_desc-model_bold.json").read_text())
+    assert meta["n_volumes"] == 20 and all(meta["frame_mask"])
+    assert "the first 16 are used" in (demo_run["out"] / "sub-01.html").read_text()
+
+
+def test_group_outputs_and_no_leakage(demo_run):
+    group = demo_run["out"] / "group"
+    cohort = pd.read_csv(group / "cohort.tsv", sep="\t")
+    assert cohort["included"].all() and len(cohort) == 6
+    splits = pd.read_csv(group / "splits.tsv", sep="\t")
+    for fold, rows in splits.groupby("fold"):
+        train = set(rows.loc[rows.role == "train", "participant_id"])
+        test = set(rows.loc[rows.role == "test", "participant_id"])
+        assert not train & test
+        for model in ("3dcnn", "3dcnn-lstm"):
+            pred_file = group / f"model-{model}/fold-{fold}/predictions.tsv"
+            if pred_file.exists():
+                predicted = set(pd.read_csv(pred_file, sep="\t")["participant_id"])
+                assert predicted <= test and not predicted & train
+    assert sorted(splits.loc[splits.role == "test", "participant_id"]) == [f"sub-{x}" for x in LABELS]
+    lstm = pd.read_csv(group / "model-3dcnn-lstm/predictions.tsv", sep="\t")
+    assert sorted(lstm.participant_id) == [f"sub-{x}" for x in WITH_BOLD]
+    probs = lstm[["probability_CN", "probability_MCI", "probability_AD"]].to_numpy()
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    metrics = pd.read_csv(group / "metrics.tsv", sep="\t")
+    pooled = metrics[(metrics.fold == "pooled") & (metrics.metric == "balanced_accuracy")]
+    assert sorted(pooled.model) == ["3dcnn", "3dcnn-lstm"]
+    assert pooled.value.astype(float).between(0, 1).all()
+    for model in ("3dcnn", "3dcnn-lstm"):
+        cells = metrics[(metrics.model == model) & (metrics.fold == "pooled") & metrics.metric.str.startswith("confusion_")]
+        n = int(metrics[(metrics.model == model) & (metrics.fold == "pooled") & (metrics.metric == "n")].value.iloc[0])
+        assert len(cells) == 9 and cells.value.astype(int).sum() == n
+        history = pd.read_csv(group / f"model-{model}/fold-1/history.tsv", sep="\t")
+        assert list(history.epoch) == [1, 2] and np.isfinite(history.loss).all()
+        assert (group / f"model-{model}/fold-1/model.keras").stat().st_size > 0
+    summary = json.loads((group / "metrics.json").read_text())
+    assert summary["random_seed"] == 0 and summary["versions"]["bidsad"]
+    html = (group / "group.html").read_text()
+    assert "PLACEHOLDER" in html and all(f"sub-{x}" in html for x in LABELS)
+
+
+def _file_list(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and "logs" not in p.parts)
+
+
+def test_participant_label_with_and_without_prefix(tmp_path):
+    for name, label in (("a", "sub-01"), ("b", "01")):
+        run_bidsad(DEMO, tmp_path / name, "participant", "--participant-label", label, "--preset", "small",
+                   "-w", tmp_path / f"work-{name}", check_rc=0)
+    files = _file_list(tmp_path / "a")
+    assert files == _file_list(tmp_path / "b")
+    assert "sub-01/features/sub-01_task-rest_res-small_desc-model_bold.npy" in files
+    assert not any(f.startswith("sub-02") for f in files)
+
+
+def test_broken_participant_fails_alone(tmp_path):
+    bids = tmp_path / "bids"
+    shutil.copytree(DEMO, bids, ignore=shutil.ignore_patterns("sub-02", "sub-03", "sub-06"))
+    bids.chmod(0o755)
+    for path in bids.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    broken = bids / "sub-05/anat/sub-05_T1w.nii.gz"
+    raw = gzip.decompress(broken.read_bytes())
+    broken.write_bytes(gzip.compress(raw[: len(raw) // 3]))  # header intact, data truncated
+    out = tmp_path / "out"
+    proc = run_bidsad(bids, out, "participant", "--preset", "small", "-w", tmp_path / "work", check_rc=1)
+    assert "sub-05: failed: sub-05/anat/sub-05_T1w.nii.gz: cannot be read as NIfTI" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    for label in ("01", "04"):
+        assert (out / f"sub-{label}/features/sub-{label}_res-small_desc-model_T1w.npy").is_file()
+    assert not (out / "sub-05/features").exists()
+    report = (out / "sub-05.html").read_text()
+    assert "failed" in report and "sub-05_T1w.nii.gz" in report

@@ -1,0 +1,84 @@
+"""Image conformance and model tensors on synthetic images with known answers."""
+
+from __future__ import annotations
+
+import nibabel as nb
+import numpy as np
+import pytest
+
+from bidsad.interfaces.images import conform_image
+from bidsad.interfaces.tensors import grid_affine, make_model_tensor
+
+
+def _blob(shape=(40, 48, 40), center=(20, 24, 20), radius=12.0):
+    idx = np.indices(shape).astype(float)
+    dist = np.sqrt(sum((idx[i] - center[i]) ** 2 for i in range(3)))
+    return np.where(dist < radius, 100.0 + idx[0], 0.0).astype(np.float32)
+
+
+def test_conform_scales_reorients_and_cleans(tmp_path):
+    data = _blob().astype(np.int16)
+    data[0, 0, 0] = 7
+    las = np.diag([-2.0, 2.0, 2.0, 1.0])
+    img = nb.Nifti1Image(data[..., None], las)  # 4-D with a singleton: squeezed
+    img.header.set_slope_inter(0.5, 10)
+    nb.save(img, tmp_path / "in.nii.gz")
+    warnings = conform_image(tmp_path / "in.nii.gz", tmp_path / "out.nii.gz", 3, "T1w", "sub-01/anat/in.nii.gz")
+    out = nb.load(tmp_path / "out.nii.gz")
+    assert nb.aff2axcodes(out.affine) == ("R", "A", "S") and out.shape == data.shape
+    assert out.get_data_dtype() == np.float32 and not warnings
+    # voxel (0,0,0) of the LAS input is the last x index in RAS; scaling 0.5 * 7 + 10
+    assert np.asarray(out.dataobj)[-1, 0, 0] == pytest.approx(13.5)
+    assert np.allclose(out.affine @ [data.shape[0] - 1, 0, 0, 1], las @ [0, 0, 0, 1])
+
+
+def test_conform_nonfinite_and_dimensions(tmp_path):
+    data = _blob()
+    data[1, 1, 1], data[2, 2, 2] = np.nan, np.inf
+    nb.save(nb.Nifti1Image(data, np.eye(4)), tmp_path / "nan.nii.gz")
+    warnings = conform_image(tmp_path / "nan.nii.gz", tmp_path / "o.nii.gz", 3, "T1w", "sub-01/anat/nan.nii.gz")
+    assert warnings == ["sub-01/anat/nan.nii.gz: 2 non-finite voxel values (NaN/Inf) were set to 0."]
+    assert np.isfinite(nb.load(tmp_path / "o.nii.gz").get_fdata()).all()
+    with pytest.raises(ValueError, match="sub-01/func/x.nii.gz: a BOLD image must be 4-D"):
+        conform_image(tmp_path / "nan.nii.gz", tmp_path / "o.nii.gz", 4, "BOLD", "sub-01/func/x.nii.gz")
+    nb.save(nb.Nifti1Image(np.full((4, 4, 4), np.nan, np.float32), np.eye(4)), tmp_path / "allnan.nii.gz")
+    with pytest.raises(ValueError, match="no finite voxel"):
+        conform_image(tmp_path / "allnan.nii.gz", tmp_path / "o.nii.gz", 3, "T1w", "allnan.nii.gz")
+
+
+def test_grid_affine_centres_the_field_of_view():
+    affine = grid_affine((10.0, -20.0, 5.0), (180.0, 216.0, 180.0), (48, 56, 48))
+    centre = affine @ [(48 - 1) / 2, (56 - 1) / 2, (48 - 1) / 2, 1]
+    assert np.allclose(centre[:3], [10.0, -20.0, 5.0])
+    assert np.allclose(np.diag(affine)[:3], [3.75, 216 / 56, 3.75])
+
+
+def test_model_tensor_3d_centres_the_head_and_standardises(tmp_path):
+    data = _blob(center=(14, 30, 22))  # off-centre blob, 2 mm voxels
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    affine[:3, 3] = [-40, -48, -40]
+    nb.save(nb.Nifti1Image(data, affine), tmp_path / "t1.nii.gz")
+    meta = make_model_tensor(tmp_path / "t1.nii.gz", tmp_path / "t.npy", shape=(24, 24, 24), fov_mm=(96.0, 96.0, 96.0))
+    tensor = np.load(tmp_path / "t.npy")
+    assert tensor.shape == (24, 24, 24) and tensor.dtype == np.float32 and meta["shape"] == [24, 24, 24]
+    inside = tensor != 0
+    assert abs(tensor[inside].mean()) < 1e-4 and tensor[inside].std() == pytest.approx(1.0, abs=1e-3)
+    # the blob's centre of mass lands in the middle of the grid (within one 4 mm voxel)
+    com = np.array(np.nonzero(inside)).mean(axis=1)
+    assert np.allclose(com, 11.5, atol=1.0)
+
+
+@pytest.mark.parametrize(("n_volumes", "frames", "kept"), [(5, 8, 5), (12, 8, 8)])
+def test_model_tensor_frames_crop_and_pad(tmp_path, n_volumes, frames, kept):
+    base = _blob((20, 20, 16), (10, 10, 8), 6)
+    series = np.stack([base * (1 + 0.01 * t) for t in range(n_volumes)], axis=-1)
+    nb.save(nb.Nifti1Image(series, np.diag([3.0, 3.0, 3.0, 1.0])), tmp_path / "bold.nii.gz")
+    meta = make_model_tensor(tmp_path / "bold.nii.gz", tmp_path / "b.npy", shape=(10, 10, 8),
+                             fov_mm=(60.0, 60.0, 48.0), frames=frames)
+    tensor = np.load(tmp_path / "b.npy")
+    assert tensor.shape == (frames, 10, 10, 8) and meta["n_volumes"] == n_volumes
+    assert meta["frame_mask"] == [t < kept for t in range(frames)]
+    assert np.all(tensor[kept:] == 0) and np.any(tensor[kept - 1] != 0)
+    # intensity rises 1% per volume: the standardised frames keep that order inside the mask
+    means = [tensor[t][tensor[0] != 0].mean() for t in range(kept)]
+    assert np.all(np.diff(means) > 0)

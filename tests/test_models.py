@@ -1,0 +1,40 @@
+"""Model registry: shapes, parameter counts at the paper's sizes, the 2D slice model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bidsad.learn.models import MODALITIES, MODEL_NAMES, build_model
+
+SMALL = {"mri": (24, 28, 24, 1), "bold": (4, 12, 14, 10, 1)}
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_every_model_outputs_probabilities(name):
+    model = build_model(name, SMALL)
+    rng = np.random.default_rng(0)
+    batch = {m: rng.normal(size=(2, *SMALL[m])).astype("float32") for m in MODALITIES[name]}
+    proba = np.asarray(model(batch, training=False))
+    assert proba.shape == (2, 3) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_paper_sizes_mri_branch_reading():
+    """At 128x128x176 the MRI branch flattens 16x16x22x32 = 180,224 features (method.md reading A)."""
+    model = build_model("3dcnn", {"mri": (128, 128, 176, 1)})
+    assert model.get_layer("mri_flatten").output.shape[1] == 180_224
+    assert model.get_layer("mri_dense").count_params() == 180_224 * 128 + 128
+    assert model.count_params() == 23_105_827
+
+
+def test_paper_sizes_fusion_shapes():
+    model = build_model("3dcnn-lstm", {"mri": (128, 128, 176, 1), "bold": (216, 64, 64, 32, 1)})
+    assert model.get_layer("fusion").output.shape[1] == 128 + 32
+    assert model.get_layer("bold_lstm3").output.shape[1] == 32
+    assert model.get_layer("probabilities").output.shape[1] == 3
+    assert model.count_params() == 24_205_891
+
+
+def test_unknown_model():
+    with pytest.raises(KeyError, match="resnet"):
+        build_model("resnet", SMALL)
