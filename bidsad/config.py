@@ -54,6 +54,8 @@ class Execution:
     """Skip pybids' validation of file names."""
     verbose: int = 0
     """Verbosity: 0 warnings only, 1 info, 2 debug."""
+    reports_only: bool = False
+    """Rebuild the reports and citation boilerplate from existing outputs; run no workflow, train nothing."""
     run_uuid: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S_") + uuid.uuid4().hex[:8])
     """Identifier of this run (timestamp and random suffix)."""
     version: str = __version__
@@ -96,6 +98,10 @@ class Learning:
     """Adam learning rate (paper: 1e-5)."""
     dropout: float = 0.1
     """Dropout rate before the output layer (paper: 0.1)."""
+    n_bootstrap: int = 1000
+    """Bootstrap resamples of participants for the 95% confidence intervals of the pooled metrics."""
+    n_permutations: int = 1000
+    """Label permutations for the permutation p-value of each model's out-of-fold predictions."""
 
 
 @dataclass

@@ -85,3 +85,13 @@ SMALL_N = (
     "cohorts, do not interpret these numbers clinically."
 )
 GROUP_DONE = "Group level finished: report at {report}."
+PAPER_PROTOCOL = (
+    "These numbers are not comparable with those of Kujur & Monfared (2026): the paper augmented its 29 "
+    "participants before splitting, so augmented copies of test participants were in training. bidsad splits "
+    "by participant first and evaluates only participants unseen in training."
+)
+REPORTS_NO_GROUP = (
+    "--reports-only: no group outputs in {group} (metrics.json missing). Run the group level first "
+    "(bidsad {bids} {out} group)."
+)
+REPORTS_DONE = "Reports rebuilt from existing outputs: {reports}."

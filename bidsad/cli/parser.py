@@ -118,6 +118,13 @@ def _build_parser() -> argparse.ArgumentParser:
         "(trains on a 2-core CPU in minutes); default: paper",
     )
 
+    g_conf.add_argument(
+        "--reports-only",
+        action="store_true",
+        help="rebuild the reports of the chosen level (sub-<label>.html or group/group.html) and logs/CITATION.* "
+        "from existing outputs; runs no workflow and trains nothing",
+    )
+
     g_group = parser.add_argument_group("Group level")
     g_group.add_argument("--models", nargs="+", choices=MODEL_NAMES, metavar="MODEL", help=f"models to train: {', '.join(MODEL_NAMES)} (default: 3dcnn-lstm 3dcnn)")
     g_group.add_argument("--epochs", type=_positive_int("--epochs"), help="training epochs per fold (default: 20, as the paper)")
@@ -182,6 +189,7 @@ def parse_args(args: list[str] | None = None) -> Config:
     ex.bids_filters = bids_filters
     ex.verbose = opts.verbose or ex.verbose
     ex.skip_bids_validation = opts.skip_bids_validation or ex.skip_bids_validation
+    ex.reports_only = opts.reports_only  # never taken from a saved configuration
     if opts.participant_label:
         ex.participant_label = list(dict.fromkeys(opts.participant_label))
     for section, name, value in [

@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> None:
     seed_everything(config.seeds.random_seed)
     out_dir = Path(config.execution.out_dir)
     try:
-        if config.execution.analysis_level == "participant":
+        if config.execution.reports_only:
+            status = run_reports_only(config)
+        elif config.execution.analysis_level == "participant":
             status = run_participant_level(config)
         else:
             from bidsad.learn.train import run_group_level
@@ -126,10 +128,54 @@ def run_participant_level(config) -> int:
             for error in part.errors:
                 LOGGER.error(messages.PARTICIPANT_FAILED.format(label=part.label, why=error))
         write_participant_report(config, part)
+    _write_boilerplate(out_dir)
     if failed:
         LOGGER.error(messages.PARTICIPANTS_FAILED.format(
             n=len(failed), total=len(participants), labels=", ".join(f"sub-{f}" for f in failed),
             log=Path(ex.work_dir) / "crash"))
         return EXIT_FAILED
     LOGGER.info(messages.PARTICIPANT_DONE.format(n=len(participants), out=out_dir))
+    return EXIT_OK
+
+
+def _write_boilerplate(out_dir: Path) -> None:
+    """Write logs/CITATION.*; a failure is logged, never fatal (the outputs are already written)."""
+    from bidsad.reports.boilerplate import write_boilerplate
+
+    try:
+        write_boilerplate(out_dir)
+    except Exception as err:  # the boilerplate must never cost the run
+        LOGGER.warning("citation boilerplate not written: %s", err)
+
+
+def run_reports_only(config) -> int:
+    """``--reports-only``: rebuild the level's reports and the citation boilerplate from existing outputs.
+
+    Participant level: every selected participant's ``sub-<label>.html`` (errors from the crash files
+    of the work directory, when it is the same); group level: ``group/group.html``. Nothing is run or
+    trained. Raises :class:`bidsad.bids.InputError` when the group level has no outputs.
+    """
+    from bidsad.bids import InputError
+
+    ex = config.execution
+    bids_dir, out_dir = Path(ex.bids_dir), Path(ex.out_dir)
+    reports = []
+    if ex.analysis_level == "participant":
+        from bidsad.bids import collect_participants
+        from bidsad.reports.participant import write_participant_report
+        from bidsad.workflows.base import crash_dir
+
+        participants = collect_participants(bids_dir, ex.participant_label, ex.bids_filters,
+                                            validate=not ex.skip_bids_validation)
+        for part in participants:
+            part.errors.extend(_crash_reasons(crash_dir(config, part.label)))
+            reports.append(write_participant_report(config, part))
+    else:
+        from bidsad.reports.group import write_group_report
+
+        if not (out_dir / "group" / "metrics.json").is_file():
+            raise InputError(messages.REPORTS_NO_GROUP.format(group=out_dir / "group", bids=bids_dir, out=out_dir))
+        reports.append(write_group_report(out_dir, bids_dir))
+    _write_boilerplate(out_dir)
+    LOGGER.info(messages.REPORTS_DONE.format(reports=", ".join(str(r) for r in reports)))
     return EXIT_OK

@@ -1,65 +1,258 @@
-"""Classification metrics (scikit-learn) on participant-level predictions."""
+"""Evaluation of participant-level predictions: metrics (scikit-learn), calibration, bootstrap
+confidence intervals and a permutation p-value.
+
+Every function takes ``y_true`` (int array (n,), class codes 0 CN, 1 MCI, 2 AD) and ``proba``
+(float array (n, 3), predicted class probabilities, rows summing to 1); the predicted class is the
+arg-max of ``proba``. Metric names are scikit-learn's.
+"""
 
 from __future__ import annotations
 
+import warnings
+
 from bidsad.bids import CLASS_NAMES
 
+#: Bootstrap resamples of participants for the 95% confidence intervals (Efron & Tibshirani 1993).
+DEFAULT_BOOTSTRAP = 1000
+#: Label permutations for the permutation p-value.
+DEFAULT_PERMUTATIONS = 1000
+#: Equal-width confidence bins of the reliability curve and the expected calibration error.
+CALIBRATION_BINS = 10
+#: Metrics that get a bootstrap confidence interval (scalars of :func:`classification_metrics`).
+CI_METRICS = ("balanced_accuracy", "accuracy", "matthews_corrcoef", "precision", "recall", "f1",
+              "roc_auc_macro", *(f"roc_auc_{c}" for c in CLASS_NAMES), "brier_score",
+              "expected_calibration_error")
+#: Statistic of the permutation test.
+PERMUTATION_METRIC = "balanced_accuracy"
 
-def classification_metrics(y_true, proba) -> dict:
-    """Metrics of one set of predictions.
 
-    Parameters
-    ----------
-    y_true : int array (n,), class codes 0 CN, 1 MCI, 2 AD.
-    proba : float array (n, 3), predicted class probabilities (rows sum to 1).
-
-    Returns a dict: ``n``, ``balanced_accuracy``, ``accuracy``, ``roc_auc_<class>`` (one-vs-rest;
-    ``None`` when the class or its complement is absent from ``y_true``), ``roc_auc_macro`` (mean of
-    the defined per-class AUCs, ``None`` if none), ``confusion_matrix`` (3x3 list, rows true, columns
-    predicted, classes in code order).
-    """
-    import warnings
-
+def _arrays(y_true, proba):
     import numpy as np
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, roc_auc_score
 
     y_true = np.asarray(y_true, dtype=int)
     proba = np.asarray(proba, dtype=float)
+    if proba.ndim != 2 or proba.shape != (len(y_true), len(CLASS_NAMES)):
+        raise ValueError(f"proba must have shape ({len(y_true)}, {len(CLASS_NAMES)}), got {proba.shape}")
+    return y_true, proba
+
+
+def _none_if_nan(value):
+    import math
+
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def reliability_curve(y_true, proba, n_bins: int = CALIBRATION_BINS) -> list[dict]:
+    """Top-label reliability curve: accuracy against confidence in equal-width confidence bins.
+
+    The confidence of a prediction is its largest probability; bin ``b`` holds the predictions with
+    confidence in ``(b/n_bins, (b+1)/n_bins]`` (the first bin includes 0). Guo et al. (2017), On
+    calibration of modern neural networks, ICML.
+
+    Returns one dict per non-empty bin: ``bin_low``, ``bin_high``, ``count``, ``confidence`` (mean
+    confidence), ``accuracy`` (fraction of correct predictions).
+    """
+    import numpy as np
+
+    y_true, proba = _arrays(y_true, proba)
+    confidence = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == y_true
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    index = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    curve = []
+    for b in range(n_bins):
+        members = index == b
+        if members.any():
+            curve.append({"bin_low": float(edges[b]), "bin_high": float(edges[b + 1]), "count": int(members.sum()),
+                          "confidence": float(confidence[members].mean()), "accuracy": float(correct[members].mean())})
+    return curve
+
+
+def expected_calibration_error(y_true, proba, n_bins: int = CALIBRATION_BINS) -> float:
+    """Expected calibration error (top label): ``sum_b n_b / n * |accuracy_b - confidence_b|``.
+
+    Bins as in :func:`reliability_curve`. Naeini et al. (2015), AAAI; Guo et al. (2017), ICML.
+    0 is perfectly calibrated, 1 the worst.
+    """
+    curve = reliability_curve(y_true, proba, n_bins)
+    n = sum(b["count"] for b in curve)
+    return float(sum(b["count"] / n * abs(b["accuracy"] - b["confidence"]) for b in curve)) if n else float("nan")
+
+
+def classification_metrics(y_true, proba) -> dict:
+    """Metrics of one set of predictions (scikit-learn names).
+
+    Returns a dict:
+
+    - ``n``; ``balanced_accuracy``; ``accuracy``; ``matthews_corrcoef`` (multiclass MCC);
+    - ``precision``, ``recall``, ``f1``: macro averages over the classes where they are defined, and
+      ``precision_<class>``, ``recall_<class>``, ``f1_<class>`` (``None`` where undefined: a class
+      never predicted has no precision, a class absent from ``y_true`` no recall);
+    - ``roc_auc_<class>``: one-vs-rest ROC AUC (``None`` when the class or its complement is absent
+      from ``y_true``); ``roc_auc_macro``: mean of the defined per-class AUCs (``None`` if none);
+    - ``brier_score``: multiclass Brier score, mean over participants of the summed squared
+      difference between ``proba`` and the one-hot truth (0 best, 2 worst; scikit-learn's
+      ``brier_score_loss`` with all three labels);
+    - ``expected_calibration_error``: see :func:`expected_calibration_error`;
+    - ``confusion_matrix``: 3x3 list, rows true, columns predicted, classes in code order.
+
+    Raises
+    ------
+    ValueError
+        ``proba`` does not have shape (n, 3).
+    """
+    import numpy as np
+    from sklearn.metrics import (accuracy_score, balanced_accuracy_score, brier_score_loss, confusion_matrix,
+                                 matthews_corrcoef, precision_recall_fscore_support, roc_auc_score)
+
+    y_true, proba = _arrays(y_true, proba)
     y_pred = proba.argmax(axis=1)
+    labels = list(range(len(CLASS_NAMES)))
     with warnings.catch_warnings():  # a predicted class absent from y_true is expected with small folds
-        warnings.simplefilter("ignore", UserWarning)
-        balanced = float(balanced_accuracy_score(y_true, y_pred))
-    result = {
-        "n": int(len(y_true)),
-        "balanced_accuracy": balanced,
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-    }
-    aucs = []
-    for code, name in enumerate(CLASS_NAMES):
-        positive = y_true == code
-        if positive.any() and (~positive).any():
-            auc = float(roc_auc_score(positive, proba[:, code]))
-            aucs.append(auc)
-        else:
-            auc = None
-        result[f"roc_auc_{name}"] = auc
-    result["roc_auc_macro"] = float(np.mean(aucs)) if aucs else None
-    result["confusion_matrix"] = confusion_matrix(y_true, y_pred, labels=list(range(len(CLASS_NAMES)))).tolist()
+        warnings.simplefilter("ignore")
+        result = {
+            "n": int(len(y_true)),
+            "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
+            "accuracy": float(accuracy_score(y_true, y_pred)),
+            "matthews_corrcoef": float(matthews_corrcoef(y_true, y_pred)),
+        }
+        per_class = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=np.nan)
+        for name, values in zip(("precision", "recall", "f1"), per_class[:3]):
+            defined = values[~np.isnan(values)]
+            result[name] = float(defined.mean()) if defined.size else None
+            for code, cls in enumerate(CLASS_NAMES):
+                result[f"{name}_{cls}"] = _none_if_nan(values[code])
+        aucs = []
+        for code, cls in enumerate(CLASS_NAMES):
+            positive = y_true == code
+            auc = float(roc_auc_score(positive, proba[:, code])) if positive.any() and (~positive).any() else None
+            if auc is not None:
+                aucs.append(auc)
+            result[f"roc_auc_{cls}"] = auc
+        result["roc_auc_macro"] = float(np.mean(aucs)) if aucs else None
+        result["brier_score"] = float(brier_score_loss(y_true, proba, labels=labels))
+    result["expected_calibration_error"] = expected_calibration_error(y_true, proba)
+    result["confusion_matrix"] = confusion_matrix(y_true, y_pred, labels=labels).tolist()
     return result
 
 
-def metrics_rows(model: str, fold: str, metrics: dict) -> list[dict]:
-    """Long-format rows (``model``, ``fold``, ``metric``, ``value``) of :func:`classification_metrics`.
+def bootstrap_ci(y_true, proba, *, n_resamples: int = DEFAULT_BOOTSTRAP, seed: int = 0,
+                 metrics=CI_METRICS, level: float = 0.95) -> dict:
+    """Percentile bootstrap confidence intervals, resampling participants with replacement.
 
-    Confusion-matrix cells become ``confusion_true-<class>_pred-<class>``; undefined values ``n/a``.
+    Each of ``n_resamples`` resamples draws ``n`` participants (rows) with replacement
+    (``numpy.random.default_rng(seed)``) and recomputes :func:`classification_metrics`; the interval
+    is the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of the resampled values (Efron &
+    Tibshirani 1993). Resamples where a metric is undefined (e.g. a class drawn zero times for its
+    AUC) are left out for that metric.
+
+    Returns ``{metric: {"ci_low", "ci_high", "n_resamples"}}``; bounds are ``None`` when fewer than
+    two resamples defined the metric.
     """
+    import numpy as np
+
+    y_true, proba = _arrays(y_true, proba)
+    rng = np.random.default_rng(seed)
+    samples = {m: [] for m in metrics}
+    for _ in range(n_resamples):
+        index = rng.integers(0, len(y_true), len(y_true))
+        values = classification_metrics(y_true[index], proba[index])
+        for m in metrics:
+            if values.get(m) is not None and not np.isnan(values[m]):
+                samples[m].append(values[m])
+    alpha = (1 - level) / 2
+    out = {}
+    for m, values in samples.items():
+        if len(values) >= 2:
+            low, high = np.quantile(values, [alpha, 1 - alpha])
+            out[m] = {"ci_low": float(low), "ci_high": float(high), "n_resamples": len(values)}
+        else:
+            out[m] = {"ci_low": None, "ci_high": None, "n_resamples": len(values)}
+    return out
+
+
+def permutation_pvalue(y_true, proba, *, n_permutations: int = DEFAULT_PERMUTATIONS, seed: int = 0,
+                       metric: str = PERMUTATION_METRIC) -> dict:
+    """Permutation p-value of fixed out-of-fold predictions.
+
+    The true labels are permuted ``n_permutations`` times (``numpy.random.default_rng(seed)``)
+    against the unchanged predictions, and ``metric`` recomputed. The p-value is
+    ``(1 + #{permuted >= observed}) / (1 + n_permutations)`` (Phipson & Smyth 2010), so it is never 0.
+
+    This tests whether the predictions carry information about the labels (H0: predictions and
+    labels independent). The models are not retrained per permutation (as in Ojala & Garriga 2010,
+    test 1), which would be too expensive for deep models; the test therefore does not account for
+    the variability of training itself.
+
+    Returns ``{"metric", "observed", "p_value", "n_permutations", "seed"}``.
+    """
+    import numpy as np
+
+    from sklearn.metrics import balanced_accuracy_score
+
+    y_true, proba = _arrays(y_true, proba)
+    if metric == "balanced_accuracy":  # the default: one scikit-learn call per permutation
+        y_pred = proba.argmax(axis=1)
+
+        def statistic(y):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return float(balanced_accuracy_score(y, y_pred))
+    else:
+        def statistic(y):
+            return classification_metrics(y, proba)[metric]
+    observed = statistic(y_true)
+    if observed is None:
+        return {"metric": metric, "observed": None, "p_value": None, "n_permutations": int(n_permutations), "seed": int(seed)}
+    rng = np.random.default_rng(seed)
+    exceed = 0
+    for _ in range(n_permutations):
+        value = statistic(rng.permutation(y_true))
+        exceed += value is not None and value >= observed - 1e-12
+    return {"metric": metric, "observed": observed, "p_value": (1 + exceed) / (1 + n_permutations),
+            "n_permutations": int(n_permutations), "seed": int(seed)}
+
+
+def metrics_rows(model: str, fold: str, metrics: dict, ci: dict | None = None) -> list[dict]:
+    """Long-format rows (``model``, ``fold``, ``metric``, ``value``, ``ci_low``, ``ci_high``).
+
+    ``metrics`` is a :func:`classification_metrics` dict, ``ci`` an optional :func:`bootstrap_ci`
+    dict. Confusion-matrix cells become ``confusion_true-<class>_pred-<class>``; undefined values and
+    missing intervals are ``n/a``.
+    """
+    ci = ci or {}
+
+    def row(metric, value):
+        bounds = ci.get(metric, {})
+        return {"model": model, "fold": fold, "metric": metric, "value": "n/a" if value is None else value,
+                "ci_low": "n/a" if bounds.get("ci_low") is None else bounds["ci_low"],
+                "ci_high": "n/a" if bounds.get("ci_high") is None else bounds["ci_high"]}
+
     rows = []
     for key, value in metrics.items():
         if key == "confusion_matrix":
             for i, true in enumerate(CLASS_NAMES):
                 for j, pred in enumerate(CLASS_NAMES):
-                    rows.append({"model": model, "fold": fold, "metric": f"confusion_true-{true}_pred-{pred}",
-                                 "value": value[i][j]})
+                    rows.append(row(f"confusion_true-{true}_pred-{pred}", value[i][j]))
         else:
-            rows.append({"model": model, "fold": fold, "metric": key, "value": "n/a" if value is None else value})
+            rows.append(row(key, value))
     return rows
+
+
+def evaluate_predictions(predictions, *, n_bootstrap: int = DEFAULT_BOOTSTRAP,
+                         n_permutations: int = DEFAULT_PERMUTATIONS, seed: int = 0) -> dict:
+    """Pooled evaluation of one model's out-of-fold predictions (a ``predictions.tsv`` DataFrame).
+
+    Returns ``{"pooled": metrics, "ci": bootstrap_ci, "permutation": permutation_pvalue,
+    "reliability": reliability_curve, "n_participants": n}``.
+    """
+    y = predictions["label"].to_numpy(int)
+    proba = predictions[[f"probability_{c}" for c in CLASS_NAMES]].to_numpy(float)
+    return {
+        "pooled": classification_metrics(y, proba),
+        "ci": bootstrap_ci(y, proba, n_resamples=n_bootstrap, seed=seed),
+        "permutation": permutation_pvalue(y, proba, n_permutations=n_permutations, seed=seed),
+        "reliability": reliability_curve(y, proba),
+        "n_participants": int(len(y)),
+    }

@@ -18,7 +18,7 @@ def software_versions() -> dict:
 
     versions = {"bidsad": __version__}
     for package in ("tensorflow", "tensorflow-cpu", "keras", "numpy", "scikit-learn", "nibabel", "nilearn",
-                    "nipype", "pybids", "pandas"):
+                    "nipype", "pybids", "pandas", "antspyx", "matplotlib", "jinja2"):
         try:
             versions[package] = version(package)
         except PackageNotFoundError:
@@ -33,11 +33,14 @@ def fold_seed(seed: int, model: str, fold: int) -> int:
     return (seed * 1_000_003 + zlib.crc32(model.encode()) + fold) % 2**31
 
 
-def train_fold(config, out_dir: Path, model_name: str, fold: int, train_rows, test_rows, model_dir: Path):
+def train_fold(config, out_dir: Path, model_name: str, fold: int, train_rows, test_rows, model_dir: Path,
+               saliency=None):
     """Train one model on one fold's training participants and predict its test participants.
 
     Writes ``model.keras``, ``history.tsv`` (loss and accuracy per epoch) and ``predictions.tsv``
-    into ``model_dir``; returns the predictions DataFrame.
+    into ``model_dir``; returns the predictions DataFrame. For models with an MRI branch, the test
+    participants' gradient saliency maps are added to ``saliency`` (a
+    :class:`bidsad.learn.saliency.SaliencyAccumulator`) when one is given.
     """
     import keras
     import pandas as pd
@@ -78,6 +81,13 @@ def train_fold(config, out_dir: Path, model_name: str, fold: int, train_rows, te
     for code, name in enumerate(CLASS_NAMES):
         predictions[f"probability_{name}"] = proba[:, code].round(6)
     atomic_write_text(model_dir / "predictions.tsv", predictions.to_csv(sep="\t", index=False))
+    if saliency is not None and "mri" in modalities:
+        from bidsad.learn.saliency import fold_saliency
+
+        try:
+            fold_saliency(model, out_dir, test_rows, modalities, learning.batch_size, saliency)
+        except Exception:  # saliency is a report, never a reason to lose the fold
+            LOGGER.exception("model %s, fold %d: saliency maps failed", model_name, fold)
     return predictions
 
 
@@ -92,9 +102,11 @@ def run_group_level(config) -> int:
 
     from bidsad.config import seed_everything
     from bidsad.learn.cohort import build_cohort
-    from bidsad.learn.evaluate import classification_metrics, metrics_rows
+    from bidsad.learn.evaluate import classification_metrics, evaluate_predictions, metrics_rows
     from bidsad.learn.models import MODALITIES
+    from bidsad.learn.saliency import SaliencyAccumulator, write_saliency
     from bidsad.learn.splits import check_no_leakage, make_splits
+    from bidsad.reports.boilerplate import write_boilerplate
     from bidsad.reports.group import write_group_report
     from bidsad.utils import atomic_write_json, atomic_write_text
 
@@ -130,7 +142,7 @@ def run_group_level(config) -> int:
         if usable.empty or usable["label"].nunique() < 2:
             warnings.append(messages.MODEL_SKIPPED.format(model=model_name, why=f"fewer than two classes with {' + '.join(modalities)} features"))
             continue
-        fold_predictions = []
+        fold_predictions, saliency = [], SaliencyAccumulator()
         for fold, members in splits.groupby("fold"):
             train_ids = members.loc[members["role"] == "train", "participant_id"]
             test_ids = members.loc[members["role"] == "test", "participant_id"]
@@ -143,7 +155,7 @@ def run_group_level(config) -> int:
             LOGGER.info("model %s, fold %d: training on %d, testing on %d participants", model_name, fold, len(train_rows), len(test_rows))
             try:
                 predictions = train_fold(config, out_dir, model_name, int(fold), train_rows, test_rows,
-                                         group_dir / f"model-{model_name}" / f"fold-{fold}")
+                                         group_dir / f"model-{model_name}" / f"fold-{fold}", saliency)
             except Exception as err:  # one model's failure must not lose the others
                 LOGGER.exception("model %s, fold %d failed", model_name, fold)
                 warnings.append(f"model {model_name}, fold {fold} failed: {err}")
@@ -157,21 +169,46 @@ def run_group_level(config) -> int:
             continue
         pooled = pd.concat(fold_predictions, ignore_index=True)
         atomic_write_text(group_dir / f"model-{model_name}" / "predictions.tsv", pooled.to_csv(sep="\t", index=False))
-        pooled_metrics = classification_metrics(pooled["label"], pooled[[f"probability_{c}" for c in CLASS_NAMES]])
-        metric_rows += metrics_rows(model_name, "pooled", pooled_metrics)
-        results[model_name]["pooled"] = pooled_metrics
-        results[model_name]["n_participants"] = int(len(pooled))
+        evaluation = evaluate_predictions(pooled, n_bootstrap=learning.n_bootstrap,
+                                          n_permutations=learning.n_permutations, seed=config.seeds.random_seed)
+        metric_rows += metrics_rows(model_name, "pooled", evaluation["pooled"], evaluation["ci"])
+        permutation = evaluation["permutation"]
+        metric_rows.append({"model": model_name, "fold": "pooled", "metric": "permutation_p_value",
+                            "value": "n/a" if permutation["p_value"] is None else permutation["p_value"],
+                            "ci_low": "n/a", "ci_high": "n/a"})
+        results[model_name].update(evaluation)
+        if saliency:
+            try:
+                used = usable[usable["participant_id"].isin(pooled["participant_id"])]["mri"]
+                write_saliency(saliency, out_dir, used, group_dir / f"model-{model_name}" / "saliency", model_name)
+            except Exception as err:  # a saliency failure must not lose the model's results
+                LOGGER.exception("saliency maps of model %s failed", model_name)
+                warnings.append(f"model {model_name}: saliency maps failed: {err}")
 
-    metrics = pd.DataFrame(metric_rows, columns=["model", "fold", "metric", "value"])
+    metrics = pd.DataFrame(metric_rows, columns=["model", "fold", "metric", "value", "ci_low", "ci_high"])
     atomic_write_text(group_dir / "metrics.tsv", metrics.to_csv(sep="\t", index=False))
     atomic_write_json(group_dir / "metrics.json", {
         "models": results, "preset": config.features.preset, "folds": int(splits["fold"].max()),
         "random_seed": config.seeds.random_seed, "epochs": learning.epochs, "learning_rate": learning.learning_rate,
         "batch_size": learning.batch_size, "split_protocol": "participant-level stratified k-fold",
-        "versions": software_versions(), "warnings": warnings,
+        "versions": software_versions(), "warnings": warnings, "models_requested": list(dict.fromkeys(learning.models)),
+        "dropout": learning.dropout, "n_bootstrap": learning.n_bootstrap, "n_permutations": learning.n_permutations,
+        "run_uuid": ex.run_uuid,
     })
     for warning in warnings:
         LOGGER.warning(warning)
-    report = write_group_report(config, cohort, splits, results, warnings)
+    try:
+        report = write_group_report(out_dir, bids_dir)
+    except Exception as err:  # the report must never cost the results already written
+        import traceback
+
+        LOGGER.error("group report failed: %s (details in %s)", err, group_dir / "group.err")
+        atomic_write_text(group_dir / "group.err", f"group report failed: {err!r}\n\n{traceback.format_exc()}")
+        return 1
+    (group_dir / "group.err").unlink(missing_ok=True)
+    try:
+        write_boilerplate(out_dir)
+    except Exception as err:  # never fatal: the outputs are written
+        LOGGER.warning("citation boilerplate not written: %s", err)
     LOGGER.info(messages.GROUP_DONE.format(report=report))
     return status

@@ -1,16 +1,34 @@
-"""``group/group.html``: one offline file with cohort, splits, metrics and warnings."""
+"""``group/group.html``: one offline file (figures embedded) built from the group outputs on disk.
+
+Everything is read back from ``out_dir/group`` (``metrics.json``, ``cohort.tsv``, ``splits.tsv``,
+``model-<name>/predictions.tsv``, ``model-<name>/fold-<k>/history.tsv``, ``model-<name>/saliency/``),
+so the report can be rebuilt without training (``--reports-only``). Figures are also saved as SVG
+under ``group/figures/``. Baselines, when a future run records them under ``metrics.json["baselines"]``
+(same structure as ``"models"``, predictions in ``group/baseline-<name>/predictions.tsv``), are shown
+beside the models.
+"""
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 from pathlib import Path
 
-from bidsad import __version__
+from bidsad import __version__, messages
 from bidsad.bids import CLASS_NAMES
 
+LOGGER = logging.getLogger("bidsad")
+#: Pooled metrics of the results table: (key, heading, has a bootstrap CI).
+TABLE_METRICS = (("balanced_accuracy", "balanced accuracy"), ("roc_auc_macro", "macro ROC AUC"),
+                 ("matthews_corrcoef", "MCC"), ("f1", "macro F1"), ("brier_score", "Brier score"),
+                 ("expected_calibration_error", "ECE"))
 
-def diagnosis_description(bids_dir: Path) -> str:
+
+def diagnosis_description(bids_dir: Path | None) -> str:
     """The ``diagnosis`` description of participants.json, if any (e.g. a placeholder-label notice)."""
+    if bids_dir is None:
+        return ""
     path = Path(bids_dir) / "participants.json"
     try:
         return str(json.loads(path.read_text()).get("diagnosis", {}).get("Description", ""))
@@ -18,19 +36,114 @@ def diagnosis_description(bids_dir: Path) -> str:
         return ""
 
 
-def write_group_report(config, cohort, splits, results: dict, warnings: list[str]) -> Path:
-    """Render the group report to ``<out_dir>/group/group.html`` (atomically) and return its path."""
-    from bidsad.learn.models import MODALITIES
-    from bidsad.reports import render
+def data_uri(svg: str) -> str:
+    """An SVG document as a ``data:image/svg+xml;base64`` URI (loads nothing from outside the page)."""
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+
+
+def _read_tsv(path: Path):
+    import pandas as pd
+
+    return pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
+
+
+def _figures(group_dir: Path, summary: dict) -> list[dict]:
+    """Render every figure (saved under ``group/figures/``); return ``[{"id", "title", "caption", "uri"}]``."""
+    import numpy as np
+
+    from bidsad.reports import figures
     from bidsad.utils import atomic_write_text
 
-    ex, learning = config.execution, config.learning
-    target = Path(ex.out_dir) / "group" / "group.html"
-    fold_sizes = splits[splits["role"] == "test"].groupby("fold")["participant_id"].apply(list).to_dict()
+    models, baselines = summary.get("models", {}), summary.get("baselines", {})
+    predictions, histories = {}, {}
+    for kind, names in (("model", models), ("baseline", baselines)):
+        for name in names:
+            path = group_dir / f"{kind}-{name}" / "predictions.tsv"
+            if path.is_file():
+                predictions[name if kind == "model" else f"{name} (baseline)"] = _read_tsv(path)
+    for name in models:
+        for path in sorted((group_dir / f"model-{name}").glob("fold-*/history.tsv")):
+            histories.setdefault(name, {})[path.parent.name.removeprefix("fold-")] = _read_tsv(path)
+    specs = [
+        ("models", "Models and baselines with 95% confidence intervals",
+         "Pooled out-of-fold value (marker) and participant-bootstrap 95% CI (bars); dashed line: chance.",
+         lambda: figures.model_comparison(models, baselines)),
+        ("roc", "ROC curves (one-vs-rest, pooled over folds)", "Per class, one line per model; AUC in the legend.",
+         lambda: figures.roc_curves(predictions)),
+        ("confusion", "Confusion matrices (pooled)", "Rows: true diagnosis; columns: predicted.",
+         lambda: figures.confusion_matrices({**models, **{f"{k} (baseline)": v for k, v in baselines.items()}})),
+        ("reliability", "Reliability diagram", "Accuracy against confidence in 10 equal-width bins (marker area: "
+         "participants in the bin); ECE: expected calibration error.", lambda: figures.reliability_diagram(models)),
+        ("learning", "Learning curves", "Training loss and accuracy per epoch and fold (validation curves, dashed, "
+         "only where a validation split existed).", lambda: figures.learning_curves(histories)),
+    ]
+    for name in models:
+        folder = group_dir / f"model-{name}" / "saliency"
+        maps = sorted(folder.glob("*desc-saliency_map.nii.gz"))
+        if maps:
+            import nibabel as nb
+
+            def saliency(name=name, maps=maps):
+                data, background = {}, {}
+                for path in maps:
+                    label = path.name.split("label-")[1].split("_")[0]
+                    data[label] = np.asanyarray(nb.load(path).dataobj)
+                    mean_input = path.with_name(path.name.replace("desc-saliency_map", "desc-meaninput_T1w"))
+                    if mean_input.is_file():
+                        background[label] = np.asanyarray(nb.load(mean_input).dataobj)
+                return figures.saliency_figure(data, background, title=name)
+
+            space = json.loads(maps[0].with_name(maps[0].name.replace(".nii.gz", ".json")).read_text()).get("Space", "")
+            specs.append((f"saliency-{name}", f"Saliency of the MRI input: {name}",
+                          f"Mean gradient saliency per true diagnosis (slices through the peak), over the mean MRI "
+                          f"input; NIfTI maps in group/model-{name}/saliency/ (space: {space}).", saliency))
+    out = []
+    for key, title, caption, make in specs:
+        try:
+            svg = make()
+        except Exception as err:  # one broken figure must not cost the report
+            LOGGER.warning("figure %s failed: %s", key, err)
+            out.append({"id": key, "title": title, "caption": f"This figure could not be drawn: {err}", "uri": None})
+            continue
+        if svg:
+            atomic_write_text(group_dir / "figures" / f"{key}.svg", svg)
+            out.append({"id": key, "title": title, "caption": caption, "uri": data_uri(svg)})
+    return out
+
+
+def write_group_report(out_dir: Path, bids_dir: Path | None = None) -> Path:
+    """Render ``<out_dir>/group/group.html`` (atomically) from the group outputs on disk; return its path.
+
+    ``bids_dir`` (optional) supplies the participants.json description of the diagnosis column.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``group/metrics.json`` does not exist (the group level has not run).
+    """
+    from bidsad.reports import render
+    from bidsad.reports.boilerplate import methods, to_html
+    from bidsad.utils import atomic_write_text
+
+    out_dir = Path(out_dir)
+    group_dir = out_dir / "group"
+    summary = json.loads((group_dir / "metrics.json").read_text())
+    cohort = _read_tsv(group_dir / "cohort.tsv").fillna("")
+    cohort["included"] = cohort["included"].astype(str).str.lower() == "true"
+    splits = _read_tsv(group_dir / "splits.tsv")
+    fold_members = splits[splits["role"] == "test"].groupby("fold")["participant_id"].apply(list).to_dict()
+    included = cohort[cohort["included"]]
+    labels = included["label"].astype(str).str.replace(".0", "", regex=False)
+    class_counts = {c: int((labels == str(code)).sum()) for code, c in enumerate(CLASS_NAMES)}
+    from bidsad.learn.models import MODALITIES
+
+    text = methods(out_dir)
     html = render(
-        "group.html", version=__version__, run_uuid=ex.run_uuid, cohort=cohort.fillna(""),
-        n_included=int(cohort["included"].sum()), fold_sizes=fold_sizes, results=results, classes=CLASS_NAMES,
-        warnings=warnings, learning=learning, seed=config.seeds.random_seed, preset=config.features.preset,
-        modalities=MODALITIES, diagnosis_note=diagnosis_description(Path(ex.bids_dir)),
+        "group.html", version=__version__, summary=summary, results=summary.get("models", {}),
+        baselines=summary.get("baselines", {}), classes=CLASS_NAMES, table_metrics=TABLE_METRICS,
+        cohort=cohort, n_included=len(included), class_counts=class_counts, fold_members=fold_members,
+        warnings=summary.get("warnings", []), paper_protocol=messages.PAPER_PROTOCOL,
+        diagnosis_note=diagnosis_description(bids_dir), modalities=MODALITIES, figures=_figures(group_dir, summary),
+        methods_html=to_html(text["group"]) if text["group"] else "",
     )
-    return atomic_write_text(target, html)
+    return atomic_write_text(group_dir / "group.html", html)

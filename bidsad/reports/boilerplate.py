@@ -1,0 +1,233 @@
+"""Citation boilerplate: methods text and references generated from the outputs that a run wrote.
+
+The facts come from disk, never from the command line of the current call: the participant level's
+from the tensor sidecars and derivative names under ``sub-*/``, the group level's from
+``group/metrics.json`` (models, epochs, folds, seeds, versions of the run that trained). So
+``--reports-only`` regenerates exactly the text of the run that produced the outputs.
+
+Templates (jinja2 with pandoc Markdown citations ``[@key]``) and ``references.bib`` live in the
+top-level ``boilerplate/`` folder of the source tree, shipped in the wheel as ``bidsad/boilerplate``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from bidsad import __version__
+
+#: Model names and descriptions used in the methods text (architectures of Kujur & Monfared 2026).
+MODEL_TEXT = {
+    "3dcnn-lstm": ("3DCNN-LSTM", "a 3D convolutional MRI branch fused with an fMRI branch of a time-distributed 3D "
+                                 "CNN followed by three stacked LSTM layers of 32 units"),
+    "3dcnn-gru": ("3DCNN-GRU", "as 3DCNN-LSTM with GRU layers"),
+    "3dlstm": ("3DLSTM", "the fMRI branch alone: a time-distributed 3D CNN and three stacked LSTM layers of 32 units"),
+    "3dgru": ("3DGRU", "the fMRI branch alone with GRU layers"),
+    "3dcnn": ("3DCNN", "the 3D convolutional MRI branch alone"),
+    "2dcnn": ("2DCNN", "a 2D CNN on the central axial slice of the MRI volume"),
+}
+#: Templates (space labels) with their names and references.
+TEMPLATES = {
+    "MNI152NLin2009aSym": {"name": "ICBM 152 Nonlinear Symmetric 2009a (as distributed with Nilearn)",
+                           "cite": ["fonov2009unbiased", "fonov2011unbiased"]},
+    "MNI152NLin2009cAsym": {"name": "ICBM 152 Nonlinear Asymmetric 2009c", "cite": ["fonov2009unbiased", "fonov2011unbiased"]},
+}
+#: Atlases recognised in ``atlas-<label>`` entities (label prefix, lower-case) with their references.
+ATLASES = {"power": ("Power et al. (2011) 264-region", "power2011functional"),
+           "dosenbach": ("Dosenbach et al. (2010) 160-region", "dosenbach2010prediction"),
+           "seitzman": ("Seitzman et al. (2020) 300-region", "seitzman2020set")}
+
+
+def boilerplate_dir() -> Path:
+    """The folder of the boilerplate templates: ``bidsad/boilerplate`` in an installed wheel, else the
+    top-level ``boilerplate/`` of a source checkout (editable install).
+
+    Raises
+    ------
+    FileNotFoundError
+        Neither exists (a broken installation).
+    """
+    from importlib.resources import files
+
+    for candidate in (Path(str(files("bidsad"))) / "boilerplate", Path(__file__).resolve().parents[2] / "boilerplate"):
+        if (candidate / "references.bib").is_file():
+            return candidate
+    raise FileNotFoundError("bidsad's boilerplate/ folder (references.bib and templates) is missing; reinstall bidsad")
+
+
+def read_bib(path: Path | None = None) -> dict[str, dict]:
+    """Entries of a BibTeX file written one field per line (as ``boilerplate/references.bib``).
+
+    Returns ``{key: {"text": entry text, "author": str, "year": str, "title": str}}``.
+    """
+    text = Path(path or boilerplate_dir() / "references.bib").read_text()
+    entries = {}
+    for match in re.finditer(r"^@\w+\{([^,]+),\n(.*?)^\}\n?", text, flags=re.S | re.M):
+        fields = dict(re.findall(r"^\s*(\w+)\s*=\s*\{(.*)\},?\s*$", match.group(2), flags=re.M))
+        entries[match.group(1).strip()] = {"text": match.group(0).rstrip() + "\n", **{k: fields.get(k, "") for k in ("author", "year", "title")}}
+    return entries
+
+
+def cited_keys(text: str) -> list[str]:
+    """Citation keys of ``[@a; @b]`` groups in ``text``, in order of first appearance."""
+    keys = []
+    for group in re.findall(r"\[(@[^\]]+)\]", text):
+        keys += [k.strip().lstrip("@") for k in group.split(";")]
+    return list(dict.fromkeys(keys))
+
+
+def _short(entry: dict) -> str:
+    authors = [a.strip() for a in entry.get("author", "").split(" and ") if a.strip()]
+    if not authors:
+        return entry.get("title", "?").split(":")[0]
+    last = [a.strip("{}").split(",")[0] for a in authors]
+    name = last[0] if len(last) == 1 else (f"{last[0]} & {last[1]}" if len(last) == 2 else f"{last[0]} et al.")
+    return f"{name} {entry.get('year', '')}".strip()
+
+
+def to_html(text: str, bib: dict | None = None) -> str:
+    """Methods Markdown as HTML paragraphs (escaped), citations as ``(Author et al. year; ...)``."""
+    from markupsafe import escape
+
+    bib = bib if bib is not None else read_bib()
+
+    def cite(match):
+        keys = [k.strip().lstrip("@") for k in match.group(1).split(";")]
+        return "(" + "; ".join(_short(bib[k]) if k in bib else k for k in keys) + ")"
+
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    html = []
+    for paragraph in paragraphs:
+        paragraph = re.sub(r"\[(@[^\]]+)\]", cite, " ".join(paragraph.split()))
+        paragraph = re.sub(r"`([^`]+)`", lambda m: f"\x00{m.group(1)}\x01", paragraph)
+        html.append("<p>" + str(escape(paragraph)).replace("\x00", "<code>").replace("\x01", "</code>") + "</p>")
+    return "\n".join(html)
+
+
+def _render(template: str, **context) -> str:
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    env = Environment(loader=FileSystemLoader(str(boilerplate_dir())), autoescape=False, trim_blocks=True,
+                      lstrip_blocks=True, undefined=StrictUndefined, keep_trailing_newline=True)
+    return env.get_template(template).render(**context).strip() + "\n"
+
+
+def current_versions() -> dict:
+    """Versions of the installed software cited in the boilerplate."""
+    from bidsad.learn.train import software_versions
+
+    return software_versions()
+
+
+def _versions(recorded: dict | None = None) -> dict:
+    versions = {**current_versions(), **(recorded or {})}
+    versions.setdefault("tensorflow", versions.get("tensorflow-cpu", "unknown"))
+    if versions.get("tensorflow-cpu") == versions["tensorflow"]:
+        del versions["tensorflow-cpu"]
+    return versions
+
+
+def participant_facts(out_dir: Path) -> dict | None:
+    """What the participant level did, read from the derivatives (``None`` when none exist)."""
+    out_dir = Path(out_dir)
+    sidecars = sorted(out_dir.glob("sub-*/**/*_desc-model_*.json"))
+    if not sidecars:
+        return None
+    metas = [json.loads(p.read_text()) for p in sidecars]
+    mri = [m for m in metas if m.get("Modality") != "bold"]
+    bold = [m for m in metas if m.get("Modality") == "bold"]
+    names = [p.name for p in out_dir.glob("sub-*/**/*") if p.is_file()]
+    spaces = sorted({m for n in names for m in re.findall(r"_space-([a-zA-Z0-9]+)", n)})
+    atlases = []
+    for label in sorted({m for n in names for m in re.findall(r"_atlas-([a-zA-Z0-9]+)", n)}):
+        known = next((v for k, v in ATLASES.items() if label.lower().startswith(k)), None)
+        atlases.append({"name": known[0] if known else label, "cite": known[1] if known else None})
+    first = (mri or metas)[0]
+    return {
+        "bidsad_version": first.get("bidsad_version", __version__),
+        "n_participants": len({p.parts[len(out_dir.parts)] for p in sidecars if "_T1w" in p.name}),
+        "n_bold": len({p.parts[len(out_dir.parts)] for p in sidecars if "_bold" in p.name}),
+        "repetition_times": sorted({f"{m['RepetitionTime']:g}" for m in bold if m.get("RepetitionTime")}),
+        "preset": first.get("preset", "?"),
+        "mri_shape": mri[0]["shape"] if mri else None,
+        "mri_voxel": [round(v, 2) for v in mri[0]["voxel_size_mm"]] if mri and mri[0].get("voxel_size_mm") else None,
+        "bold_shape": bold[0]["shape"][1:] if bold else None,
+        "frames": bold[0].get("frames") if bold else None,
+        "interpolation": first.get("Interpolation", ""),
+        "normalisation": first.get("Normalisation", ""),
+        "spaces": spaces,
+        "templates": {s: TEMPLATES.get(s, {"name": s, "cite": []}) for s in spaces},
+        "atlases": atlases,
+    }
+
+
+def group_facts(out_dir: Path) -> dict | None:
+    """What the group level did, read from ``group/metrics.json`` (``None`` when it does not exist)."""
+    path = Path(out_dir) / "group" / "metrics.json"
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text())
+    evaluated = list(summary.get("models", {}))
+    names = [m for m in summary.get("models_requested", evaluated) if m in evaluated] or evaluated
+    return {
+        **{k: summary.get(k) for k in ("epochs", "learning_rate", "batch_size", "dropout", "random_seed", "folds",
+                                       "preset", "n_bootstrap", "n_permutations")},
+        "n_participants": max((r.get("n_participants", 0) for r in summary.get("models", {}).values()), default=0),
+        "models": [{"name": m, "title": MODEL_TEXT.get(m, (m, ""))[0], "description": MODEL_TEXT.get(m, ("", m))[1]}
+                   for m in names],
+        "saliency": any(Path(out_dir, "group", f"model-{m}", "saliency").is_dir() for m in names),
+        "versions": summary.get("versions", {}),
+    }
+
+
+def methods(out_dir: Path) -> dict:
+    """Methods Markdown of each level that left outputs in ``out_dir``.
+
+    Returns ``{"participant": str | None, "group": str | None, "versions": dict}``.
+    """
+    p, g = participant_facts(out_dir), group_facts(out_dir)
+    versions = _versions(g["versions"] if g else None)
+    return {
+        "participant": _render("participant.md", p=p, v=versions) if p else None,
+        "group": _render("group.md", g=g, v=versions) if g else None,
+        "versions": versions,
+    }
+
+
+def write_boilerplate(out_dir: Path) -> list[Path]:
+    """Write ``logs/CITATION.md`` and ``logs/CITATION.bib`` (and ``logs/CITATION.html`` when pandoc is
+    installed) from the outputs in ``out_dir``; return the paths written.
+
+    The ``.bib`` holds exactly the entries the text cites. A pandoc failure is logged and leaves no
+    ``.html``; it never raises.
+    """
+    import logging
+    import shutil
+    import subprocess
+
+    from bidsad.utils import atomic_write_bytes, atomic_write_text
+
+    logs = Path(out_dir) / "logs"
+    texts = methods(out_dir)
+    versions = {k: v for k, v in sorted(texts["versions"].items()) if v and v != "unknown"}
+    markdown = _render("citation.md", bidsad_version=__version__, participant=texts["participant"],
+                       group=texts["group"], versions=versions)
+    bib = read_bib()
+    keys = cited_keys(markdown)
+    missing = [k for k in keys if k not in bib]
+    if missing:
+        raise KeyError(f"boilerplate cites keys missing from references.bib: {', '.join(missing)}")
+    written = [atomic_write_text(logs / "CITATION.md", markdown),
+               atomic_write_text(logs / "CITATION.bib", "".join(bib[k]["text"] for k in keys))]
+    pandoc = shutil.which("pandoc")
+    if pandoc:
+        try:
+            proc = subprocess.run([pandoc, "--citeproc", "--bibliography", str(logs / "CITATION.bib"), "--standalone",
+                                   "--metadata", "title=bidsad methods boilerplate", "--embed-resources",
+                                   str(logs / "CITATION.md"), "-o", "-", "-t", "html"],
+                                  capture_output=True, timeout=120, check=True)
+            written.append(atomic_write_bytes(logs / "CITATION.html", proc.stdout))
+        except (subprocess.SubprocessError, OSError) as err:
+            logging.getLogger("bidsad").warning("pandoc could not write CITATION.html: %s", err)
+    return written
