@@ -112,7 +112,8 @@ def write_participant_report(config, part: ParticipantInputs) -> Path:
                            "detail": f"{run.n_volumes} volumes, RepetitionTime {run.repetition_time:g} s"})
         html = render(
             "participant.html", label=part.label, inputs=inputs, outputs=outputs, warnings=warnings,
-            errors=part.errors, version=__version__, preset=config.features.preset, run_uuid=ex.run_uuid,
+            errors=part.errors, version=__version__, run_uuid=ex.run_uuid,
+            preset=next((o["meta"]["preset"] for o in outputs if o["meta"].get("preset")), config.features.preset),
             bold=bold, reportlets=reportlets(out_dir, part.label), methods_html=to_html(text) if text else "",
             status="failed" if (part.errors or part.t1w is None) else "completed",
         )

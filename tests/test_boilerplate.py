@@ -1,0 +1,112 @@
+"""Citation boilerplate: generated from the outputs that a run wrote; shipped templates; pandoc optional."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from bidsad.reports.boilerplate import boilerplate_dir, cited_keys, methods, read_bib, to_html, write_boilerplate
+
+ROOT = Path(__file__).parents[1]
+
+
+def _group_out(root: Path, epochs: int, models: list[str], seed: int = 0) -> Path:
+    """A minimal out_dir holding group/metrics.json as the group level writes it."""
+    (root / "group").mkdir(parents=True)
+    (root / "group" / "metrics.json").write_text(json.dumps({
+        "epochs": epochs, "learning_rate": 1e-5, "batch_size": 2, "dropout": 0.1, "random_seed": seed, "folds": 5,
+        "preset": "small", "n_bootstrap": 1000, "n_permutations": 1000, "models_requested": models,
+        "models": {m: {"n_participants": 12} for m in models},
+        "versions": {"bidsad": "0.1.0", "tensorflow": "2.99.0", "keras": "3.0.0", "scikit-learn": "1.9.1"},
+    }))
+    return root
+
+
+def test_methods_follow_epochs_and_models(tmp_path):
+    first = methods(_group_out(tmp_path / "a", 2, ["3dcnn"]))["group"]
+    second = methods(_group_out(tmp_path / "b", 7, ["3dcnn-lstm", "2dcnn"], seed=3))["group"]
+    assert "trained for 2 epoch(s)" in first and "trained for 7 epoch(s)" in second
+    assert "3DCNN (" in first and "3DCNN-LSTM" not in first
+    assert "3DCNN-LSTM" in second and "2DCNN" in second and "3DCNN (" not in second
+    assert "random seed 3" in second and "TensorFlow 2.99.0" in second  # versions of the run, not of today
+    assert "12 participant(s)" in first and "5-fold" in first
+
+
+def test_citation_files_cite_what_ran(tmp_path, monkeypatch):
+    out = _group_out(tmp_path / "out", 4, ["3dcnn-lstm"])
+    features = out / "sub-01" / "features"
+    features.mkdir(parents=True)
+    (features / "sub-01_res-small_desc-model_T1w.json").write_text(json.dumps({
+        "Modality": "T1w", "preset": "small", "shape": [48, 56, 48], "voxel_size_mm": [3.75, 3.857, 3.75]}))
+    monkeypatch.setenv("PATH", "/nonexistent")  # no pandoc
+    written = write_boilerplate(out)
+    assert [p.name for p in written] == ["CITATION.md", "CITATION.bib"]
+    text = (out / "logs" / "CITATION.md").read_text()
+    bib = (out / "logs" / "CITATION.bib").read_text()
+    assert "trained for 4 epoch(s)" in text and "48 x 56 x 48" in text
+    for key in ("kujur2026multimodal", "gorgolewski2011nipype", "abraham2014nilearn", "abadi2016tensorflow",
+                "pedregosa2011scikit", "chollet2015keras"):
+        assert f"@{key}" in text and f"{{{key}," in bib
+    assert "fonov2009unbiased" not in bib  # no template was used: not cited
+    assert bib.count("\n@") + bib.startswith("@") == len(cited_keys(text))
+
+    # a derivative in MNI space: the template (Fonov et al. 2009, 2011) and ANTs are cited
+    (out / "sub-01" / "anat").mkdir()
+    (out / "sub-01" / "anat" / "sub-01_space-MNI152NLin2009aSym_res-2_desc-preproc_T1w.nii.gz").write_bytes(b"")
+    write_boilerplate(out)
+    text = (out / "logs" / "CITATION.md").read_text()
+    bib = (out / "logs" / "CITATION.bib").read_text()
+    assert "MNI152NLin2009aSym" in text and "antspyx" in text
+    for key in ("fonov2009unbiased", "fonov2011unbiased", "avants2008symmetric", "tustison2021antsx"):
+        assert f"{{{key}," in bib
+
+
+def test_citation_html_when_pandoc_exists(tmp_path, monkeypatch):
+    """With a pandoc on PATH, CITATION.html is written from its output (the arguments are checked)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "pandoc"
+    fake.write_text('#!/bin/sh\ncase "$*" in *--citeproc*--bibliography*CITATION.bib*CITATION.md*) '
+                    'echo "<html>formatted</html>";; *) exit 3;; esac\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    out = _group_out(tmp_path / "out", 2, ["3dcnn"])
+    write_boilerplate(out)
+    assert (out / "logs" / "CITATION.html").read_text().strip() == "<html>formatted</html>"
+
+
+def test_every_template_key_is_in_the_bib():
+    from bidsad.reports.boilerplate import ATLASES, TEMPLATES
+
+    bib = read_bib()
+    for template in ("participant.md", "group.md"):
+        keys = [k for k in cited_keys((boilerplate_dir() / template).read_text()) if "{" not in k]
+        assert keys and set(keys) <= set(bib), template
+    assert {k for t in TEMPLATES.values() for k in t["cite"]} | {a[1] for a in ATLASES.values()} <= set(bib)
+
+
+def test_html_citations():
+    html = to_html("A [@kujur2026multimodal] and `x` [@pedregosa2011scikit; @fonov2009unbiased].\n\nB <c>")
+    assert "(Kujur &amp; Monfared 2026)" in html and "(Pedregosa et al. 2011; Fonov et al. 2009)" in html
+    assert "<code>x</code>" in html and "&lt;c&gt;" in html and html.count("<p>") == 2
+
+
+def test_boilerplate_shipped_in_wheel_and_found_when_installed(tmp_path):
+    """pyproject ships boilerplate/ as bidsad/boilerplate; an installed layout finds it there."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]["boilerplate"] == "bidsad/boilerplate"
+    site = tmp_path / "site"
+    shutil.copytree(ROOT / "bidsad", site / "bidsad", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "boilerplate", site / "bidsad" / "boilerplate")
+    code = "from bidsad.reports.boilerplate import boilerplate_dir; print(boilerplate_dir())"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                           env={**os.environ, "PYTHONPATH": str(site)}, check=True).stdout.strip()
+    assert Path(found) == site / "bidsad" / "boilerplate"
+    assert boilerplate_dir() == ROOT / "boilerplate"  # source checkout

@@ -1,0 +1,168 @@
+"""Reports and evaluation outputs: participant report contents, group outputs of the demo run,
+saliency NIfTI, citation boilerplate of the run, and --reports-only."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bidsad.bids import BoldRun, ParticipantInputs
+from bidsad.config import PRESETS, Config
+
+from .conftest import DEMO, run_bidsad
+
+
+def _participant_setup(tmp_path, with_qc: bool):
+    bids, out = tmp_path / "bids", tmp_path / "out"
+    (bids / "sub-01" / "func").mkdir(parents=True)
+    bold = bids / "sub-01" / "func" / "sub-01_task-rest_bold.nii.gz"
+    bold.write_bytes(b"")
+    features = out / "sub-01" / "features"
+    features.mkdir(parents=True)
+    meta = {"Modality": "bold", "Sources": ["bids::sub-01/func/sub-01_task-rest_bold.nii.gz"], "preset": "small",
+            "frames": 4, "n_volumes": 6, "frame_mask": [True] * 4, "shape": [4, 2, 2, 2]}
+    if with_qc:
+        meta.update(NonSteadyStateVolumes=[0, 1, 2], MeanFD=0.1234)
+        figures = out / "sub-01" / "figures"
+        figures.mkdir(parents=True)
+        (figures / "sub-01_desc-brain_mask.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>')
+        (figures / "sub-01_desc-brain_mask.json").write_text(json.dumps({"Description": "Brain mask over the T1w"}))
+        from PIL import Image
+
+        Image.new("RGB", (3, 3), (200, 10, 10)).save(figures / "sub-01_desc-carpet_bold.png")
+        (figures / "notes.txt").write_text("x")
+    (features / "sub-01_task-rest_res-small_desc-model_bold.json").write_text(json.dumps(meta))
+    (features / "sub-01_task-rest_res-small_desc-model_bold.npy").write_bytes(b"")
+    config = Config()
+    config.execution.bids_dir, config.execution.out_dir = str(bids), str(out)
+    config.features.preset = "small"
+    return config, ParticipantInputs(label="01", t1w=None, bold=[BoldRun(bold, 2.0, 6)]), out
+
+
+def test_participant_report_summary_and_reportlets(tmp_path):
+    import base64
+
+    from bidsad.reports.participant import write_participant_report
+
+    config, part, out = _participant_setup(tmp_path, with_qc=True)
+    html = write_participant_report(config, part).read_text()
+    row = html.split("<th>mean FD</th>")[1].split("</tr>")[1]
+    assert "<code>sub-01/func/sub-01_task-rest_bold.nii.gz</code>" in row
+    cells = [c.split("</td>")[0] for c in row.split('class="num">')[1:]]
+    assert cells == ["2", "6", "4", "3", "0.123 mm"]  # TR, volumes, kept, dummy scans, mean FD
+    svg_uri = "data:image/svg+xml;base64," + base64.b64encode(
+        (out / "sub-01/figures/sub-01_desc-brain_mask.svg").read_bytes()).decode()
+    assert svg_uri in html and "Brain mask over the T1w" in html
+    assert "data:image/png;base64,iVBOR" in html and "Not an image; see <code>sub-01/figures/notes.txt</code>" in html
+
+
+def test_participant_report_says_not_computed(tmp_path):
+    from bidsad.reports.participant import write_participant_report
+
+    config, part, _ = _participant_setup(tmp_path, with_qc=False)
+    html = write_participant_report(config, part).read_text()
+    assert html.count("not computed") == 2 and "No QC reportlet" in html
+
+
+def test_participant_report_failure_writes_err(tmp_path, monkeypatch):
+    import bidsad.reports
+    from bidsad.reports.participant import write_participant_report
+
+    config, part, out = _participant_setup(tmp_path, with_qc=False)
+    monkeypatch.setattr(bidsad.reports, "render", lambda *a, **k: 1 / 0)
+    written = write_participant_report(config, part)
+    assert written == out / "sub-01.err" and "ZeroDivisionError" in written.read_text()
+    assert not (out / "sub-01.html").exists()
+    assert (out / "sub-01/features/sub-01_task-rest_res-small_desc-model_bold.json").is_file()  # outputs kept
+    monkeypatch.undo()
+    assert write_participant_report(config, part) == out / "sub-01.html" and not written.exists()
+
+
+@pytest.mark.integration
+def test_group_metrics_with_intervals(demo_run):
+    group = demo_run["out"] / "group"
+    metrics = pd.read_csv(group / "metrics.tsv", sep="\t", keep_default_na=False)
+    assert list(metrics.columns) == ["model", "fold", "metric", "value", "ci_low", "ci_high"]
+    pooled = metrics[metrics.fold == "pooled"].set_index(["model", "metric"])
+    for model in ("3dcnn", "3dcnn-lstm"):
+        for metric in ("balanced_accuracy", "matthews_corrcoef", "f1", "brier_score", "expected_calibration_error"):
+            low, high = float(pooled.loc[(model, metric), "ci_low"]), float(pooled.loc[(model, metric), "ci_high"])
+            assert low <= high, (model, metric)
+        assert 0 <= float(pooled.loc[(model, "balanced_accuracy"), "ci_low"]) <= 1
+        p = float(pooled.loc[(model, "permutation_p_value"), "value"])
+        assert 1 / 1001 <= p <= 1
+    summary = json.loads((group / "metrics.json").read_text())
+    assert summary["n_bootstrap"] == 1000 and summary["n_permutations"] == 1000
+    for model, result in summary["models"].items():
+        assert sum(b["count"] for b in result["reliability"]) == result["pooled"]["n"] == result["n_participants"]
+        assert result["permutation"]["n_permutations"] == 1000 and result["permutation"]["seed"] == 0
+        assert result["ci"]["balanced_accuracy"]["n_resamples"] == 1000
+    assert {p.name for p in (group / "figures").glob("*.svg")} >= {"models.svg", "roc.svg", "confusion.svg",
+                                                                  "reliability.svg", "learning.svg", "saliency-3dcnn.svg"}
+
+
+@pytest.mark.integration
+def test_saliency_nifti(demo_run):
+    import nibabel as nb
+
+    out = demo_run["out"]
+    folder = out / "group" / "model-3dcnn" / "saliency"
+    maps = sorted(folder.glob("label-*_desc-saliency_map.nii.gz"))
+    cohort = pd.read_csv(out / "group" / "cohort.tsv", sep="\t")
+    assert len(maps) == cohort["label"].nunique()
+    affines = np.array([json.loads((out / p).with_suffix(".json").read_text())["grid_affine"] for p in cohort["mri"]])
+    total = 0
+    for path in maps:
+        img = nb.load(path)
+        data = img.get_fdata()
+        assert data.shape == PRESETS["small"]["mri_shape"] and np.isfinite(data).all()
+        assert data.min() >= 0 and 0 < data.max() <= 1
+        assert np.allclose(img.affine, affines.mean(axis=0), atol=1e-3)
+        meta = json.loads(path.with_name(path.name.replace(".nii.gz", ".json")).read_text())
+        assert meta["Model"] == "3dcnn" and not meta["GridAffinesConsistent"]  # grids centred per participant
+        total += meta["NumberOfParticipants"]
+    assert total == len(cohort)
+
+
+@pytest.mark.integration
+def test_citation_of_the_demo_run(demo_run):
+    text = (demo_run["out"] / "logs" / "CITATION.md").read_text()
+    assert "trained for 2 epoch(s)" in text and "3DCNN-LSTM" in text and "3DCNN (" in text
+    assert "`small`" in text and "Nipype" in text and "@kujur2026multimodal" in text
+    group_html = (demo_run["out"] / "group" / "group.html").read_text()
+    assert "trained for 2 epoch(s)" in group_html and "Model card" in group_html and "Research use only" in group_html
+
+
+@pytest.mark.integration
+def test_reports_only_and_methods_follow_the_run(demo_run, tmp_path):
+    import shutil
+
+    out, work = tmp_path / "out", tmp_path / "work"
+    shutil.copytree(demo_run["out"], out)
+    models = {p: p.stat().st_mtime_ns for p in out.glob("group/model-*/fold-*/model.keras")}
+    for path in [out / "group/group.html", out / "sub-01.html", *out.glob("logs/CITATION.*")]:
+        path.unlink()
+    # --epochs on a reports-only call changes nothing: the text describes the run that trained
+    run_bidsad(DEMO, out, "group", "--preset", "small", "--reports-only", "--epochs", "9", "-w", work, check_rc=0)
+    run_bidsad(DEMO, out, "participant", "--preset", "small", "--reports-only", "-w", work, check_rc=0)
+    assert (out / "sub-01.html").is_file() and "the first 16 are used" in (out / "sub-01.html").read_text()
+    assert "trained for 2 epoch(s)" in (out / "group/group.html").read_text()
+    assert "trained for 2 epoch(s)" in (out / "logs/CITATION.md").read_text()
+    assert {p: p.stat().st_mtime_ns for p in out.glob("group/model-*/fold-*/model.keras")} == models
+
+    # a new group run with other epochs and models: the methods text follows
+    config = tmp_path / "fast.toml"
+    config.write_text("[learning]\nn_bootstrap = 20\nn_permutations = 20\n")
+    run_bidsad(DEMO, out, "group", "--preset", "small", "--models", "2dcnn", "--epochs", "3", "--config-file", config,
+               "-w", work, check_rc=0)
+    text = (out / "logs/CITATION.md").read_text()
+    assert "trained for 3 epoch(s)" in text and "2DCNN" in text and "3DCNN-LSTM" not in text
+    assert "over 20 bootstrap" in text and "2DCNN" in (out / "group/group.html").read_text()
+
+
+def test_reports_only_without_group_outputs(tmp_path):
+    proc = run_bidsad(DEMO, tmp_path / "out", "group", "--reports-only", "-w", tmp_path / "work", check_rc=2)
+    assert "--reports-only: no group outputs" in proc.stderr and "Traceback" not in proc.stderr
