@@ -95,3 +95,7 @@ REPORTS_NO_GROUP = (
     "(bidsad {bids} {out} group)."
 )
 REPORTS_DONE = "Reports rebuilt from existing outputs: {reports}."
+SALIENCY_FAILED = "model {model}: saliency maps failed ({why}); the model's results are kept."
+REPORT_FAILED = "{report} could not be written ({why}); the outputs are kept. Details: {details}"
+BOILERPLATE_FAILED = "logs/CITATION.md not written ({why}); the outputs are kept."
+FIGURE_FAILED = "This figure could not be drawn: {why}"

@@ -123,3 +123,11 @@ def test_config_file_unknown_setting(capsys, demo_dir, tmp_path):
     path.write_text("[learning]\nepochz = 3\n")
     err = _usage_error(capsys, [str(demo_dir), str(tmp_path / "o"), "group", "--config-file", str(path)])
     assert "epochz" in err and "--config-file" in err
+
+
+def test_reports_only_flag_is_never_taken_from_a_saved_configuration(tmp_path, demo_dir):
+    config = parse_args([str(demo_dir), str(tmp_path / "out"), "group", "--reports-only"])
+    assert config.execution.reports_only is True
+    saved = config.save(tmp_path / "saved.toml")
+    again = parse_args([str(demo_dir), str(tmp_path / "out"), "group", "--config-file", str(saved)])
+    assert again.execution.reports_only is False

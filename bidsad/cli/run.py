@@ -145,7 +145,7 @@ def _write_boilerplate(out_dir: Path) -> None:
     try:
         write_boilerplate(out_dir)
     except Exception as err:  # the boilerplate must never cost the run
-        LOGGER.warning("citation boilerplate not written: %s", err)
+        LOGGER.warning(messages.BOILERPLATE_FAILED.format(why=err))
 
 
 def run_reports_only(config) -> int:

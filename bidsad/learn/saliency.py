@@ -49,6 +49,7 @@ class SaliencyAccumulator:
 
     def __init__(self):
         self.sums, self.inputs, self.counts = {}, {}, {}
+        self.failures: list[str] = []  # messages of folds whose maps could not be computed
 
     def add(self, maps, mri, labels) -> None:
         """Add maps (n, x, y, z), the MRI inputs (n, x, y, z) and their true class codes (n,)."""

@@ -86,8 +86,9 @@ def train_fold(config, out_dir: Path, model_name: str, fold: int, train_rows, te
 
         try:
             fold_saliency(model, out_dir, test_rows, modalities, learning.batch_size, saliency)
-        except Exception:  # saliency is a report, never a reason to lose the fold
-            LOGGER.exception("model %s, fold %d: saliency maps failed", model_name, fold)
+        except Exception as err:  # saliency is a report, never a reason to lose the fold
+            LOGGER.debug("saliency of model %s, fold %d failed", model_name, fold, exc_info=True)
+            saliency.failures.append(messages.SALIENCY_FAILED.format(model=f"{model_name}, fold {fold}", why=err))
     return predictions
 
 
@@ -177,13 +178,14 @@ def run_group_level(config) -> int:
                             "value": "n/a" if permutation["p_value"] is None else permutation["p_value"],
                             "ci_low": "n/a", "ci_high": "n/a"})
         results[model_name].update(evaluation)
+        warnings += saliency.failures
         if saliency:
             try:
                 used = usable[usable["participant_id"].isin(pooled["participant_id"])]["mri"]
                 write_saliency(saliency, out_dir, used, group_dir / f"model-{model_name}" / "saliency", model_name)
             except Exception as err:  # a saliency failure must not lose the model's results
-                LOGGER.exception("saliency maps of model %s failed", model_name)
-                warnings.append(f"model {model_name}: saliency maps failed: {err}")
+                LOGGER.debug("saliency maps of model %s failed", model_name, exc_info=True)
+                warnings.append(messages.SALIENCY_FAILED.format(model=model_name, why=err))
 
     metrics = pd.DataFrame(metric_rows, columns=["model", "fold", "metric", "value", "ci_low", "ci_high"])
     atomic_write_text(group_dir / "metrics.tsv", metrics.to_csv(sep="\t", index=False))
@@ -202,13 +204,13 @@ def run_group_level(config) -> int:
     except Exception as err:  # the report must never cost the results already written
         import traceback
 
-        LOGGER.error("group report failed: %s (details in %s)", err, group_dir / "group.err")
+        LOGGER.error(messages.REPORT_FAILED.format(report=group_dir / "group.html", why=err, details=group_dir / "group.err"))
         atomic_write_text(group_dir / "group.err", f"group report failed: {err!r}\n\n{traceback.format_exc()}")
         return 1
     (group_dir / "group.err").unlink(missing_ok=True)
     try:
         write_boilerplate(out_dir)
     except Exception as err:  # never fatal: the outputs are written
-        LOGGER.warning("citation boilerplate not written: %s", err)
+        LOGGER.warning(messages.BOILERPLATE_FAILED.format(why=err))
     LOGGER.info(messages.GROUP_DONE.format(report=report))
     return status

@@ -103,7 +103,7 @@ def _figures(group_dir: Path, summary: dict) -> list[dict]:
             svg = make()
         except Exception as err:  # one broken figure must not cost the report
             LOGGER.warning("figure %s failed: %s", key, err)
-            out.append({"id": key, "title": title, "caption": f"This figure could not be drawn: {err}", "uri": None})
+            out.append({"id": key, "title": title, "caption": messages.FIGURE_FAILED.format(why=err), "uri": None})
             continue
         if svg:
             atomic_write_text(group_dir / "figures" / f"{key}.svg", svg)
