@@ -166,3 +166,39 @@ def test_reports_only_and_methods_follow_the_run(demo_run, tmp_path):
 def test_reports_only_without_group_outputs(tmp_path):
     proc = run_bidsad(DEMO, tmp_path / "out", "group", "--reports-only", "-w", tmp_path / "work", check_rc=2)
     assert "--reports-only: no group outputs" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_group_report_shows_baselines_beside_models(tmp_path):
+    """A baseline recorded in metrics.json appears in the results table and the side-by-side figure."""
+    import base64
+
+    from bidsad.learn.evaluate import evaluate_predictions
+    from bidsad.reports.group import write_group_report
+
+    group = tmp_path / "group"
+    rng = np.random.default_rng(0)
+    ids = [f"sub-{i:02d}" for i in range(12)]
+    labels = np.repeat([0, 1, 2], 4)
+    pd.DataFrame({"participant_id": ids, "diagnosis": np.array(["CN", "MCI", "AD"])[labels], "label": labels,
+                  "mri": "x", "bold": "", "included": True, "reason": ""}).to_csv(tmp_path / "cohort.tsv", sep="\t", index=False)
+    group.mkdir()
+    (tmp_path / "cohort.tsv").rename(group / "cohort.tsv")
+    pd.DataFrame({"participant_id": ids * 2, "fold": [1] * 12 + [2] * 12,
+                  "role": ["test"] * 6 + ["train"] * 6 + ["train"] * 6 + ["test"] * 6}).to_csv(group / "splits.tsv", sep="\t", index=False)
+    results = {}
+    for kind, name in (("model", "3dcnn"), ("baseline", "svm")):
+        proba = rng.dirichlet([1, 1, 1], 12)
+        table = pd.DataFrame({"participant_id": ids, "label": labels, **{f"probability_{c}": proba[:, i] for i, c in enumerate(("CN", "MCI", "AD"))}})
+        (group / f"{kind}-{name}").mkdir()
+        table.to_csv(group / f"{kind}-{name}" / "predictions.tsv", sep="\t", index=False)
+        results[name] = evaluate_predictions(table, n_bootstrap=30, n_permutations=30, seed=0)
+    (group / "metrics.json").write_text(json.dumps({
+        "models": {"3dcnn": results["3dcnn"]}, "baselines": {"svm": results["svm"]}, "preset": "small", "folds": 2,
+        "random_seed": 0, "epochs": 3, "learning_rate": 1e-5, "batch_size": 2, "dropout": 0.1, "n_bootstrap": 30,
+        "n_permutations": 30, "versions": {"bidsad": "0"}, "warnings": ["a warning"]}))
+    html = write_group_report(tmp_path).read_text()
+    assert "<code>svm</code> (baseline)" in html and "a warning" in html and "not comparable" in html
+    assert f"{results['3dcnn']['pooled']['balanced_accuracy']:.3f}" in html
+    models_svg = (group / "figures" / "models.svg").read_text()
+    assert "data:image/svg+xml;base64," + base64.b64encode(models_svg.encode()).decode() in html
+    assert (group / "figures" / "roc.svg").is_file() and not (group / "figures" / "learning.svg").exists()

@@ -224,7 +224,7 @@ def write_boilerplate(out_dir: Path) -> list[Path]:
     if pandoc:
         try:
             proc = subprocess.run([pandoc, "--citeproc", "--bibliography", str(logs / "CITATION.bib"), "--standalone",
-                                   "--metadata", "title=bidsad methods boilerplate", "--embed-resources",
+                                   "--metadata", "title=bidsad methods boilerplate",
                                    str(logs / "CITATION.md"), "-o", "-", "-t", "html"],
                                   capture_output=True, timeout=120, check=True)
             written.append(atomic_write_bytes(logs / "CITATION.html", proc.stdout))
