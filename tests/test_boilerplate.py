@@ -10,7 +10,6 @@ import sys
 import tomllib
 from pathlib import Path
 
-import pytest
 
 from bidsad.reports.boilerplate import boilerplate_dir, cited_keys, methods, read_bib, to_html, write_boilerplate
 

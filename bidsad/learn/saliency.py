@@ -113,6 +113,8 @@ def write_saliency(accumulator: SaliencyAccumulator, out_dir: Path, mri_paths, f
 
     affine, space, consistent = _grid(out_dir, mri_paths)
     prefix = f"space-{space}_" if space else ""
+    for stale in Path(folder).glob("*label-*_desc-*"):  # maps of an earlier run of this model
+        stale.unlink()
     written = []
     for name in CLASS_NAMES:
         if name not in accumulator.counts:

@@ -108,6 +108,8 @@ def _figures(group_dir: Path, summary: dict) -> list[dict]:
         if svg:
             atomic_write_text(group_dir / "figures" / f"{key}.svg", svg)
             out.append({"id": key, "title": title, "caption": caption, "uri": data_uri(svg)})
+    for stale in set((group_dir / "figures").glob("*.svg")) - {group_dir / "figures" / f"{f['id']}.svg" for f in out if f["uri"]}:
+        stale.unlink()  # figures of an earlier run (other models)
     return out
 
 
