@@ -161,6 +161,8 @@ def test_reports_only_and_methods_follow_the_run(demo_run, tmp_path):
     text = (out / "logs/CITATION.md").read_text()
     assert "trained for 3 epoch(s)" in text and "2DCNN" in text and "3DCNN-LSTM" not in text
     assert "over 20 bootstrap" in text and "2DCNN" in (out / "group/group.html").read_text()
+    figures = {p.name for p in (out / "group/figures").glob("*.svg")}
+    assert "saliency-2dcnn.svg" in figures and "saliency-3dcnn.svg" not in figures  # earlier run's figures removed
 
 
 def test_reports_only_without_group_outputs(tmp_path):
@@ -193,12 +195,16 @@ def test_group_report_shows_baselines_beside_models(tmp_path):
         table.to_csv(group / f"{kind}-{name}" / "predictions.tsv", sep="\t", index=False)
         results[name] = evaluate_predictions(table, n_bootstrap=30, n_permutations=30, seed=0)
     (group / "metrics.json").write_text(json.dumps({
-        "models": {"3dcnn": results["3dcnn"]}, "baselines": {"svm": results["svm"]}, "preset": "small", "folds": 2,
+        "models": {"3dcnn": results["3dcnn"],  # and one as written before CIs existed (rebuilt by --reports-only)
+                   "old": {"pooled": {"n": 12, "balanced_accuracy": 0.25, "confusion_matrix": np.eye(3, dtype=int).tolist()}}},
+        "baselines": {"svm": results["svm"]}, "preset": "small", "folds": 2,
         "random_seed": 0, "epochs": 3, "learning_rate": 1e-5, "batch_size": 2, "dropout": 0.1, "n_bootstrap": 30,
         "n_permutations": 30, "versions": {"bidsad": "0"}, "warnings": ["a warning"]}))
     html = write_group_report(tmp_path).read_text()
     assert "<code>svm</code> (baseline)" in html and "a warning" in html and "not comparable" in html
     assert f"{results['3dcnn']['pooled']['balanced_accuracy']:.3f}" in html
+    old_row = html.split("<code>old</code>")[1].split("</tr>")[0]
+    assert "0.250" in old_row and old_row.count("n/a") == 6  # macro AUC, MCC, F1, Brier, ECE, p
     models_svg = (group / "figures" / "models.svg").read_text()
     assert "data:image/svg+xml;base64," + base64.b64encode(models_svg.encode()).decode() in html
     assert (group / "figures" / "roc.svg").is_file() and not (group / "figures" / "learning.svg").exists()
