@@ -146,6 +146,33 @@ class Config:
                     raise ValueError(f"{source}: unknown setting '{name}' in section [{section_name}]")
                 setattr(section, name, value)
 
+    def problems(self) -> list[tuple[str, str, object, str]]:
+        """Values out of range or of the wrong type: ``(section, name, value, why)`` for each."""
+        from bidsad.learn.models import MODEL_NAMES
+
+        def integer(value, minimum):
+            return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+        checks = [
+            ("nipype", "nprocs", integer(self.nipype.nprocs, 0), "an integer >= 0"),
+            ("nipype", "omp_nthreads", integer(self.nipype.omp_nthreads, 0), "an integer >= 0"),
+            ("nipype", "mem_gb", self.nipype.mem_gb is None or (isinstance(self.nipype.mem_gb, (int, float))
+                                                                and self.nipype.mem_gb > 0), "a number of GB > 0"),
+            ("features", "preset", self.features.preset in PRESETS, f"one of {', '.join(sorted(PRESETS))}"),
+            ("learning", "models", isinstance(self.learning.models, list) and bool(self.learning.models)
+             and all(m in MODEL_NAMES for m in self.learning.models), f"a list from {', '.join(MODEL_NAMES)}"),
+            ("learning", "epochs", integer(self.learning.epochs, 1), "an integer >= 1"),
+            ("learning", "folds", integer(self.learning.folds, 2), "an integer >= 2"),
+            ("learning", "batch_size", integer(self.learning.batch_size, 1), "an integer >= 1"),
+            ("learning", "learning_rate", isinstance(self.learning.learning_rate, (int, float))
+             and self.learning.learning_rate > 0, "a number > 0"),
+            ("learning", "dropout", isinstance(self.learning.dropout, (int, float)) and 0 <= self.learning.dropout < 1,
+             "a number in [0, 1)"),
+            ("seeds", "random_seed", integer(self.seeds.random_seed, 0), "an integer >= 0"),
+        ]
+        return [(section, name, getattr(getattr(self, section), name), f"must be {why}")
+                for section, name, ok, why in checks if not ok]
+
     def save(self, path: Path) -> Path:
         """Write the configuration as TOML (atomically) and return the path."""
         import tomli_w

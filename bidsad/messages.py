@@ -19,15 +19,17 @@ WORK_IN_BIDS = (
     "-w/--work-dir: {work} is inside bids_dir ({bids}); bidsad never writes into the input dataset. "
     "Pass -w with a folder outside it."
 )
-MEM_BAD = "--mem: cannot read '{value}' as an amount of memory; give GB as a number or with a unit, e.g. 8, 8G, 8000M."
-POSITIVE = "{arg}: must be a positive integer, got '{value}'."
-NONNEGATIVE = "{arg}: must be zero or a positive integer, got '{value}'."
-LABEL_EMPTY = "--participant-label: '{value}' is empty after removing the 'sub-' prefix."
+MEM_BAD = "cannot read '{value}' as an amount of memory; give GB as a number or with a unit, e.g. 8, 8G, 8000M."
+AT_LEAST = "must be an integer of at least {minimum}, got '{value}'."
+LABEL_EMPTY = "'{value}' is empty after removing the 'sub-' prefix."
+EXISTS_NOT_DIR = "{arg}: {path} exists and is not a directory; give a folder."
+CONFIG_VALUE = "--config-file {path}: [{section}] {name} = {value!r}: {why}"
 LABELS_MISSING = (
     "--participant-label: no data for {labels} in {bids}. Participants found: {found}."
 )
 NO_PARTICIPANTS = "bids_dir: no sub-* folders with a T1w image in {bids}."
 FILTER_BAD = "--bids-filter-file: {path}: {why}. Expected JSON such as {{\"t1w\": {{\"session\": \"01\"}}, \"bold\": {{\"run\": 1}}}}."
+FILTER_QUERY_BAD = "--bids-filter-file: pybids refused the query for '{key}' ({why}). Use BIDS entity names (subject, session, run, acquisition, ...)."
 CONFIG_BAD = "--config-file: {why}"
 VALIDATION_FAILED = (
     "bids_dir: pybids could not index {bids}: {why}. Fix the dataset, or pass --skip-bids-validation "
@@ -36,6 +38,7 @@ VALIDATION_FAILED = (
 
 # --- participant level ----------------------------------------------------------------------------
 T1W_MISSING = "sub-{label}: no T1w image found; this participant is skipped. Add anat/sub-{label}_T1w.nii[.gz]."
+T1W_MISSING_FILTERED = "sub-{label}: no T1w image matches the --bids-filter-file query {query}; this participant is skipped."
 T1W_SEVERAL = "sub-{label}: {n} T1w images found; using {used} (select others with --bids-filter-file)."
 BOLD_MISSING = "sub-{label}: no task-rest BOLD run; MRI features only."
 IMAGE_UNREADABLE = "{file}: cannot be read as NIfTI ({why}). Replace or remove the file."
@@ -58,6 +61,8 @@ PARTICIPANT_DONE = "Participant level finished: {n} participant(s), outputs in {
 NO_PARTICIPANTS_TSV = (
     "participants.tsv not found in {bids}; the group level needs it with a 'diagnosis' column (CN, MCI, AD)."
 )
+NO_ID_COLUMN = "{file}: no 'participant_id' column (columns: {columns}). The first column must be participant_id (sub-<label>)."
+DUPLICATE_IDS = "{file}: participant(s) listed more than once: {labels}. Keep one row per participant."
 NO_DIAGNOSIS_COLUMN = "{file}: no 'diagnosis' column (columns: {columns}). Add one with CN, MCI or AD per participant."
 NO_FEATURES = (
     "out_dir: no model features for preset '{preset}' in {out}. Run the participant level first "
@@ -78,6 +83,12 @@ FOLDS_UNSTRATIFIED = (
     "(some test participants have no class-mate in training)."
 )
 MODEL_SKIPPED = "model {model}: {why}; skipped."
+SPLIT_COHORT = "{modalities}: {warning}"
+CLASS_UNSEEN = (
+    "{modalities}, fold {fold}: test class(es) {classes} have no participant in training; those test "
+    "participants cannot be classified correctly."
+)
+EXTRA_BOLD = "{label}: {n} tensors of one kind; the group level uses the first ({used})."
 FOLD_SKIPPED = "model {model}, fold {fold}: {why}; skipped."
 LEAKAGE = "Leakage check failed: participant(s) {labels} are in both training and evaluation of fold {fold}."
 SMALL_N = (

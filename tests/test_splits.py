@@ -58,3 +58,30 @@ def test_leakage_check_refuses_overlap():
     check_no_leakage(["sub-01", "sub-02"], ["sub-03"], 1)
     with pytest.raises(LeakageError, match="sub-02.*fold 4"):
         check_no_leakage(["sub-01", "sub-02"], ["sub-02", "sub-03"], 4)
+
+
+def test_plan_splits_stratifies_each_sub_cohort_and_flags_unseen_classes():
+    import pandas as pd
+
+    from bidsad.learn.splits import plan_splits
+
+    ids = _ids(12)
+    included = pd.DataFrame({
+        "participant_id": ids,
+        "label": [i % 3 for i in range(12)],
+        "mri": ["m"] * 12,
+        "bold": ["b" if i < 6 else "" for i in range(12)],  # 6 with BOLD: two per class
+    })
+    splits, warnings = plan_splits(included, [("mri",), ("mri", "bold"), ("mri",)], folds=2, seed=0)
+    assert sorted(set(splits.cohort)) == ["mri", "mri+bold"]
+    fusion = splits[splits.cohort == "mri+bold"]
+    assert set(fusion.participant_id) == set(ids[:6])
+    for _, rows in fusion.groupby("fold"):
+        test = rows[rows.role == "test"].participant_id
+        assert sorted(int(p[-2:]) % 3 for p in test) == [0, 1, 2]
+    assert not warnings
+    # 3 participants with BOLD, one per class: unstratified folds, every fold's test class unseen in training
+    included["bold"] = ["b" if i < 3 else "" for i in range(12)]
+    splits, warnings = plan_splits(included, [("mri", "bold")], folds=5, seed=0)
+    assert any("unstratified" in w for w in warnings)
+    assert sum("have no participant in training" in w for w in warnings) == 3

@@ -104,12 +104,16 @@ def run_participant_level(config) -> int:
     bids_dir, out_dir = Path(ex.bids_dir), Path(ex.out_dir)
     participants = collect_participants(bids_dir, ex.participant_label, ex.bids_filters,
                                         validate=not ex.skip_bids_validation)
-    write_dataset_description(out_dir)
+    write_dataset_description(out_dir, bids_dir)
     plugin, plugin_args = _nipype_setup(config)
     if config.nipype.omp_nthreads:
         os.environ["OMP_NUM_THREADS"] = str(config.nipype.omp_nthreads)
-    for part in participants:  # crash files of an earlier attempt must not count against this one
+    for part in participants:
+        # crash files of an earlier attempt must not count against this one, and model tensors of an
+        # earlier run must not outlive an input that this run drops
         shutil.rmtree(crash_dir(config, part.label), ignore_errors=True)
+        for stale in (out_dir / f"sub-{part.label}").rglob(f"features/*_res-{config.features.preset}_desc-model_*"):
+            stale.unlink()
     workflow = init_bidsad_wf(config, participants)
     LOGGER.info("Participant level: %d participant(s), plugin %s", len(participants), plugin)
     if workflow.list_node_names():

@@ -73,3 +73,48 @@ def check_no_leakage(train_ids, test_ids, fold) -> None:
     overlap = sorted(set(train_ids) & set(test_ids))
     if overlap:
         raise LeakageError(messages.LEAKAGE.format(labels=", ".join(overlap), fold=fold))
+
+
+def cohort_name(modalities) -> str:
+    """Name of the sub-cohort that has every modality in ``modalities`` (``mri``, ``mri+bold``, ``bold``)."""
+    return "+".join(modalities)
+
+
+def plan_splits(included, modality_sets, folds: int, seed: int):
+    """Participant-level splits of every sub-cohort that the requested models need.
+
+    ``included`` is the cohort table of usable participants (columns ``participant_id``, ``label``,
+    ``mri``, ``bold``: tensor path or empty). Each modality set (e.g. ``("mri",)`` for 3dcnn,
+    ``("mri", "bold")`` for the fusion models) is split on its own participants, so that its folds are
+    stratified on the participants that model actually sees.
+
+    Returns ``(splits, warnings)``: ``splits`` has columns ``cohort``, ``fold``, ``participant_id``,
+    ``role``; a sub-cohort that cannot be split (too few participants, one class) is left out and
+    its reason is in ``warnings``, as is every fold whose test classes are missing from training.
+    """
+    import pandas as pd
+
+    from bidsad.learn.cohort import class_name
+
+    frames, warnings = [], []
+    for modalities in dict.fromkeys(tuple(m) for m in modality_sets):
+        name = cohort_name(modalities)
+        members = included[(included[list(modalities)] != "").all(axis=1)]
+        try:
+            splits, notes = make_splits(members["participant_id"].to_list(), members["label"].astype(int).to_list(),
+                                        folds, seed)
+        except ValueError as err:
+            warnings.append(messages.SPLIT_COHORT.format(modalities=name, warning=err))
+            continue
+        warnings += [messages.SPLIT_COHORT.format(modalities=name, warning=note) for note in notes]
+        labels = dict(zip(members["participant_id"], members["label"].astype(int)))
+        for fold, rows in splits.groupby("fold"):
+            seen = {labels[p] for p in rows.loc[rows["role"] == "train", "participant_id"]}
+            unseen = sorted({labels[p] for p in rows.loc[rows["role"] == "test", "participant_id"]} - seen)
+            if unseen:
+                warnings.append(messages.CLASS_UNSEEN.format(modalities=name, fold=fold,
+                                                             classes=", ".join(class_name(c) for c in unseen)))
+        frames.append(splits.assign(cohort=name))
+    columns = ["cohort", "fold", "participant_id", "role"]
+    splits = pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+    return splits, warnings

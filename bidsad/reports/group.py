@@ -26,10 +26,11 @@ def write_group_report(config, cohort, splits, results: dict, warnings: list[str
 
     ex, learning = config.execution, config.learning
     target = Path(ex.out_dir) / "group" / "group.html"
-    fold_sizes = splits[splits["role"] == "test"].groupby("fold")["participant_id"].apply(list).to_dict()
+    test_sets = splits[splits["role"] == "test"].groupby(["cohort", "fold"])["participant_id"].apply(list)
+    folds = {cohort_name: int(group["fold"].max()) for cohort_name, group in splits.groupby("cohort")}
     html = render(
-        "group.html", version=__version__, run_uuid=ex.run_uuid, cohort=cohort.fillna(""),
-        n_included=int(cohort["included"].sum()), fold_sizes=fold_sizes, results=results, classes=CLASS_NAMES,
+        "group.html", version=__version__, run_uuid=ex.run_uuid, cohort=cohort.astype(object).fillna(""),
+        n_included=int(cohort["included"].sum()), test_sets=test_sets.to_dict(), folds=folds, results=results, classes=CLASS_NAMES,
         warnings=warnings, learning=learning, seed=config.seeds.random_seed, preset=config.features.preset,
         modalities=MODALITIES, diagnosis_note=diagnosis_description(Path(ex.bids_dir)),
     )
