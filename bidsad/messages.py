@@ -89,6 +89,7 @@ CLASS_UNSEEN = (
     "participants cannot be classified correctly."
 )
 EXTRA_BOLD = "{label}: {n} tensors of one kind; the group level uses the first ({used})."
+NO_VALIDATION = "fold {fold}: a class has fewer than two training participants; no inner validation split (no early stopping)."
 FOLD_SKIPPED = "model {model}, fold {fold}: {why}; skipped."
 LEAKAGE = "Leakage check failed: participant(s) {labels} are in both training and evaluation of fold {fold}."
 SMALL_N = (

@@ -118,3 +118,38 @@ def plan_splits(included, modality_sets, folds: int, seed: int):
     columns = ["cohort", "fold", "participant_id", "role"]
     splits = pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
     return splits, warnings
+
+
+def add_validation(splits, labels: dict, seed: int):
+    """Move part of each fold's training participants to an inner ``validation`` role (early stopping).
+
+    Per fold, a stratified shuffle split (scikit-learn) of the training participants keeps about one
+    fold's worth (``n_train / (k - 1)``, at least one per class) for validation; test participants are
+    never touched. A fold whose smallest training class has fewer than two participants keeps all of
+    them for training and is named in the returned warnings.
+
+    ``splits``: DataFrame with ``fold``, ``participant_id``, ``role`` (``train``/``test``);
+    ``labels``: participant_id -> class code. Returns ``(splits, warnings)``.
+    """
+    import numpy as np
+    from sklearn.model_selection import StratifiedShuffleSplit
+
+    splits = splits.copy()
+    k = int(splits["fold"].nunique())
+    warnings = []
+    for fold, rows in splits.groupby("fold"):
+        train = rows[rows["role"] == "train"]
+        y = np.array([labels[p] for p in train["participant_id"]])
+        counts = np.bincount(y)
+        if counts[counts > 0].min() < 2:
+            warnings.append(messages.NO_VALIDATION.format(fold=fold))
+            continue
+        n_classes = int((counts > 0).sum())
+        size = min(max(n_classes, int(round(len(train) / max(k - 1, 1)))), len(train) - n_classes)
+        if size < n_classes:
+            warnings.append(messages.NO_VALIDATION.format(fold=fold))
+            continue
+        splitter = StratifiedShuffleSplit(n_splits=1, test_size=size, random_state=seed + int(fold))
+        _, validation = next(splitter.split(np.zeros(len(y)), y))
+        splits.loc[train.index[validation], "role"] = "validation"
+    return splits, warnings
