@@ -53,7 +53,12 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _nipype_setup(config) -> tuple[str, dict]:
-    """Configure nipype (quiet logging, crash files as text, fast polling) and choose the plugin."""
+    """Configure nipype (quiet logging, crash files as text, fast polling) and choose the plugin.
+
+    Returns ``(plugin, plugin_args)`` for ``Workflow.run``: ``--plugin`` when given, otherwise Linear for
+    one process and MultiProc (``n_procs``, ``memory_gb`` from ``--nprocs``/``--mem``) for more;
+    ``--plugin-args`` override these defaults.
+    """
     from nipype import config as ncfg
     from nipype import logging as nlogging
 
@@ -70,12 +75,16 @@ def _nipype_setup(config) -> tuple[str, dict]:
     })
     nlogging.update_logging(ncfg)
     nprocs = config.nipype.nprocs or os.cpu_count() or 1
-    if nprocs == 1:
-        return "Linear", {}
-    args = {"n_procs": nprocs, "raise_insufficient": False}
-    if config.nipype.mem_gb:
-        args["memory_gb"] = config.nipype.mem_gb
-    return "MultiProc", args
+    plugin = config.nipype.plugin or ("Linear" if nprocs == 1 else "MultiProc")
+    args = {}
+    if plugin == "MultiProc":
+        args = {"n_procs": nprocs, "raise_insufficient": False}
+        if config.nipype.mem_gb:
+            args["memory_gb"] = config.nipype.mem_gb
+    elif plugin in ("SLURM", "SGE"):
+        LOGGER.info(messages.PLUGIN_CLUSTER.format(plugin=plugin))
+    args.update(config.nipype.plugin_args or {})
+    return plugin, args
 
 
 def _crash_reasons(folder: Path) -> list[str]:
