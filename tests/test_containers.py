@@ -382,3 +382,18 @@ def test_participant_level_as_an_arbitrary_uid():
         assert (tmp_path / "bidsad-54321" / "matplotlib").is_dir()
     finally:
         shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_readme_container_commands_use_real_flags():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Containers and clusters"):readme.index("## Development")]
+    for needed in ("--read-only --tmpfs /tmp", ":/data:ro", "--cleanenv", "--nv", "bidsad/data/slurm/bidsad_slurm.sh",
+                   "--plugin-args", ".circleci/demo_outputs.py regenerate"):
+        assert needed in section, needed
+    options = _build_parser()._option_string_actions
+    commands = re.findall(r"(?:bidsad\.sif|bidsad) (?:/data /out|bids out) (?:participant|group)[^\n]*", section)
+    assert len(commands) >= 6
+    for command in commands:
+        for word in shlex.split(command):
+            if word.startswith("-"):
+                assert word in options, (word, command)
