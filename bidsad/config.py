@@ -33,6 +33,10 @@ GRID_FOV_MM = (180.0, 216.0, 180.0)
 
 DEFAULT_SEED = 0
 
+#: nipype execution plugins that ``--plugin`` accepts (``nipype.pipeline.plugins.<name>Plugin``).
+#: Linear and MultiProc run on this machine; SLURM and SGE submit every node as a cluster job.
+NIPYPE_PLUGINS = ("Linear", "MultiProc", "SLURM", "SGE")
+
 
 @dataclass
 class Execution:
@@ -70,6 +74,13 @@ class Nipype:
     """Maximum threads per process (0: min(8, nprocs))."""
     mem_gb: float | None = None
     """Upper bound of memory for the scheduler, in GB (``--mem``); ``None``: not limited."""
+    plugin: str | None = None
+    """nipype execution plugin (``--plugin``), one of :data:`NIPYPE_PLUGINS`; ``None``: Linear when
+    ``nprocs`` is 1, otherwise MultiProc."""
+    plugin_args: dict | None = None
+    """Arguments for the plugin (``--plugin-args KEY=VALUE``), e.g. ``{"sbatch_args": "--mem=8G"}`` for
+    SLURM or ``{"n_procs": 4}`` for MultiProc; they override bidsad's defaults (``n_procs``,
+    ``memory_gb``, ``raise_insufficient``)."""
 
 
 @dataclass

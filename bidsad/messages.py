@@ -31,6 +31,12 @@ NO_PARTICIPANTS = "bids_dir: no sub-* folders with a T1w image in {bids}."
 FILTER_BAD = "--bids-filter-file: {path}: {why}. Expected JSON such as {{\"t1w\": {{\"session\": \"01\"}}, \"bold\": {{\"run\": 1}}}}."
 FILTER_QUERY_BAD = "--bids-filter-file: pybids refused the query for '{key}' ({why}). Use BIDS entity names (subject, session, run, acquisition, ...)."
 CONFIG_BAD = "--config-file: {why}"
+PLUGIN_ARG_BAD = (
+    "--plugin-args: '{value}' is not KEY=VALUE. Example: --plugin-args n_procs=4 memory_gb=16, or for "
+    "SLURM --plugin-args \"sbatch_args=--mem=8G --time=02:00:00\"."
+)
+PLUGIN_BAD = "--plugin: unknown nipype plugin '{plugin}' (choose from {choices})."
+PLUGIN_ARGS_NOT_TABLE = "--config-file: [nipype] plugin_args must be a table of KEY = VALUE, got {value!r}."
 VALIDATION_FAILED = (
     "bids_dir: pybids could not index {bids}: {why}. Fix the dataset, or pass --skip-bids-validation "
     "to index files whose names are not valid BIDS."
@@ -53,6 +59,11 @@ TR_BAD = "{file}: RepetitionTime {tr!r} in the JSON sidecar is not a positive nu
 TR_MS = "{file}: RepetitionTime {tr} looks like milliseconds; BIDS requires seconds. Fix the sidecar."
 FRAMES_CROPPED = "{file}: {n} volumes; the first {frames} are used by preset '{preset}'."
 FRAMES_PADDED = "{file}: {n} volumes; padded with {pad} empty frames to {frames} (frame_mask marks them)."
+PLUGIN_CLUSTER = (
+    "nipype plugin {plugin}: every workflow node is submitted as its own cluster job, which must find "
+    "bidsad on the compute nodes (a native installation, not one inside a container); for containers use "
+    "one job per participant instead (README, 'SLURM')."
+)
 PARTICIPANT_FAILED = "sub-{label}: failed: {why}"
 PARTICIPANTS_FAILED = "{n} of {total} participants failed: {labels}. See their reports and {log}."
 PARTICIPANT_DONE = "Participant level finished: {n} participant(s), outputs in {out}."

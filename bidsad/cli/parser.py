@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from bidsad import __version__, messages
-from bidsad.config import PRESETS, Config
+from bidsad.config import NIPYPE_PLUGINS, PRESETS, Config
 
 _MEM_UNITS = {"": 1.0, "g": 1.0, "gb": 1.0, "m": 1e-3, "mb": 1e-3, "t": 1e3, "tb": 1e3}
 
@@ -38,6 +38,22 @@ def _int_at_least(minimum: int):
         return number
 
     return check
+
+
+def _plugin_arg(value: str) -> tuple[str, object]:
+    """Parse one ``--plugin-args`` item ``KEY=VALUE`` (split at the first ``=``).
+
+    VALUE is read as JSON when it is valid JSON (``4`` -> int, ``16.5`` -> float, ``true`` -> bool),
+    otherwise kept as text (``sbatch_args=--mem=8G --time=02:00:00`` -> that string).
+    """
+    key, sep, raw = value.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise argparse.ArgumentTypeError(messages.PLUGIN_ARG_BAD.format(value=value))
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError:
+        parsed = raw
+    return key.strip(), parsed
 
 
 def _participant_label(value: str) -> str:
@@ -94,6 +110,21 @@ def _build_parser() -> argparse.ArgumentParser:
     g_perf.add_argument("--nprocs", "--n-cpus", type=_int_at_least(0), help="maximum processes (default 0: all CPUs)")
     g_perf.add_argument("--omp-nthreads", type=_int_at_least(0), help="maximum threads per process (default 0: automatic)")
     g_perf.add_argument("--mem", "--mem-gb", type=_to_gb, metavar="MEM", help="memory limit in GB; units accepted: 8, 8G, 8000M")
+    g_perf.add_argument(
+        "--plugin",
+        "--nipype-plugin",
+        choices=NIPYPE_PLUGINS,
+        help="nipype execution plugin (default: Linear with --nprocs 1, otherwise MultiProc). SLURM and SGE "
+        "submit every node as a cluster job and need bidsad installed natively on the compute nodes",
+    )
+    g_perf.add_argument(
+        "--plugin-args",
+        nargs="+",
+        type=_plugin_arg,
+        metavar="KEY=VALUE",
+        help="arguments for the nipype plugin, overriding bidsad's defaults; values are read as JSON when "
+        "possible. E.g. MultiProc: n_procs=4 memory_gb=16; SLURM: 'sbatch_args=--mem=8G --time=02:00:00' max_jobs=50",
+    )
     g_perf.add_argument("-w", "--work-dir", type=Path, help="working directory (default: ./work; reused on rerun)")
 
     g_conf = parser.add_argument_group("Configuration")
@@ -179,6 +210,7 @@ def parse_args(args: list[str] | None = None) -> Config:
         (config.nipype, "nprocs", opts.nprocs),
         (config.nipype, "omp_nthreads", opts.omp_nthreads),
         (config.nipype, "mem_gb", opts.mem),
+        (config.nipype, "plugin", opts.plugin),
         (config.seeds, "random_seed", opts.random_seed),
         (config.features, "preset", opts.preset),
         (config.learning, "models", opts.models),
@@ -187,6 +219,12 @@ def parse_args(args: list[str] | None = None) -> Config:
     ]:
         if value is not None:
             setattr(section, name, value)
+    if opts.plugin_args:
+        config.nipype.plugin_args = {**(config.nipype.plugin_args or {}), **dict(opts.plugin_args)}
+    if config.nipype.plugin is not None and config.nipype.plugin not in NIPYPE_PLUGINS:
+        parser.error(messages.PLUGIN_BAD.format(plugin=config.nipype.plugin, choices=", ".join(NIPYPE_PLUGINS)))
+    if config.nipype.plugin_args is not None and not isinstance(config.nipype.plugin_args, dict):
+        parser.error(messages.PLUGIN_ARGS_NOT_TABLE.format(value=config.nipype.plugin_args))
     if opts.config_file is not None:
         for section, name, value, why in config.problems():
             parser.error(messages.CONFIG_VALUE.format(path=opts.config_file, section=section, name=name,
