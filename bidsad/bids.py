@@ -63,8 +63,9 @@ def relpath(path: Path, root: Path) -> str:
 
 
 def bids_uri(path: Path, root: Path) -> str:
-    """BIDS URI of an input file (``bids::sub-01/anat/sub-01_T1w.nii.gz``)."""
-    return f"bids::{relpath(path, root)}"
+    """BIDS URI of an input file in the raw dataset (``bids:raw:sub-01/anat/sub-01_T1w.nii.gz``);
+    ``raw`` is declared in the derivatives' ``DatasetLinks``."""
+    return f"bids:raw:{relpath(path, root)}"
 
 
 def image_header_problem(path: Path, root: Path, kind: str, ndim: int) -> str | None:
@@ -152,12 +153,18 @@ def collect_participants(
 
     filters = bids_filters or {}
     queries = {key: {**DEFAULT_QUERIES[key], **filters.get(key, {})} for key in DEFAULT_QUERIES}
+    for key, query in queries.items():
+        try:
+            layout.get(return_type="filename", **query)
+        except (ValueError, TypeError) as err:
+            raise InputError(messages.FILTER_QUERY_BAD.format(key=key, why=err)) from err
     participants = []
     for label in found:
         part = ParticipantInputs(label)
         t1ws = sorted(layout.get(subject=label, return_type="filename", **queries["t1w"]))
         if not t1ws:
-            part.errors.append(messages.T1W_MISSING.format(label=label))
+            part.errors.append(messages.T1W_MISSING_FILTERED.format(label=label, query=filters["t1w"])
+                               if filters.get("t1w") else messages.T1W_MISSING.format(label=label))
         else:
             if len(t1ws) > 1:
                 part.warnings.append(
@@ -196,7 +203,8 @@ def read_participants_tsv(bids_dir: Path):
     Raises
     ------
     InputError
-        The file is missing or has no ``diagnosis`` column.
+        The file is missing, lacks a ``participant_id`` or ``diagnosis`` column, or lists a
+        participant twice.
     """
     import pandas as pd
 
@@ -205,9 +213,14 @@ def read_participants_tsv(bids_dir: Path):
         raise InputError(messages.NO_PARTICIPANTS_TSV.format(bids=bids_dir))
     table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     table.columns = [c.strip() for c in table.columns]
-    if "diagnosis" not in table.columns:
-        raise InputError(messages.NO_DIAGNOSIS_COLUMN.format(file="participants.tsv", columns=", ".join(table.columns)))
+    for column, message in (("participant_id", messages.NO_ID_COLUMN), ("diagnosis", messages.NO_DIAGNOSIS_COLUMN)):
+        if column not in table.columns:
+            raise InputError(message.format(file="participants.tsv", columns=", ".join(table.columns)))
     table["participant_id"] = table["participant_id"].str.strip().str.removeprefix("sub-")
+    duplicated = sorted(set(table.loc[table["participant_id"].duplicated(), "participant_id"]))
+    if duplicated:
+        raise InputError(messages.DUPLICATE_IDS.format(file="participants.tsv",
+                                                       labels=", ".join(f"sub-{d}" for d in duplicated)))
     codes, reasons = [], []
     for raw in table["diagnosis"]:
         text = raw.strip()
@@ -243,8 +256,10 @@ def derivative_path(out_dir: Path, source: Path, *, datatype: str, suffix: str, 
     return folder / datatype / name
 
 
-def write_dataset_description(out_dir: Path) -> Path:
+def write_dataset_description(out_dir: Path, bids_dir: Path) -> Path:
     """Create ``dataset_description.json`` and ``.bidsignore`` in ``out_dir`` under a file lock.
+
+    ``DatasetLinks`` maps ``raw`` to ``bids_dir`` (the target of the ``bids:raw:`` URIs in ``Sources``).
 
     Safe when many participant jobs (e.g. a SLURM array) share one ``out_dir``: the first writes,
     the others find it.
@@ -264,6 +279,7 @@ def write_dataset_description(out_dir: Path) -> Path:
                     "BIDSVersion": "1.10.0",
                     "DatasetType": "derivative",
                     "GeneratedBy": [{"Name": "bidsad", "Version": __version__}],
+                    "DatasetLinks": {"raw": str(Path(bids_dir).resolve())},
                 },
             )
         ignore = out_dir / ".bidsignore"

@@ -33,6 +33,10 @@ GRID_FOV_MM = (180.0, 216.0, 180.0)
 
 DEFAULT_SEED = 0
 
+#: nipype execution plugins that ``--plugin`` accepts (``nipype.pipeline.plugins.<name>Plugin``).
+#: Linear and MultiProc run on this machine; SLURM and SGE submit every node as a cluster job.
+NIPYPE_PLUGINS = ("Linear", "MultiProc", "SLURM", "SGE")
+
 
 @dataclass
 class Execution:
@@ -72,6 +76,13 @@ class Nipype:
     """Maximum threads per process (0: min(8, nprocs))."""
     mem_gb: float | None = None
     """Upper bound of memory for the scheduler, in GB (``--mem``); ``None``: not limited."""
+    plugin: str | None = None
+    """nipype execution plugin (``--plugin``), one of :data:`NIPYPE_PLUGINS`; ``None``: Linear when
+    ``nprocs`` is 1, otherwise MultiProc."""
+    plugin_args: dict | None = None
+    """Arguments for the plugin (``--plugin-args KEY=VALUE``), e.g. ``{"sbatch_args": "--mem=8G"}`` for
+    SLURM or ``{"n_procs": 4}`` for MultiProc; they override bidsad's defaults (``n_procs``,
+    ``memory_gb``, ``raise_insufficient``)."""
 
 
 @dataclass
@@ -151,6 +162,35 @@ class Config:
                 if name not in known:
                     raise ValueError(f"{source}: unknown setting '{name}' in section [{section_name}]")
                 setattr(section, name, value)
+
+    def problems(self) -> list[tuple[str, str, object, str]]:
+        """Values out of range or of the wrong type: ``(section, name, value, why)`` for each."""
+        from bidsad.learn.models import MODEL_NAMES
+
+        def integer(value, minimum):
+            return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+        checks = [
+            ("nipype", "nprocs", integer(self.nipype.nprocs, 0), "an integer >= 0"),
+            ("nipype", "omp_nthreads", integer(self.nipype.omp_nthreads, 0), "an integer >= 0"),
+            ("nipype", "mem_gb", self.nipype.mem_gb is None or (isinstance(self.nipype.mem_gb, (int, float))
+                                                                and self.nipype.mem_gb > 0), "a number of GB > 0"),
+            ("features", "preset", self.features.preset in PRESETS, f"one of {', '.join(sorted(PRESETS))}"),
+            ("learning", "models", isinstance(self.learning.models, list) and bool(self.learning.models)
+             and all(m in MODEL_NAMES for m in self.learning.models), f"a list from {', '.join(MODEL_NAMES)}"),
+            ("learning", "epochs", integer(self.learning.epochs, 1), "an integer >= 1"),
+            ("learning", "folds", integer(self.learning.folds, 2), "an integer >= 2"),
+            ("learning", "batch_size", integer(self.learning.batch_size, 1), "an integer >= 1"),
+            ("learning", "learning_rate", isinstance(self.learning.learning_rate, (int, float))
+             and self.learning.learning_rate > 0, "a number > 0"),
+            ("learning", "dropout", isinstance(self.learning.dropout, (int, float)) and 0 <= self.learning.dropout < 1,
+             "a number in [0, 1)"),
+            ("learning", "n_bootstrap", integer(self.learning.n_bootstrap, 1), "an integer >= 1"),
+            ("learning", "n_permutations", integer(self.learning.n_permutations, 1), "an integer >= 1"),
+            ("seeds", "random_seed", integer(self.seeds.random_seed, 0), "an integer >= 0"),
+        ]
+        return [(section, name, getattr(getattr(self, section), name), f"must be {why}")
+                for section, name, ok, why in checks if not ok]
 
     def save(self, path: Path) -> Path:
         """Write the configuration as TOML (atomically) and return the path."""

@@ -19,16 +19,24 @@ WORK_IN_BIDS = (
     "-w/--work-dir: {work} is inside bids_dir ({bids}); bidsad never writes into the input dataset. "
     "Pass -w with a folder outside it."
 )
-MEM_BAD = "--mem: cannot read '{value}' as an amount of memory; give GB as a number or with a unit, e.g. 8, 8G, 8000M."
-POSITIVE = "{arg}: must be a positive integer, got '{value}'."
-NONNEGATIVE = "{arg}: must be zero or a positive integer, got '{value}'."
-LABEL_EMPTY = "--participant-label: '{value}' is empty after removing the 'sub-' prefix."
+MEM_BAD = "cannot read '{value}' as an amount of memory; give GB as a number or with a unit, e.g. 8, 8G, 8000M."
+AT_LEAST = "must be an integer of at least {minimum}, got '{value}'."
+LABEL_EMPTY = "'{value}' is empty after removing the 'sub-' prefix."
+EXISTS_NOT_DIR = "{arg}: {path} exists and is not a directory; give a folder."
+CONFIG_VALUE = "--config-file {path}: [{section}] {name} = {value!r}: {why}"
 LABELS_MISSING = (
     "--participant-label: no data for {labels} in {bids}. Participants found: {found}."
 )
 NO_PARTICIPANTS = "bids_dir: no sub-* folders with a T1w image in {bids}."
 FILTER_BAD = "--bids-filter-file: {path}: {why}. Expected JSON such as {{\"t1w\": {{\"session\": \"01\"}}, \"bold\": {{\"run\": 1}}}}."
+FILTER_QUERY_BAD = "--bids-filter-file: pybids refused the query for '{key}' ({why}). Use BIDS entity names (subject, session, run, acquisition, ...)."
 CONFIG_BAD = "--config-file: {why}"
+PLUGIN_ARG_BAD = (
+    "--plugin-args: '{value}' is not KEY=VALUE. Example: --plugin-args n_procs=4 memory_gb=16, or for "
+    "SLURM --plugin-args \"sbatch_args=--mem=8G --time=02:00:00\"."
+)
+PLUGIN_BAD = "--plugin: unknown nipype plugin '{plugin}' (choose from {choices})."
+PLUGIN_ARGS_NOT_TABLE = "--config-file: [nipype] plugin_args must be a table of KEY = VALUE, got {value!r}."
 VALIDATION_FAILED = (
     "bids_dir: pybids could not index {bids}: {why}. Fix the dataset, or pass --skip-bids-validation "
     "to index files whose names are not valid BIDS."
@@ -36,6 +44,7 @@ VALIDATION_FAILED = (
 
 # --- participant level ----------------------------------------------------------------------------
 T1W_MISSING = "sub-{label}: no T1w image found; this participant is skipped. Add anat/sub-{label}_T1w.nii[.gz]."
+T1W_MISSING_FILTERED = "sub-{label}: no T1w image matches the --bids-filter-file query {query}; this participant is skipped."
 T1W_SEVERAL = "sub-{label}: {n} T1w images found; using {used} (select others with --bids-filter-file)."
 BOLD_MISSING = "sub-{label}: no task-rest BOLD run; MRI features only."
 IMAGE_UNREADABLE = "{file}: cannot be read as NIfTI ({why}). Replace or remove the file."
@@ -50,6 +59,11 @@ TR_BAD = "{file}: RepetitionTime {tr!r} in the JSON sidecar is not a positive nu
 TR_MS = "{file}: RepetitionTime {tr} looks like milliseconds; BIDS requires seconds. Fix the sidecar."
 FRAMES_CROPPED = "{file}: {n} volumes; the first {frames} are used by preset '{preset}'."
 FRAMES_PADDED = "{file}: {n} volumes; padded with {pad} empty frames to {frames} (frame_mask marks them)."
+PLUGIN_CLUSTER = (
+    "nipype plugin {plugin}: every workflow node is submitted as its own cluster job, which must find "
+    "bidsad on the compute nodes (a native installation, not one inside a container); for containers use "
+    "one job per participant instead (README, 'SLURM')."
+)
 PARTICIPANT_FAILED = "sub-{label}: failed: {why}"
 PARTICIPANTS_FAILED = "{n} of {total} participants failed: {labels}. See their reports and {log}."
 PARTICIPANT_DONE = "Participant level finished: {n} participant(s), outputs in {out}."
@@ -58,6 +72,8 @@ PARTICIPANT_DONE = "Participant level finished: {n} participant(s), outputs in {
 NO_PARTICIPANTS_TSV = (
     "participants.tsv not found in {bids}; the group level needs it with a 'diagnosis' column (CN, MCI, AD)."
 )
+NO_ID_COLUMN = "{file}: no 'participant_id' column (columns: {columns}). The first column must be participant_id (sub-<label>)."
+DUPLICATE_IDS = "{file}: participant(s) listed more than once: {labels}. Keep one row per participant."
 NO_DIAGNOSIS_COLUMN = "{file}: no 'diagnosis' column (columns: {columns}). Add one with CN, MCI or AD per participant."
 NO_FEATURES = (
     "out_dir: no model features for preset '{preset}' in {out}. Run the participant level first "
@@ -78,6 +94,13 @@ FOLDS_UNSTRATIFIED = (
     "(some test participants have no class-mate in training)."
 )
 MODEL_SKIPPED = "model {model}: {why}; skipped."
+SPLIT_COHORT = "{modalities}: {warning}"
+CLASS_UNSEEN = (
+    "{modalities}, fold {fold}: test class(es) {classes} have no participant in training; those test "
+    "participants cannot be classified correctly."
+)
+EXTRA_BOLD = "{label}: {n} tensors of one kind; the group level uses the first ({used})."
+NO_VALIDATION = "fold {fold}: a class has fewer than two training participants; no inner validation split (no early stopping)."
 FOLD_SKIPPED = "model {model}, fold {fold}: {why}; skipped."
 LEAKAGE = "Leakage check failed: participant(s) {labels} are in both training and evaluation of fold {fold}."
 SMALL_N = (

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -56,6 +58,26 @@ def atomic_copy(src: Path, dst: Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return dst
+
+
+@contextlib.contextmanager
+def native_stderr_silenced(enabled: bool = True):
+    """Silence file descriptor 2 (C++ libraries' start-up chatter, e.g. TensorFlow's) inside the block.
+
+    Python exceptions still propagate normally; use only around imports that print native logs.
+    """
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 def params_hash(params: dict) -> str:

@@ -36,9 +36,14 @@ def test_participants_tsv_diagnosis_mapping(tmp_path):
     assert "'PD'" in table.loc["05", "reason"]
 
 
-def test_participants_tsv_missing_column(tmp_path):
-    (tmp_path / "participants.tsv").write_text("participant_id\tage\nsub-01\t30\n")
-    with pytest.raises(ValueError, match="diagnosis"):
+@pytest.mark.parametrize(("text", "words"), [
+    ("participant_id\tage\nsub-01\t30\n", "no 'diagnosis' column"),
+    ("subject\tdiagnosis\nsub-01\tCN\n", "no 'participant_id' column"),
+    ("participant_id\tdiagnosis\nsub-01\tCN\n01\tAD\nsub-02\tCN\n", "more than once: sub-01"),
+])
+def test_participants_tsv_unusable(tmp_path, text, words):
+    (tmp_path / "participants.tsv").write_text(text)
+    with pytest.raises(ValueError, match=words):
         read_participants_tsv(tmp_path)
 
 
@@ -68,6 +73,10 @@ def test_collect_reports_broken_t1w_and_unknown_label(demo_dir, tmp_path):
     assert parts["01"].t1w is not None and not parts["01"].errors
     with pytest.raises(ValueError, match="sub-09"):
         collect_participants(bids, labels=["09"])
+    with pytest.raises(ValueError, match="--bids-filter-file.*t1w"):
+        collect_participants(bids, bids_filters={"t1w": {"foo": "bar"}})
+    filtered = collect_participants(bids, labels=["01"], bids_filters={"t1w": {"session": "1"}})
+    assert "matches the --bids-filter-file query" in filtered[0].errors[0]
 
 
 def test_dataset_description(tmp_path):
@@ -75,7 +84,8 @@ def test_dataset_description(tmp_path):
 
     from bidsad import __version__
 
-    path = write_dataset_description(tmp_path / "out")
+    path = write_dataset_description(tmp_path / "out", tmp_path / "bids")
     desc = json.loads(path.read_text())
     assert desc["DatasetType"] == "derivative" and desc["GeneratedBy"][0]["Version"] == __version__
-    assert write_dataset_description(tmp_path / "out") == path
+    assert desc["DatasetLinks"] == {"raw": str((tmp_path / "bids").resolve())}
+    assert write_dataset_description(tmp_path / "out", tmp_path / "bids") == path

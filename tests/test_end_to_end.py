@@ -44,7 +44,7 @@ def test_tensors_match_their_sidecars(demo_run):
         array = np.load(path, mmap_mode="r")
         assert list(array.shape) == meta["shape"] and array.dtype == np.float32 and meta["dtype"] == "float32"
         assert np.isfinite(array).all() and np.abs(array).max() > 0
-        assert meta["preset"] == "small" and meta["Sources"][0].startswith("bids::sub-")
+        assert meta["preset"] == "small" and meta["Sources"][0].startswith("bids:raw:sub-")
         if meta["Modality"] == "bold":
             assert array.shape == (preset["frames"], *preset["bold_shape"])
             assert meta["RepetitionTime"] in (2.52, 2.0) and len(meta["frame_mask"]) == preset["frames"]
@@ -64,16 +64,17 @@ def test_group_outputs_and_no_leakage(demo_run):
     cohort = pd.read_csv(group / "cohort.tsv", sep="\t")
     assert cohort["included"].all() and len(cohort) == 6
     splits = pd.read_csv(group / "splits.tsv", sep="\t")
-    for fold, rows in splits.groupby("fold"):
+    assert sorted(set(splits.cohort)) == ["mri", "mri+bold"]
+    for (cohort_name, fold), rows in splits.groupby(["cohort", "fold"]):
         train = set(rows.loc[rows.role == "train", "participant_id"])
         test = set(rows.loc[rows.role == "test", "participant_id"])
-        assert not train & test
-        for model in ("3dcnn", "3dcnn-lstm"):
-            pred_file = group / f"model-{model}/fold-{fold}/predictions.tsv"
-            if pred_file.exists():
-                predicted = set(pd.read_csv(pred_file, sep="\t")["participant_id"])
-                assert predicted <= test and not predicted & train
-    assert sorted(splits.loc[splits.role == "test", "participant_id"]) == [f"sub-{x}" for x in LABELS]
+        assert test and not train & test
+        model = {"mri": "3dcnn", "mri+bold": "3dcnn-lstm"}[cohort_name]
+        predicted = set(pd.read_csv(group / f"model-{model}/fold-{fold}/predictions.tsv", sep="\t")["participant_id"])
+        assert predicted == test
+    tested = splits[splits.role == "test"]
+    assert sorted(tested[tested.cohort == "mri"].participant_id) == [f"sub-{x}" for x in LABELS]
+    assert sorted(tested[tested.cohort == "mri+bold"].participant_id) == [f"sub-{x}" for x in WITH_BOLD]
     lstm = pd.read_csv(group / "model-3dcnn-lstm/predictions.tsv", sep="\t")
     assert sorted(lstm.participant_id) == [f"sub-{x}" for x in WITH_BOLD]
     probs = lstm[["probability_CN", "probability_MCI", "probability_AD"]].to_numpy()
@@ -127,3 +128,45 @@ def test_broken_participant_fails_alone(tmp_path):
     assert not (out / "sub-05/features").exists()
     report = (out / "sub-05.html").read_text()
     assert "failed" in report and "sub-05_T1w.nii.gz" in report
+
+
+def test_group_with_excluded_participants_and_rerun_cleans_stale(demo_run, tmp_path):
+    """A participant without a usable diagnosis is excluded with its reason; the report is still written."""
+    bids = tmp_path / "bids"
+    shutil.copytree(DEMO, bids)
+    bids.chmod(0o755)
+    tsv = bids / "participants.tsv"
+    tsv.chmod(0o644)
+    lines = tsv.read_text().splitlines()
+    lines = [line.replace("\tAD\t", "\tEMCI\t") if line.startswith("sub-06") else line
+             for line in lines if not line.startswith("sub-05")]
+    tsv.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    shutil.copytree(demo_run["out"], out, ignore=shutil.ignore_patterns("group", "logs"))
+    proc = run_bidsad(bids, out, "group", "--preset", "small", "--epochs", "1", "--models", "3dcnn", check_rc=0)
+    cohort = pd.read_csv(out / "group/cohort.tsv", sep="\t", keep_default_na=False).set_index("participant_id")
+    assert cohort.loc["sub-05", "reason"] == "not listed in participants.tsv"
+    assert "'EMCI'" in cohort.loc["sub-06", "reason"]
+    assert cohort["included"].tolist() == [True, True, True, True, False, False]
+    html = (out / "group/group.html").read_text()
+    assert "not listed in participants.tsv" in html and "Cohort (4 of 6 participants used)" in html
+    # 4 participants (CN, MCI, AD, CN): the MCI and AD classes have one member -> unstratified folds, said early
+    assert "unstratified" in proc.stderr and proc.stderr.index("unstratified") < proc.stderr.index("model 3dcnn, fold 1")
+    assert not (out / "group/model-3dcnn-lstm").exists()
+
+
+def test_rerun_drops_tensors_of_inputs_that_became_unusable(demo_run, tmp_path):
+    bids = tmp_path / "bids"
+    shutil.copytree(DEMO, bids, ignore=shutil.ignore_patterns("sub-0[2-6]"))
+    out, work = tmp_path / "out", tmp_path / "work"
+    run_bidsad(bids, out, "participant", "--preset", "small", "-w", work, check_rc=0)
+    bold = out / "sub-01/features/sub-01_task-rest_res-small_desc-model_bold.npy"
+    assert bold.is_file()
+    sidecar = bids / "sub-01/func/sub-01_task-rest_bold.json"
+    sidecar.chmod(0o644)
+    meta = json.loads(sidecar.read_text())
+    del meta["RepetitionTime"]
+    sidecar.write_text(json.dumps(meta))
+    proc = run_bidsad(bids, out, "participant", "--preset", "small", "-w", work, check_rc=1)
+    assert "RepetitionTime is missing" in proc.stderr
+    assert not bold.exists() and (out / "sub-01/features/sub-01_res-small_desc-model_T1w.npy").is_file()

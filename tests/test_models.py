@@ -38,3 +38,36 @@ def test_paper_sizes_fusion_shapes():
 def test_unknown_model():
     with pytest.raises(KeyError, match="resnet"):
         build_model("resnet", SMALL)
+
+
+@pytest.mark.parametrize("name", ["3dcnn-gap", "3dcnn-lstm-gap"])
+def test_gap_variants_have_far_fewer_weights(name):
+    paper = {"mri": (128, 128, 176, 1), "bold": (216, 64, 64, 32, 1)}
+    gap, full = build_model(name, paper), build_model(name.removesuffix("-gap"), paper)
+    assert gap.get_layer("mri_dense").count_params() == 32 * 128 + 128
+    assert gap.count_params() < full.count_params() / 100
+
+
+def test_frames_folded_into_batch_equal_time_distributed():
+    """The fMRI branch's frame CNN applied once on (batch*frames) equals keras.TimeDistributed."""
+    import keras
+
+    model = build_model("3dlstm", SMALL)
+    folded = model.get_layer("bold_frames")
+    distributed = keras.layers.TimeDistributed(folded.frame_model)
+    x = np.random.default_rng(3).normal(size=(2, *SMALL["bold"])).astype("float32")
+    a, b = np.asarray(folded(x)), np.asarray(distributed(x))
+    assert a.shape == (2, SMALL["bold"][0], folded.frame_model.output_shape[-1])
+    assert np.allclose(a, b, atol=1e-5)
+
+
+def test_saved_model_round_trip(tmp_path):
+    import keras
+
+    import bidsad.learn.layers  # noqa: F401  (registers the custom layer for loading)
+
+    model = build_model("3dcnn-gru", SMALL)
+    x = {m: np.random.default_rng(4).normal(size=(1, *SMALL[m])).astype("float32") for m in ("mri", "bold")}
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert np.allclose(np.asarray(model(x)), np.asarray(loaded(x)), atol=1e-6)

@@ -131,3 +131,37 @@ def test_reports_only_flag_is_never_taken_from_a_saved_configuration(tmp_path, d
     saved = config.save(tmp_path / "saved.toml")
     again = parse_args([str(demo_dir), str(tmp_path / "out"), "group", "--config-file", str(saved)])
     assert again.execution.reports_only is False
+
+
+def test_folds_below_two_refused(capsys, demo_dir, tmp_path):
+    assert "--folds" in _usage_error(capsys, [str(demo_dir), str(tmp_path / "o"), "group", "--folds", "1"])
+
+
+@pytest.mark.parametrize("which", ["out_dir", "work_dir"])
+def test_existing_file_as_output_folder_refused(capsys, demo_dir, tmp_path, which):
+    existing = tmp_path / "a_file"
+    existing.write_text("x")
+    argv = [str(demo_dir), str(existing if which == "out_dir" else tmp_path / "o"), "participant"]
+    if which == "work_dir":
+        argv += ["-w", str(existing)]
+    err = _usage_error(capsys, argv)
+    assert "exists and is not a directory" in err and ("out_dir" in err if which == "out_dir" else "--work-dir" in err)
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("[learning]\nepochs = -3\n", "[learning] epochs = -3: must be an integer >= 1"),
+    ("[learning]\nepochs = \"ten\"\n", "[learning] epochs = 'ten'"),
+    ("[learning]\nmodels = [\"nope\"]\n", "[learning] models = ['nope']: must be a list from 3dcnn-lstm"),
+    ("[features]\npreset = \"huge\"\n", "[features] preset = 'huge'"),
+    ("[learning]\nfolds = 1\n", "[learning] folds = 1"),
+])
+def test_config_file_values_checked(capsys, demo_dir, tmp_path, text, words):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    err = _usage_error(capsys, [str(demo_dir), str(tmp_path / "o"), "group", "--config-file", str(path)])
+    assert words in err and str(path) in err
+
+
+def test_help_shows_each_default_once():
+    proc = run_bidsad("--help", check_rc=0)
+    assert "(default: None)" not in proc.stdout and "--participant-label" in proc.stdout

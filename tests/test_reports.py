@@ -22,7 +22,7 @@ def _participant_setup(tmp_path, with_qc: bool):
     bold.write_bytes(b"")
     features = out / "sub-01" / "features"
     features.mkdir(parents=True)
-    meta = {"Modality": "bold", "Sources": ["bids::sub-01/func/sub-01_task-rest_bold.nii.gz"], "preset": "small",
+    meta = {"Modality": "bold", "Sources": ["bids:raw:sub-01/func/sub-01_task-rest_bold.nii.gz"], "preset": "small",
             "frames": 4, "n_volumes": 6, "frame_mask": [True] * 4, "shape": [4, 2, 2, 2]}
     if with_qc:
         meta.update(NonSteadyStateVolumes=[0, 1, 2], MeanFD=0.1234)

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from bidsad import __version__, messages
-from bidsad.config import PRESETS, Config
+from bidsad.config import NIPYPE_PLUGINS, PRESETS, Config
 
 _MEM_UNITS = {"": 1.0, "g": 1.0, "gb": 1.0, "m": 1e-3, "mb": 1e-3, "t": 1e3, "tb": 1e3}
 
@@ -25,30 +25,35 @@ def _to_gb(value: str) -> float:
     return float(match.group(1)) * _MEM_UNITS[match.group(2).lower()]
 
 
-def _positive_int(arg: str):
+def _int_at_least(minimum: int):
+    """argparse type: an integer >= ``minimum`` (argparse names the argument in its error)."""
+
     def check(value: str) -> int:
         try:
             number = int(value)
         except ValueError:
-            number = 0
-        if number < 1:
-            raise argparse.ArgumentTypeError(messages.POSITIVE.format(arg=arg, value=value))
+            number = minimum - 1
+        if number < minimum:
+            raise argparse.ArgumentTypeError(messages.AT_LEAST.format(minimum=minimum, value=value))
         return number
 
     return check
 
 
-def _nonnegative_int(arg: str):
-    def check(value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            number = -1
-        if number < 0:
-            raise argparse.ArgumentTypeError(messages.NONNEGATIVE.format(arg=arg, value=value))
-        return number
+def _plugin_arg(value: str) -> tuple[str, object]:
+    """Parse one ``--plugin-args`` item ``KEY=VALUE`` (split at the first ``=``).
 
-    return check
+    VALUE is read as JSON when it is valid JSON (``4`` -> int, ``16.5`` -> float, ``true`` -> bool),
+    otherwise kept as text (``sbatch_args=--mem=8G --time=02:00:00`` -> that string).
+    """
+    key, sep, raw = value.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise argparse.ArgumentTypeError(messages.PLUGIN_ARG_BAD.format(value=value))
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError:
+        parsed = raw
+    return key.strip(), parsed
 
 
 def _participant_label(value: str) -> str:
@@ -70,7 +75,6 @@ def _build_parser() -> argparse.ArgumentParser:
             "AD / MCI / CN fusion classifiers with participant-level cross-validation (group level). "
             "For research use only."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("bids_dir", type=Path, help="root of the input BIDS dataset (read only)")
     parser.add_argument("out_dir", type=Path, help="root of the output BIDS-Derivatives dataset")
@@ -103,14 +107,29 @@ def _build_parser() -> argparse.ArgumentParser:
     )
 
     g_perf = parser.add_argument_group("Resources")
-    g_perf.add_argument("--nprocs", "--n-cpus", type=_nonnegative_int("--nprocs"), help="maximum processes (0: all CPUs)")
-    g_perf.add_argument("--omp-nthreads", type=_nonnegative_int("--omp-nthreads"), help="maximum threads per process (0: automatic)")
+    g_perf.add_argument("--nprocs", "--n-cpus", type=_int_at_least(0), help="maximum processes (default 0: all CPUs)")
+    g_perf.add_argument("--omp-nthreads", type=_int_at_least(0), help="maximum threads per process (default 0: automatic)")
     g_perf.add_argument("--mem", "--mem-gb", type=_to_gb, metavar="MEM", help="memory limit in GB; units accepted: 8, 8G, 8000M")
+    g_perf.add_argument(
+        "--plugin",
+        "--nipype-plugin",
+        choices=NIPYPE_PLUGINS,
+        help="nipype execution plugin (default: Linear with --nprocs 1, otherwise MultiProc). SLURM and SGE "
+        "submit every node as a cluster job and need bidsad installed natively on the compute nodes",
+    )
+    g_perf.add_argument(
+        "--plugin-args",
+        nargs="+",
+        type=_plugin_arg,
+        metavar="KEY=VALUE",
+        help="arguments for the nipype plugin, overriding bidsad's defaults; values are read as JSON when "
+        "possible. E.g. MultiProc: n_procs=4 memory_gb=16; SLURM: 'sbatch_args=--mem=8G --time=02:00:00' max_jobs=50",
+    )
     g_perf.add_argument("-w", "--work-dir", type=Path, help="working directory (default: ./work; reused on rerun)")
 
     g_conf = parser.add_argument_group("Configuration")
     g_conf.add_argument("--config-file", type=Path, metavar="FILE", help="TOML configuration (as saved in out_dir/logs); command-line options override it")
-    g_conf.add_argument("--random-seed", type=_nonnegative_int("--random-seed"), help="master random seed (default 0)")
+    g_conf.add_argument("--random-seed", type=_int_at_least(0), help="master random seed (default 0)")
     g_conf.add_argument(
         "--preset",
         choices=sorted(PRESETS),
@@ -127,8 +146,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     g_group = parser.add_argument_group("Group level")
     g_group.add_argument("--models", nargs="+", choices=MODEL_NAMES, metavar="MODEL", help=f"models to train: {', '.join(MODEL_NAMES)} (default: 3dcnn-lstm 3dcnn)")
-    g_group.add_argument("--epochs", type=_positive_int("--epochs"), help="training epochs per fold (default: 20, as the paper)")
-    g_group.add_argument("--folds", type=_positive_int("--folds"), help="participant-level cross-validation folds (default: 5)")
+    g_group.add_argument("--epochs", type=_int_at_least(1), help="training epochs per fold (default: 20, as the paper)")
+    g_group.add_argument("--folds", type=_int_at_least(2), help="participant-level cross-validation folds (default: 5)")
     return parser
 
 
@@ -169,6 +188,9 @@ def parse_args(args: list[str] | None = None) -> Config:
     work_dir = (opts.work_dir or Path(config.execution.work_dir or "work")).expanduser().resolve()
     if _is_within(work_dir, bids_dir):
         parser.error(messages.WORK_IN_BIDS.format(work=work_dir, bids=bids_dir))
+    for arg, path in (("out_dir", out_dir), ("-w/--work-dir", work_dir)):
+        if path.exists() and not path.is_dir():
+            parser.error(messages.EXISTS_NOT_DIR.format(arg=arg, path=path))
 
     bids_filters = config.execution.bids_filters
     if opts.bids_filter_file is not None:
@@ -196,6 +218,7 @@ def parse_args(args: list[str] | None = None) -> Config:
         (config.nipype, "nprocs", opts.nprocs),
         (config.nipype, "omp_nthreads", opts.omp_nthreads),
         (config.nipype, "mem_gb", opts.mem),
+        (config.nipype, "plugin", opts.plugin),
         (config.seeds, "random_seed", opts.random_seed),
         (config.features, "preset", opts.preset),
         (config.learning, "models", opts.models),
@@ -204,6 +227,14 @@ def parse_args(args: list[str] | None = None) -> Config:
     ]:
         if value is not None:
             setattr(section, name, value)
-    if config.features.preset not in PRESETS:
-        parser.error(f"--preset: unknown preset '{config.features.preset}' (choose from {', '.join(sorted(PRESETS))})")
+    if opts.plugin_args:
+        config.nipype.plugin_args = {**(config.nipype.plugin_args or {}), **dict(opts.plugin_args)}
+    if config.nipype.plugin is not None and config.nipype.plugin not in NIPYPE_PLUGINS:
+        parser.error(messages.PLUGIN_BAD.format(plugin=config.nipype.plugin, choices=", ".join(NIPYPE_PLUGINS)))
+    if config.nipype.plugin_args is not None and not isinstance(config.nipype.plugin_args, dict):
+        parser.error(messages.PLUGIN_ARGS_NOT_TABLE.format(value=config.nipype.plugin_args))
+    if opts.config_file is not None:
+        for section, name, value, why in config.problems():
+            parser.error(messages.CONFIG_VALUE.format(path=opts.config_file, section=section, name=name,
+                                                      value=value, why=why))
     return config

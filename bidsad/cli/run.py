@@ -25,9 +25,44 @@ def _setup_logging(verbose: int) -> None:
     os.environ.setdefault("NIPYPE_NO_ET", "1")  # no network check for nipype updates
 
 
+#: Environment variables of the caches that libraries write under HOME, and their folder names.
+CACHE_VARIABLES = {"MPLCONFIGDIR": "matplotlib", "KERAS_HOME": "keras", "NIPYPE_CONFIG_DIR": "nipype",
+                   "XDG_CACHE_HOME": "cache"}
+
+
+def _set_cache_dirs() -> Path | None:
+    """Point library caches at a writable folder when HOME is not writable; return that folder.
+
+    Containers run bidsad under any UID (``docker run -u``, Singularity/Apptainer) and often with a
+    read-only or missing HOME (``docker run --read-only``); matplotlib, Keras and nipype would then warn or
+    fail. The folder is ``<tmp>/bidsad-<uid>`` (``TMPDIR`` respected), or a fresh private one if that is
+    not ours. Variables already set (see :data:`CACHE_VARIABLES`) are kept.
+    """
+    import tempfile
+
+    home = Path(os.path.expanduser("~"))
+    if home.is_dir() and os.access(home, os.W_OK | os.X_OK):
+        return None
+    base = Path(tempfile.gettempdir()) / f"bidsad-{os.getuid()}"
+    try:
+        base.mkdir(mode=0o700, exist_ok=True)
+        usable = base.stat().st_uid == os.getuid() and os.access(base, os.W_OK | os.X_OK)
+    except OSError:
+        usable = False
+    if not usable:
+        base = Path(tempfile.mkdtemp(prefix="bidsad-"))
+    for variable, name in CACHE_VARIABLES.items():
+        if not os.environ.get(variable):
+            (base / name).mkdir(exist_ok=True)
+            os.environ[variable] = str(base / name)
+    return base
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run bidsad and exit with its status."""
     from bidsad.cli.parser import parse_args
+
+    _set_cache_dirs()
 
     config = parse_args(argv)
     _setup_logging(config.execution.verbose)
@@ -55,7 +90,12 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _nipype_setup(config) -> tuple[str, dict]:
-    """Configure nipype (quiet logging, crash files as text, fast polling) and choose the plugin."""
+    """Configure nipype (quiet logging, crash files as text, fast polling) and choose the plugin.
+
+    Returns ``(plugin, plugin_args)`` for ``Workflow.run``: ``--plugin`` when given, otherwise Linear for
+    one process and MultiProc (``n_procs``, ``memory_gb`` from ``--nprocs``/``--mem``) for more;
+    ``--plugin-args`` override these defaults.
+    """
     from nipype import config as ncfg
     from nipype import logging as nlogging
 
@@ -72,12 +112,16 @@ def _nipype_setup(config) -> tuple[str, dict]:
     })
     nlogging.update_logging(ncfg)
     nprocs = config.nipype.nprocs or os.cpu_count() or 1
-    if nprocs == 1:
-        return "Linear", {}
-    args = {"n_procs": nprocs, "raise_insufficient": False}
-    if config.nipype.mem_gb:
-        args["memory_gb"] = config.nipype.mem_gb
-    return "MultiProc", args
+    plugin = config.nipype.plugin or ("Linear" if nprocs == 1 else "MultiProc")
+    args = {}
+    if plugin == "MultiProc":
+        args = {"n_procs": nprocs, "raise_insufficient": False}
+        if config.nipype.mem_gb:
+            args["memory_gb"] = config.nipype.mem_gb
+    elif plugin in ("SLURM", "SGE"):
+        LOGGER.info(messages.PLUGIN_CLUSTER.format(plugin=plugin))
+    args.update(config.nipype.plugin_args or {})
+    return plugin, args
 
 
 def _crash_reasons(folder: Path) -> list[str]:
@@ -106,12 +150,16 @@ def run_participant_level(config) -> int:
     bids_dir, out_dir = Path(ex.bids_dir), Path(ex.out_dir)
     participants = collect_participants(bids_dir, ex.participant_label, ex.bids_filters,
                                         validate=not ex.skip_bids_validation)
-    write_dataset_description(out_dir)
+    write_dataset_description(out_dir, bids_dir)
     plugin, plugin_args = _nipype_setup(config)
     if config.nipype.omp_nthreads:
         os.environ["OMP_NUM_THREADS"] = str(config.nipype.omp_nthreads)
-    for part in participants:  # crash files of an earlier attempt must not count against this one
+    for part in participants:
+        # crash files of an earlier attempt must not count against this one, and model tensors of an
+        # earlier run must not outlive an input that this run drops
         shutil.rmtree(crash_dir(config, part.label), ignore_errors=True)
+        for stale in (out_dir / f"sub-{part.label}").rglob(f"features/*_res-{config.features.preset}_desc-model_*"):
+            stale.unlink()
     workflow = init_bidsad_wf(config, participants)
     LOGGER.info("Participant level: %d participant(s), plugin %s", len(participants), plugin)
     if workflow.list_node_names():

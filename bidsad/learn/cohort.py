@@ -11,13 +11,12 @@ from bidsad.bids import CLASS_NAMES, InputError, read_participants_tsv
 #: Sidecar fields that must agree between participants for their tensors to be used together.
 COMPARED_PARAMETERS = ("preset", "shape", "dtype", "voxel_size_mm", "field_of_view_mm", "frames",
                        "Normalisation", "Interpolation")
-COHORT_COLUMNS = ["participant_id", "diagnosis", "label", "mri", "bold", "included", "reason"]
+COHORT_COLUMNS = ["participant_id", "diagnosis", "label", "mri", "bold", "included", "reason", "note"]
 
 
-def _features(out_dir: Path, label: str, preset: str, suffix: str) -> Path | None:
-    """First (sorted) tensor of ``suffix`` for a participant and preset, or ``None``."""
-    found = sorted((out_dir / f"sub-{label}").rglob(f"features/*_res-{preset}_desc-model_{suffix}.npy"))
-    return found[0] if found else None
+def _features(out_dir: Path, label: str, preset: str, suffix: str) -> list[Path]:
+    """Tensors of ``suffix`` for a participant and preset, sorted (sessions and runs in order)."""
+    return sorted((out_dir / f"sub-{label}").rglob(f"features/*_res-{preset}_desc-model_{suffix}.npy"))
 
 
 def _sidecar(tensor: Path) -> dict:
@@ -48,10 +47,14 @@ def build_cohort(out_dir: Path, bids_dir: Path, preset: str):
     labels = sorted({p.name.removeprefix("sub-") for p in out_dir.glob("sub-*") if p.is_dir()} | set(table.index))
     rows = []
     for label in labels:
-        mri, bold = _features(out_dir, label, preset, "T1w"), _features(out_dir, label, preset, "bold")
+        mris, bolds = _features(out_dir, label, preset, "T1w"), _features(out_dir, label, preset, "bold")
+        mri, bold = (mris or [None])[0], (bolds or [None])[0]
+        notes = [messages.EXTRA_BOLD.format(label=f"sub-{label}", n=len(found), used=found[0].name)
+                 for found in (mris, bolds) if len(found) > 1]
         row = {"participant_id": f"sub-{label}", "diagnosis": "", "label": pd.NA,
                "mri": str(mri.relative_to(out_dir)) if mri else "",
-               "bold": str(bold.relative_to(out_dir)) if bold else "", "included": True, "reason": ""}
+               "bold": str(bold.relative_to(out_dir)) if bold else "", "included": True, "reason": "",
+               "note": " ".join(notes)}
         if label not in table.index:
             row.update(included=False, reason=messages.EXCLUDED_NOT_IN_TSV)
         else:

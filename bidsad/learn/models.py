@@ -9,7 +9,7 @@ Reading of the paper's unstated details (see ``../shared/reference/method.md``):
 Conv3D(32, 3x3x3, stride 2, 'same') + ReLU (half size), MaxPool3D(2) (quarter), Conv3D(32, 3x3x3,
 'same') + ReLU, MaxPool3D(2), Flatten, Dense(128) + ReLU. At 128x128x176 the flatten holds
 16x16x22x32 = 180,224 features (23.1 M weights in the Dense layer). The fMRI branch applies the same
-two-stage CNN to every frame (TimeDistributed) and feeds the flattened frame features to three
+two-stage CNN to every frame (frames folded into the batch axis) and feeds the flattened frame features to three
 stacked recurrent layers of 32 units. Fusion: concatenate (128 + 32) -> Dense(64) + ReLU ->
 Dropout(0.1) -> Dense(n_classes) softmax. Keras is imported lazily so that the command line stays fast.
 """
@@ -17,7 +17,7 @@ Dropout(0.1) -> Dense(n_classes) softmax. Keras is imported lazily so that the c
 from __future__ import annotations
 
 #: Registry names, with the input modalities each model needs.
-MODALITIES: dict[str, tuple[str, ...]] = {
+_BASE_MODALITIES: dict[str, tuple[str, ...]] = {
     "3dcnn-lstm": ("mri", "bold"),
     "3dcnn-gru": ("mri", "bold"),
     "3dlstm": ("bold",),
@@ -25,41 +25,51 @@ MODALITIES: dict[str, tuple[str, ...]] = {
     "3dcnn": ("mri",),
     "2dcnn": ("mri",),
 }
+#: ``<name>-gap``: global average pooling instead of Flatten before the dense/recurrent layers
+#: (far fewer weights; not in the paper).
+MODALITIES: dict[str, tuple[str, ...]] = {
+    **_BASE_MODALITIES,
+    **{f"{name}-gap": mods for name, mods in _BASE_MODALITIES.items() if name != "2dcnn"},
+}
 MODEL_NAMES: tuple[str, ...] = tuple(MODALITIES)
 
 
-def _mri_branch(inputs):
+def _conv_stack(inputs, prefix: str, gap: bool):
+    """Conv3D(32, s2) -> MaxPool -> Conv3D(32) -> MaxPool -> Flatten (or global average pooling)."""
+    from keras import layers
+
+    h = layers.Conv3D(32, 3, strides=2, padding="same", activation="relu", name=f"{prefix}_conv1")(inputs)
+    h = layers.MaxPooling3D(2, name=f"{prefix}_pool1")(h)
+    h = layers.Conv3D(32, 3, padding="same", activation="relu", name=f"{prefix}_conv2")(h)
+    h = layers.MaxPooling3D(2, name=f"{prefix}_pool2")(h)
+    if gap:
+        return layers.GlobalAveragePooling3D(name=f"{prefix}_gap")(h)
+    return layers.Flatten(name=f"{prefix}_flatten")(h)
+
+
+def _mri_branch(inputs, gap: bool = False):
     """MRI branch: (x, y, z, 1) -> 128 features."""
     from keras import layers
 
-    h = layers.Conv3D(32, 3, strides=2, padding="same", activation="relu", name="mri_conv1")(inputs)
-    h = layers.MaxPooling3D(2, name="mri_pool1")(h)
-    h = layers.Conv3D(32, 3, padding="same", activation="relu", name="mri_conv2")(h)
-    h = layers.MaxPooling3D(2, name="mri_pool2")(h)
-    h = layers.Flatten(name="mri_flatten")(h)
-    return layers.Dense(128, activation="relu", name="mri_dense")(h)
+    return layers.Dense(128, activation="relu", name="mri_dense")(_conv_stack(inputs, "mri", gap))
 
 
-def _frame_cnn(frame_shape):
-    """Per-frame 3D CNN of the fMRI branch: (x, y, z, 1) -> flattened features."""
+def _frame_cnn(frame_shape, gap: bool = False):
+    """Per-frame 3D CNN of the fMRI branch: (x, y, z, 1) -> flattened (or pooled) features."""
     import keras
-    from keras import layers
 
     frame = keras.Input(frame_shape, name="frame")
-    h = layers.Conv3D(32, 3, strides=2, padding="same", activation="relu", name="frame_conv1")(frame)
-    h = layers.MaxPooling3D(2, name="frame_pool1")(h)
-    h = layers.Conv3D(32, 3, padding="same", activation="relu", name="frame_conv2")(h)
-    h = layers.MaxPooling3D(2, name="frame_pool2")(h)
-    h = layers.Flatten(name="frame_flatten")(h)
-    return keras.Model(frame, h, name="frame_cnn")
+    return keras.Model(frame, _conv_stack(frame, "frame", gap), name="frame_cnn")
 
 
-def _bold_branch(inputs, cell: str):
+def _bold_branch(inputs, cell: str, gap: bool = False):
     """fMRI branch: (frames, x, y, z, 1) -> 32 features (three stacked LSTM or GRU layers of 32)."""
     from keras import layers
 
+    from bidsad.learn.layers import FramesToBatch
+
     recurrent = {"lstm": layers.LSTM, "gru": layers.GRU}[cell]
-    h = layers.TimeDistributed(_frame_cnn(tuple(inputs.shape[2:])), name="bold_frames")(inputs)
+    h = FramesToBatch(_frame_cnn(tuple(inputs.shape[2:]), gap), name="bold_frames")(inputs)
     h = recurrent(32, return_sequences=True, name=f"bold_{cell}1")(h)
     h = recurrent(32, return_sequences=True, name=f"bold_{cell}2")(h)
     return recurrent(32, name=f"bold_{cell}3")(h)
@@ -73,49 +83,49 @@ def _head(features, n_classes: int, dropout: float):
     return layers.Dense(n_classes, activation="softmax", name="probabilities")(h)
 
 
-def _fusion(input_shapes, n_classes, dropout, cell, name):
+def _fusion(input_shapes, n_classes, dropout, cell, name, gap=False):
     import keras
     from keras import layers
 
     mri = keras.Input(tuple(input_shapes["mri"]), name="mri")
     bold = keras.Input(tuple(input_shapes["bold"]), name="bold")
-    fused = layers.Concatenate(name="fusion")([_mri_branch(mri), _bold_branch(bold, cell)])
+    fused = layers.Concatenate(name="fusion")([_mri_branch(mri, gap), _bold_branch(bold, cell, gap)])
     return keras.Model({"mri": mri, "bold": bold}, _head(fused, n_classes, dropout), name=name)
 
 
-def _bold_only(input_shapes, n_classes, dropout, cell, name):
+def _bold_only(input_shapes, n_classes, dropout, cell, name, gap=False):
     import keras
 
     bold = keras.Input(tuple(input_shapes["bold"]), name="bold")
-    return keras.Model({"bold": bold}, _head(_bold_branch(bold, cell), n_classes, dropout), name=name)
+    return keras.Model({"bold": bold}, _head(_bold_branch(bold, cell, gap), n_classes, dropout), name=name)
 
 
-def build_3dcnn_lstm(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1):
-    """3DCNN-LSTM: MRI 3D-CNN branch fused with the time-distributed CNN + 3 x LSTM(32) fMRI branch."""
-    return _fusion(input_shapes, n_classes, dropout, "lstm", "3dcnn_lstm")
+def build_3dcnn_lstm(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1, gap: bool = False):
+    """3DCNN-LSTM: MRI 3D-CNN branch fused with the per-frame CNN + 3 x LSTM(32) fMRI branch."""
+    return _fusion(input_shapes, n_classes, dropout, "lstm", "3dcnn_lstm" + "_gap" * gap, gap)
 
 
-def build_3dcnn_gru(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1):
+def build_3dcnn_gru(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1, gap: bool = False):
     """3DCNN-GRU: as :func:`build_3dcnn_lstm` with GRU layers."""
-    return _fusion(input_shapes, n_classes, dropout, "gru", "3dcnn_gru")
+    return _fusion(input_shapes, n_classes, dropout, "gru", "3dcnn_gru" + "_gap" * gap, gap)
 
 
-def build_3dlstm(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1):
-    """3DLSTM: the fMRI branch alone (time-distributed 3D CNN + 3 x LSTM(32))."""
-    return _bold_only(input_shapes, n_classes, dropout, "lstm", "3dlstm")
+def build_3dlstm(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1, gap: bool = False):
+    """3DLSTM: the fMRI branch alone (per-frame 3D CNN + 3 x LSTM(32))."""
+    return _bold_only(input_shapes, n_classes, dropout, "lstm", "3dlstm" + "_gap" * gap, gap)
 
 
-def build_3dgru(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1):
+def build_3dgru(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1, gap: bool = False):
     """3DGRU: the fMRI branch alone with GRU layers."""
-    return _bold_only(input_shapes, n_classes, dropout, "gru", "3dgru")
+    return _bold_only(input_shapes, n_classes, dropout, "gru", "3dgru" + "_gap" * gap, gap)
 
 
-def build_3dcnn(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1):
+def build_3dcnn(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1, gap: bool = False):
     """3DCNN: the MRI branch alone, with the fusion head (Dense 64, Dropout, softmax)."""
     import keras
 
     mri = keras.Input(tuple(input_shapes["mri"]), name="mri")
-    return keras.Model({"mri": mri}, _head(_mri_branch(mri), n_classes, dropout), name="3dcnn")
+    return keras.Model({"mri": mri}, _head(_mri_branch(mri, gap), n_classes, dropout), name="3dcnn" + "_gap" * gap)
 
 
 def build_2dcnn(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1):
@@ -151,13 +161,16 @@ BUILDERS = {
 
 
 def build_model(name: str, input_shapes: dict, n_classes: int = 3, **hyper):
-    """Build a registered model by name.
+    """Build a registered model by name (``<name>-gap`` builds ``<name>`` with ``gap=True``).
 
     Raises
     ------
     KeyError
         ``name`` is not in :data:`MODEL_NAMES`.
     """
-    if name not in BUILDERS:
+    if name not in MODALITIES:
         raise KeyError(f"unknown model '{name}'; choose from {', '.join(MODEL_NAMES)}")
-    return BUILDERS[name]({k: input_shapes[k] for k in MODALITIES[name]}, n_classes, **hyper)
+    base, gap = (name[: -len("-gap")], True) if name.endswith("-gap") else (name, False)
+    if gap:
+        hyper["gap"] = True
+    return BUILDERS[base]({k: input_shapes[k] for k in MODALITIES[name]}, n_classes, **hyper)

@@ -73,3 +73,83 @@ def check_no_leakage(train_ids, test_ids, fold) -> None:
     overlap = sorted(set(train_ids) & set(test_ids))
     if overlap:
         raise LeakageError(messages.LEAKAGE.format(labels=", ".join(overlap), fold=fold))
+
+
+def cohort_name(modalities) -> str:
+    """Name of the sub-cohort that has every modality in ``modalities`` (``mri``, ``mri+bold``, ``bold``)."""
+    return "+".join(modalities)
+
+
+def plan_splits(included, modality_sets, folds: int, seed: int):
+    """Participant-level splits of every sub-cohort that the requested models need.
+
+    ``included`` is the cohort table of usable participants (columns ``participant_id``, ``label``,
+    ``mri``, ``bold``: tensor path or empty). Each modality set (e.g. ``("mri",)`` for 3dcnn,
+    ``("mri", "bold")`` for the fusion models) is split on its own participants, so that its folds are
+    stratified on the participants that model actually sees.
+
+    Returns ``(splits, warnings)``: ``splits`` has columns ``cohort``, ``fold``, ``participant_id``,
+    ``role``; a sub-cohort that cannot be split (too few participants, one class) is left out and
+    its reason is in ``warnings``, as is every fold whose test classes are missing from training.
+    """
+    import pandas as pd
+
+    from bidsad.learn.cohort import class_name
+
+    frames, warnings = [], []
+    for modalities in dict.fromkeys(tuple(m) for m in modality_sets):
+        name = cohort_name(modalities)
+        members = included[(included[list(modalities)] != "").all(axis=1)]
+        try:
+            splits, notes = make_splits(members["participant_id"].to_list(), members["label"].astype(int).to_list(),
+                                        folds, seed)
+        except ValueError as err:
+            warnings.append(messages.SPLIT_COHORT.format(modalities=name, warning=err))
+            continue
+        warnings += [messages.SPLIT_COHORT.format(modalities=name, warning=note) for note in notes]
+        labels = dict(zip(members["participant_id"], members["label"].astype(int)))
+        for fold, rows in splits.groupby("fold"):
+            seen = {labels[p] for p in rows.loc[rows["role"] == "train", "participant_id"]}
+            unseen = sorted({labels[p] for p in rows.loc[rows["role"] == "test", "participant_id"]} - seen)
+            if unseen:
+                warnings.append(messages.CLASS_UNSEEN.format(modalities=name, fold=fold,
+                                                             classes=", ".join(class_name(c) for c in unseen)))
+        frames.append(splits.assign(cohort=name))
+    columns = ["cohort", "fold", "participant_id", "role"]
+    splits = pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+    return splits, warnings
+
+
+def add_validation(splits, labels: dict, seed: int):
+    """Move part of each fold's training participants to an inner ``validation`` role (early stopping).
+
+    Per fold, a stratified shuffle split (scikit-learn) of the training participants keeps about one
+    fold's worth (``n_train / (k - 1)``, at least one per class) for validation; test participants are
+    never touched. A fold whose smallest training class has fewer than two participants keeps all of
+    them for training and is named in the returned warnings.
+
+    ``splits``: DataFrame with ``fold``, ``participant_id``, ``role`` (``train``/``test``);
+    ``labels``: participant_id -> class code. Returns ``(splits, warnings)``.
+    """
+    import numpy as np
+    from sklearn.model_selection import StratifiedShuffleSplit
+
+    splits = splits.copy()
+    k = int(splits["fold"].nunique())
+    warnings = []
+    for fold, rows in splits.groupby("fold"):
+        train = rows[rows["role"] == "train"]
+        y = np.array([labels[p] for p in train["participant_id"]])
+        counts = np.bincount(y)
+        if counts[counts > 0].min() < 2:
+            warnings.append(messages.NO_VALIDATION.format(fold=fold))
+            continue
+        n_classes = int((counts > 0).sum())
+        size = min(max(n_classes, int(round(len(train) / max(k - 1, 1)))), len(train) - n_classes)
+        if size < n_classes:
+            warnings.append(messages.NO_VALIDATION.format(fold=fold))
+            continue
+        splitter = StratifiedShuffleSplit(n_splits=1, test_size=size, random_state=seed + int(fold))
+        _, validation = next(splitter.split(np.zeros(len(y)), y))
+        splits.loc[train.index[validation], "role"] = "validation"
+    return splits, warnings

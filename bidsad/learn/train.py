@@ -93,20 +93,31 @@ def train_fold(config, out_dir: Path, model_name: str, fold: int, train_rows, te
 
 
 def run_group_level(config) -> int:
-    """Run the group level; return the exit status (1 when a model failed, else 0)."""
+    """Run the group level; return the exit status (1 when a model failed, else 0).
+
+    Raises
+    ------
+    InputError
+        No usable features, an unusable participants.tsv, or no cohort that can be split.
+    """
+    import shutil
 
     import pandas as pd
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import tensorflow as tf
+    from bidsad.utils import native_stderr_silenced
 
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with native_stderr_silenced(not config.execution.verbose):
+        import keras
+        import tensorflow as tf
+
+    from bidsad.bids import InputError
     from bidsad.config import seed_everything
     from bidsad.learn.cohort import build_cohort
     from bidsad.learn.evaluate import classification_metrics, evaluate_predictions, metrics_rows
     from bidsad.learn.models import MODALITIES
     from bidsad.learn.saliency import SaliencyAccumulator, write_saliency
-    from bidsad.learn.splits import check_no_leakage, make_splits
+    from bidsad.learn.splits import check_no_leakage, cohort_name, plan_splits
     from bidsad.reports.boilerplate import write_boilerplate
     from bidsad.reports.group import write_group_report
     from bidsad.utils import atomic_write_json, atomic_write_text
@@ -121,45 +132,44 @@ def run_group_level(config) -> int:
     keras.utils.set_random_seed(config.seeds.random_seed)
 
     cohort = build_cohort(out_dir, bids_dir, config.features.preset)
+    shutil.rmtree(group_dir, ignore_errors=True)  # group/ always describes one run
     atomic_write_text(group_dir / "cohort.tsv", cohort.to_csv(sep="\t", index=False, na_rep="n/a"))
     included = cohort[cohort["included"]].reset_index(drop=True)
-    warnings = []
-    try:
-        splits, split_warnings = make_splits(included["participant_id"].to_list(), included["label"].astype(int).to_list(),
-                                             learning.folds, config.seeds.random_seed)
-    except ValueError as err:
-        from bidsad.bids import InputError
-
-        raise InputError(str(err)) from err
-    warnings += split_warnings
-    atomic_write_text(group_dir / "splits.tsv", splits.to_csv(sep="\t", index=False))
+    models = list(dict.fromkeys(learning.models))
+    splits, warnings = plan_splits(included, [MODALITIES[m] for m in models], learning.folds,
+                                   config.seeds.random_seed)
+    if splits.empty:
+        raise InputError("; ".join(warnings))
     if len(included) < 30:
         warnings.append(messages.SMALL_N.format(n=len(included)))
+    for warning in warnings:
+        LOGGER.warning(warning)
+
+    def warn(message: str) -> None:
+        warnings.append(message)
+        LOGGER.warning(message)
+    atomic_write_text(group_dir / "splits.tsv", splits.to_csv(sep="\t", index=False))
 
     status, metric_rows, results = 0, [], {}
-    for model_name in dict.fromkeys(learning.models):
+    for model_name in models:
         modalities = MODALITIES[model_name]
         usable = included[(included[list(modalities)] != "").all(axis=1)]
-        if usable.empty or usable["label"].nunique() < 2:
-            warnings.append(messages.MODEL_SKIPPED.format(model=model_name, why=f"fewer than two classes with {' + '.join(modalities)} features"))
+        model_splits = splits[splits["cohort"] == cohort_name(modalities)]
+        if model_splits.empty:
+            warn(messages.MODEL_SKIPPED.format(model=model_name, why=f"its {cohort_name(modalities)} cohort cannot be split"))
             continue
         fold_predictions, saliency = [], SaliencyAccumulator()
-        for fold, members in splits.groupby("fold"):
-            train_ids = members.loc[members["role"] == "train", "participant_id"]
-            test_ids = members.loc[members["role"] == "test", "participant_id"]
-            check_no_leakage(train_ids, test_ids, fold)
-            train_rows = usable[usable["participant_id"].isin(train_ids)]
-            test_rows = usable[usable["participant_id"].isin(test_ids)]
-            if train_rows.empty or test_rows.empty:
-                warnings.append(messages.FOLD_SKIPPED.format(model=model_name, fold=fold, why="no training or no test participant with the needed features"))
-                continue
+        for fold, members in model_splits.groupby("fold"):
+            train_rows = usable[usable["participant_id"].isin(members.loc[members["role"] == "train", "participant_id"])]
+            test_rows = usable[usable["participant_id"].isin(members.loc[members["role"] == "test", "participant_id"])]
+            check_no_leakage(train_rows["participant_id"], test_rows["participant_id"], fold)
             LOGGER.info("model %s, fold %d: training on %d, testing on %d participants", model_name, fold, len(train_rows), len(test_rows))
             try:
                 predictions = train_fold(config, out_dir, model_name, int(fold), train_rows, test_rows,
                                          group_dir / f"model-{model_name}" / f"fold-{fold}", saliency)
             except Exception as err:  # one model's failure must not lose the others
                 LOGGER.exception("model %s, fold %d failed", model_name, fold)
-                warnings.append(f"model {model_name}, fold {fold} failed: {err}")
+                warn(f"model {model_name}, fold {fold} failed: {err}")
                 status = 1
                 continue
             fold_predictions.append(predictions)
@@ -178,27 +188,26 @@ def run_group_level(config) -> int:
                             "value": "n/a" if permutation["p_value"] is None else permutation["p_value"],
                             "ci_low": "n/a", "ci_high": "n/a"})
         results[model_name].update(evaluation)
-        warnings += saliency.failures
+        for failure in saliency.failures:
+            warn(failure)
         if saliency:
             try:
                 used = usable[usable["participant_id"].isin(pooled["participant_id"])]["mri"]
                 write_saliency(saliency, out_dir, used, group_dir / f"model-{model_name}" / "saliency", model_name)
             except Exception as err:  # a saliency failure must not lose the model's results
                 LOGGER.debug("saliency maps of model %s failed", model_name, exc_info=True)
-                warnings.append(messages.SALIENCY_FAILED.format(model=model_name, why=err))
+                warn(messages.SALIENCY_FAILED.format(model=model_name, why=err))
 
     metrics = pd.DataFrame(metric_rows, columns=["model", "fold", "metric", "value", "ci_low", "ci_high"])
     atomic_write_text(group_dir / "metrics.tsv", metrics.to_csv(sep="\t", index=False))
     atomic_write_json(group_dir / "metrics.json", {
-        "models": results, "preset": config.features.preset, "folds": int(splits["fold"].max()),
+        "models": results, "preset": config.features.preset, "folds": {c: int(f.max()) for c, f in splits.groupby("cohort")["fold"]},
         "random_seed": config.seeds.random_seed, "epochs": learning.epochs, "learning_rate": learning.learning_rate,
         "batch_size": learning.batch_size, "split_protocol": "participant-level stratified k-fold",
         "versions": software_versions(), "warnings": warnings, "models_requested": list(dict.fromkeys(learning.models)),
         "dropout": learning.dropout, "n_bootstrap": learning.n_bootstrap, "n_permutations": learning.n_permutations,
         "run_uuid": ex.run_uuid,
     })
-    for warning in warnings:
-        LOGGER.warning(warning)
     try:
         report = write_group_report(out_dir, bids_dir)
     except Exception as err:  # the report must never cost the results already written

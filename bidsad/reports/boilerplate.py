@@ -162,6 +162,16 @@ def participant_facts(out_dir: Path) -> dict | None:
     }
 
 
+def _cross_validation(folds) -> str:
+    """``"5-fold cross-validation"``, or per sub-cohort when ``folds`` is ``{cohort: k}`` with several."""
+    if isinstance(folds, dict):
+        if len(set(folds.values())) == 1:
+            return f"{next(iter(folds.values()))}-fold cross-validation, done separately on each sub-cohort a model needs"
+        parts = "; ".join(f"`{c}`: {k} folds" for c, k in folds.items())
+        return f"k-fold cross-validation, done separately on each sub-cohort a model needs ({parts})"
+    return f"{folds}-fold cross-validation"
+
+
 def group_facts(out_dir: Path) -> dict | None:
     """What the group level did, read from ``group/metrics.json`` (``None`` when it does not exist)."""
     path = Path(out_dir) / "group" / "metrics.json"
@@ -171,8 +181,9 @@ def group_facts(out_dir: Path) -> dict | None:
     evaluated = list(summary.get("models", {}))
     names = [m for m in summary.get("models_requested", evaluated) if m in evaluated] or evaluated
     return {
-        **{k: summary.get(k) for k in ("epochs", "learning_rate", "batch_size", "dropout", "random_seed", "folds",
+        **{k: summary.get(k) for k in ("epochs", "learning_rate", "batch_size", "dropout", "random_seed",
                                        "preset", "n_bootstrap", "n_permutations")},
+        "cross_validation": _cross_validation(summary.get("folds")),
         "n_participants": max((r.get("n_participants", 0) for r in summary.get("models", {}).values()), default=0),
         "models": [{"name": m, "title": MODEL_TEXT.get(m, (m, ""))[0], "description": MODEL_TEXT.get(m, ("", m))[1]}
                    for m in names],

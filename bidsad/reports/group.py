@@ -133,7 +133,10 @@ def write_group_report(out_dir: Path, bids_dir: Path | None = None) -> Path:
     cohort = _read_tsv(group_dir / "cohort.tsv").fillna("")
     cohort["included"] = cohort["included"].astype(str).str.lower() == "true"
     splits = _read_tsv(group_dir / "splits.tsv")
-    fold_members = splits[splits["role"] == "test"].groupby("fold")["participant_id"].apply(list).to_dict()
+    if "cohort" not in splits:  # written before splits were made per sub-cohort
+        splits["cohort"] = "all"
+    test_sets = splits[splits["role"] == "test"].groupby(["cohort", "fold"])["participant_id"].apply(list).to_dict()
+    folds = {name: int(group["fold"].max()) for name, group in splits.groupby("cohort")}
     included = cohort[cohort["included"]]
     labels = included["label"].astype(str).str.replace(".0", "", regex=False)
     class_counts = {c: int((labels == str(code)).sum()) for code, c in enumerate(CLASS_NAMES)}
@@ -143,7 +146,7 @@ def write_group_report(out_dir: Path, bids_dir: Path | None = None) -> Path:
     html = render(
         "group.html", version=__version__, summary=summary, results=summary.get("models", {}),
         baselines=summary.get("baselines", {}), classes=CLASS_NAMES, table_metrics=TABLE_METRICS,
-        cohort=cohort, n_included=len(included), class_counts=class_counts, fold_members=fold_members,
+        cohort=cohort, n_included=len(included), class_counts=class_counts, test_sets=test_sets, folds=folds,
         warnings=summary.get("warnings", []), paper_protocol=messages.PAPER_PROTOCOL,
         diagnosis_note=diagnosis_description(bids_dir), modalities=MODALITIES, figures=_figures(group_dir, summary),
         methods_html=to_html(text["group"]) if text["group"] else "",

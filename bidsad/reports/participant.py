@@ -94,7 +94,7 @@ def write_participant_report(config, part: ParticipantInputs) -> Path:
             meta = output["meta"]
             warnings.extend(meta.get("Warnings", []))
             if meta.get("n_volumes") and meta.get("frames"):
-                source = meta.get("Sources", ["?"])[0].removeprefix("bids::")
+                source = meta.get("Sources", ["?"])[0].removeprefix("bids:raw:")
                 n, frames = meta["n_volumes"], meta["frames"]
                 if n > frames:
                     warnings.append(messages.FRAMES_CROPPED.format(file=source, n=n, frames=frames, preset=meta["preset"]))
