@@ -109,3 +109,11 @@ def test_boilerplate_shipped_in_wheel_and_found_when_installed(tmp_path):
                            env={**os.environ, "PYTHONPATH": str(site)}, check=True).stdout.strip()
     assert Path(found) == site / "bidsad" / "boilerplate"
     assert boilerplate_dir() == ROOT / "boilerplate"  # source checkout
+
+
+def test_cross_validation_text_per_sub_cohort():
+    from bidsad.reports.boilerplate import _cross_validation
+
+    assert _cross_validation(5) == "5-fold cross-validation"
+    assert _cross_validation({"mri": 3, "mri+bold": 3}).startswith("3-fold cross-validation, done separately")
+    assert "`mri`: 5 folds; `mri+bold`: 3 folds" in _cross_validation({"mri": 5, "mri+bold": 3})
