@@ -109,6 +109,13 @@ class Learning:
     """Adam learning rate (paper: 1e-5)."""
     dropout: float = 0.1
     """Dropout rate before the output layer (paper: 0.1)."""
+    augment: bool = True
+    """Augment training participants on the fly (``bidsad.learn.augment``; the paper augmented too,
+    but before splitting). Never applied to validation or test participants."""
+    validation: bool = True
+    """Hold out an inner validation split of each fold's training participants for early stopping."""
+    patience: int = 5
+    """Early stopping: epochs without a lower validation loss before training stops (best weights kept)."""
     n_bootstrap: int = 1000
     """Bootstrap resamples of participants for the 95% confidence intervals of the pooled metrics."""
     n_permutations: int = 1000
@@ -181,6 +188,9 @@ class Config:
             ("learning", "epochs", integer(self.learning.epochs, 1), "an integer >= 1"),
             ("learning", "folds", integer(self.learning.folds, 2), "an integer >= 2"),
             ("learning", "batch_size", integer(self.learning.batch_size, 1), "an integer >= 1"),
+            ("learning", "patience", integer(self.learning.patience, 1), "an integer >= 1"),
+            ("learning", "augment", isinstance(self.learning.augment, bool), "true or false"),
+            ("learning", "validation", isinstance(self.learning.validation, bool), "true or false"),
             ("learning", "learning_rate", isinstance(self.learning.learning_rate, (int, float))
              and self.learning.learning_rate > 0, "a number > 0"),
             ("learning", "dropout", isinstance(self.learning.dropout, (int, float)) and 0 <= self.learning.dropout < 1,

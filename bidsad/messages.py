@@ -20,6 +20,7 @@ WORK_IN_BIDS = (
     "Pass -w with a folder outside it."
 )
 MEM_BAD = "cannot read '{value}' as an amount of memory; give GB as a number or with a unit, e.g. 8, 8G, 8000M."
+POSITIVE_NUMBER = "must be a number greater than 0, got '{value}'."
 AT_LEAST = "must be an integer of at least {minimum}, got '{value}'."
 LABEL_EMPTY = "'{value}' is empty after removing the 'sub-' prefix."
 EXISTS_NOT_DIR = "{arg}: {path} exists and is not a directory; give a folder."

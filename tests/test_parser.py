@@ -165,3 +165,19 @@ def test_config_file_values_checked(capsys, demo_dir, tmp_path, text, words):
 def test_help_shows_each_default_once():
     proc = run_bidsad("--help", check_rc=0)
     assert "(default: None)" not in proc.stdout and "--participant-label" in proc.stdout
+
+
+def test_training_options(demo_dir, tmp_path):
+    config = parse_args([str(demo_dir), str(tmp_path / "o"), "group", "-w", str(tmp_path / "w"), "--learning-rate",
+                         "3e-4", "--batch-size", "4", "--patience", "2", "--no-augmentation", "--no-validation"])
+    learning = config.learning
+    assert (learning.learning_rate, learning.batch_size, learning.patience) == (3e-4, 4, 2)
+    assert learning.augment is False and learning.validation is False
+    defaults = parse_args([str(demo_dir), str(tmp_path / "o"), "group", "-w", str(tmp_path / "w")]).learning
+    assert defaults.augment is True and defaults.validation is True and defaults.learning_rate == 1e-5
+
+
+@pytest.mark.parametrize("value", ["0", "-1e-3", "fast", "inf"])
+def test_learning_rate_must_be_positive(capsys, demo_dir, tmp_path, value):
+    assert "--learning-rate" in _usage_error(capsys, [str(demo_dir), str(tmp_path / "o"), "group",
+                                                      f"--learning-rate={value}"])

@@ -56,6 +56,17 @@ def _plugin_arg(value: str) -> tuple[str, object]:
     return key.strip(), parsed
 
 
+def _positive_float(value: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 < number < float("inf"):
+        raise argparse.ArgumentTypeError(messages.POSITIVE_NUMBER.format(value=value))
+    return number
+
+
 def _participant_label(value: str) -> str:
     """Accept ``01`` and ``sub-01``: remove one exact leading ``sub-`` (never a character strip)."""
     label = value.removeprefix("sub-")
@@ -148,6 +159,14 @@ def _build_parser() -> argparse.ArgumentParser:
     g_group.add_argument("--models", nargs="+", choices=MODEL_NAMES, metavar="MODEL", help=f"models to train: {', '.join(MODEL_NAMES)} (default: 3dcnn-lstm 3dcnn)")
     g_group.add_argument("--epochs", type=_int_at_least(1), help="training epochs per fold (default: 20, as the paper)")
     g_group.add_argument("--folds", type=_int_at_least(2), help="participant-level cross-validation folds (default: 5)")
+    g_group.add_argument("--learning-rate", type=_positive_float, help="Adam learning rate (default: 1e-5, as the paper)")
+    g_group.add_argument("--batch-size", type=_int_at_least(1), help="participants per training batch (default: 2)")
+    g_group.add_argument("--patience", type=_int_at_least(1),
+                         help="early stopping on the inner validation split: epochs without improvement (default: 5)")
+    g_group.add_argument("--no-augmentation", dest="augment", action="store_false", default=None,
+                         help="do not augment training participants on the fly")
+    g_group.add_argument("--no-validation", dest="validation", action="store_false", default=None,
+                         help="no inner validation split (and no early stopping): train on all training participants")
     return parser
 
 
@@ -224,6 +243,11 @@ def parse_args(args: list[str] | None = None) -> Config:
         (config.learning, "models", opts.models),
         (config.learning, "epochs", opts.epochs),
         (config.learning, "folds", opts.folds),
+        (config.learning, "learning_rate", opts.learning_rate),
+        (config.learning, "batch_size", opts.batch_size),
+        (config.learning, "patience", opts.patience),
+        (config.learning, "augment", opts.augment),
+        (config.learning, "validation", opts.validation),
     ]:
         if value is not None:
             setattr(section, name, value)

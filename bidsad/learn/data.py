@@ -12,12 +12,16 @@ def tensor_shapes(out_dir: Path, row, modalities) -> dict:
     return {m: (*np.load(Path(out_dir) / row[m], mmap_mode="r").shape, 1) for m in modalities}
 
 
-def make_dataset(out_dir: Path, rows, modalities, *, batch_size: int, shuffle: bool, seed: int, with_labels: bool = True):
+def make_dataset(out_dir: Path, rows, modalities, *, batch_size: int, shuffle: bool, seed: int,
+                 with_labels: bool = True, augment: dict | None = None):
     """A ``tf.data.Dataset`` of ``({modality: float32 tensor}, label)`` batches.
 
     ``rows`` is a cohort DataFrame (columns ``mri``, ``bold`` relative to ``out_dir``, ``label``).
     Tensors are memory-mapped and read one participant at a time, so at most a few batches are
     in memory (prefetch); the channel axis is added on the fly. Shuffling is seeded.
+    ``augment`` (training data only): parameters for :func:`bidsad.learn.augment.augment_mri` and
+    :func:`~bidsad.learn.augment.augment_fmri`, applied on the fly with per-sample stateless seeds
+    drawn from ``seed`` (a new draw every epoch, the same sequence for the same seed).
     """
     import numpy as np
     import tensorflow as tf
@@ -40,6 +44,24 @@ def make_dataset(out_dir: Path, rows, modalities, *, batch_size: int, shuffle: b
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(labels)))
     if shuffle:
         dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    if augment is not None:
+        from bidsad.learn.augment import augment_fmri, augment_mri
+
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+        def augmented(sample, seed_pair):
+            inputs, label = sample
+            out = {}
+            for index, modality in enumerate(modalities):
+                pair = seed_pair + index
+                if modality == "mri":
+                    out[modality] = augment_mri(inputs[modality][..., 0], pair, augment)[..., None]
+                else:
+                    out[modality] = augment_fmri(inputs[modality][..., 0], pair, augment)[..., None]
+            return out, label
+
+        dataset = tf.data.Dataset.zip((dataset, seeds)).map(augmented, num_parallel_calls=tf.data.AUTOTUNE,
+                                                              deterministic=True)
     if not with_labels:
         dataset = dataset.map(lambda x, y: x)
     return dataset.batch(batch_size).prefetch(2)

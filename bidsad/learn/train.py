@@ -34,8 +34,12 @@ def fold_seed(seed: int, model: str, fold: int) -> int:
 
 
 def train_fold(config, out_dir: Path, model_name: str, fold: int, train_rows, test_rows, model_dir: Path,
-               saliency=None):
+               saliency=None, validation_rows=None):
     """Train one model on one fold's training participants and predict its test participants.
+
+    Training data are augmented on the fly unless ``config.learning.augment`` is off; with
+    ``validation_rows`` (training participants held out, never test ones), training stops early when
+    the validation loss has not improved for ``config.learning.patience`` epochs, keeping the best weights.
 
     Writes ``model.keras``, ``history.tsv`` (loss and accuracy per epoch) and ``predictions.tsv``
     into ``model_dir``; returns the predictions DataFrame. For models with an MRI branch, the test
@@ -57,8 +61,16 @@ def train_fold(config, out_dir: Path, model_name: str, fold: int, train_rows, te
     model = build_model(model_name, shapes, len(CLASS_NAMES), dropout=learning.dropout)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning.learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    train_ds = make_dataset(out_dir, train_rows, modalities, batch_size=learning.batch_size, shuffle=True, seed=seed)
-    history = model.fit(train_ds, epochs=learning.epochs, shuffle=False, verbose=0)  # shuffled by tf.data
+    augment = {} if learning.augment else None
+    train_ds = make_dataset(out_dir, train_rows, modalities, batch_size=learning.batch_size, shuffle=True, seed=seed,
+                            augment=augment)
+    fit_args = {}
+    if validation_rows is not None and len(validation_rows):
+        fit_args["validation_data"] = make_dataset(out_dir, validation_rows, modalities,
+                                                   batch_size=learning.batch_size, shuffle=False, seed=seed)
+        fit_args["callbacks"] = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=learning.patience,
+                                                               restore_best_weights=True)]
+    history = model.fit(train_ds, epochs=learning.epochs, shuffle=False, verbose=0, **fit_args)  # tf.data shuffles
     test_ds = make_dataset(out_dir, test_rows, modalities, batch_size=learning.batch_size, shuffle=False,
                            seed=seed, with_labels=False)
     proba = model.predict(test_ds, verbose=0)
@@ -117,7 +129,7 @@ def run_group_level(config) -> int:
     from bidsad.learn.evaluate import classification_metrics, evaluate_predictions, metrics_rows
     from bidsad.learn.models import MODALITIES
     from bidsad.learn.saliency import SaliencyAccumulator, write_saliency
-    from bidsad.learn.splits import check_no_leakage, cohort_name, plan_splits
+    from bidsad.learn.splits import add_validation, check_no_leakage, cohort_name, plan_splits
     from bidsad.reports.boilerplate import write_boilerplate
     from bidsad.reports.group import write_group_report
     from bidsad.utils import atomic_write_json, atomic_write_text
@@ -140,6 +152,14 @@ def run_group_level(config) -> int:
                                    config.seeds.random_seed)
     if splits.empty:
         raise InputError("; ".join(warnings))
+    if learning.validation:
+        labels = dict(zip(included["participant_id"], included["label"].astype(int)))
+        parts = []
+        for name, part in splits.groupby("cohort", sort=False):
+            part, notes = add_validation(part, labels, config.seeds.random_seed)
+            parts.append(part)
+            warnings += [messages.SPLIT_COHORT.format(modalities=name, warning=note) for note in notes]
+        splits = pd.concat(parts, ignore_index=True)
     if len(included) < 30:
         warnings.append(messages.SMALL_N.format(n=len(included)))
     for warning in warnings:
@@ -160,13 +180,17 @@ def run_group_level(config) -> int:
             continue
         fold_predictions, saliency = [], SaliencyAccumulator()
         for fold, members in model_splits.groupby("fold"):
-            train_rows = usable[usable["participant_id"].isin(members.loc[members["role"] == "train", "participant_id"])]
-            test_rows = usable[usable["participant_id"].isin(members.loc[members["role"] == "test", "participant_id"])]
-            check_no_leakage(train_rows["participant_id"], test_rows["participant_id"], fold)
+            def rows(role):
+                return usable[usable["participant_id"].isin(members.loc[members["role"] == role, "participant_id"])]
+
+            train_rows, validation_rows, test_rows = rows("train"), rows("validation"), rows("test")
+            check_no_leakage(list(train_rows["participant_id"]) + list(validation_rows["participant_id"]),
+                             test_rows["participant_id"], fold)
             LOGGER.info("model %s, fold %d: training on %d, testing on %d participants", model_name, fold, len(train_rows), len(test_rows))
             try:
                 predictions = train_fold(config, out_dir, model_name, int(fold), train_rows, test_rows,
-                                         group_dir / f"model-{model_name}" / f"fold-{fold}", saliency)
+                                         group_dir / f"model-{model_name}" / f"fold-{fold}", saliency,
+                                         validation_rows)
             except Exception as err:  # one model's failure must not lose the others
                 LOGGER.exception("model %s, fold %d failed", model_name, fold)
                 warn(f"model {model_name}, fold {fold} failed: {err}")
@@ -204,6 +228,7 @@ def run_group_level(config) -> int:
         "models": results, "preset": config.features.preset, "folds": {c: int(f.max()) for c, f in splits.groupby("cohort")["fold"]},
         "random_seed": config.seeds.random_seed, "epochs": learning.epochs, "learning_rate": learning.learning_rate,
         "batch_size": learning.batch_size, "split_protocol": "participant-level stratified k-fold",
+        "augmentation": learning.augment, "inner_validation": learning.validation, "patience": learning.patience,
         "versions": software_versions(), "warnings": warnings, "models_requested": list(dict.fromkeys(learning.models)),
         "dropout": learning.dropout, "n_bootstrap": learning.n_bootstrap, "n_permutations": learning.n_permutations,
         "run_uuid": ex.run_uuid,
