@@ -27,6 +27,10 @@ MODEL_TEXT = {
     "3dcnn": ("3DCNN", "the 3D convolutional MRI branch alone"),
     "2dcnn": ("2DCNN", "a 2D CNN on the central axial slice of the MRI volume"),
 }
+MODEL_TEXT.update({
+    f"{name}-gap": (f"{title}-GAP", f"{text}, with global average pooling instead of flattening (not in the paper)")
+    for name, (title, text) in list(MODEL_TEXT.items()) if name != "2dcnn"
+})
 #: Templates (space labels) with their names and references.
 TEMPLATES = {
     "MNI152NLin2009aSym": {"name": "ICBM 152 Nonlinear Symmetric 2009a (as distributed with Nilearn)",
@@ -182,7 +186,8 @@ def group_facts(out_dir: Path) -> dict | None:
     names = [m for m in summary.get("models_requested", evaluated) if m in evaluated] or evaluated
     return {
         **{k: summary.get(k) for k in ("epochs", "learning_rate", "batch_size", "dropout", "random_seed",
-                                       "preset", "n_bootstrap", "n_permutations")},
+                                       "preset", "n_bootstrap", "n_permutations", "augmentation",
+                                       "inner_validation", "patience")},
         "cross_validation": _cross_validation(summary.get("folds")),
         "n_participants": max((r.get("n_participants", 0) for r in summary.get("models", {}).values()), default=0),
         "models": [{"name": m, "title": MODEL_TEXT.get(m, (m, ""))[0], "description": MODEL_TEXT.get(m, ("", m))[1]}
