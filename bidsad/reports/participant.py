@@ -48,8 +48,10 @@ def write_participant_report(config, part: ParticipantInputs) -> Path:
         for run in part.bold:
             inputs.append({"kind": "BOLD", "path": relpath(run.path, bids_dir),
                            "detail": f"{run.n_volumes} volumes, RepetitionTime {run.repetition_time:g} s"})
+        figures = [o["path"] for o in outputs if Path(o["path"]).parent.name == "figures"
+                   and o["path"].endswith((".svg", ".png"))]
         html = render(
-            "participant.html", label=part.label, inputs=inputs, outputs=outputs, warnings=warnings,
+            "participant.html", label=part.label, inputs=inputs, outputs=outputs, warnings=warnings, figures=figures,
             errors=part.errors, version=__version__, preset=config.features.preset, run_uuid=ex.run_uuid,
             status="failed" if (part.errors or part.t1w is None) else "completed",
         )
