@@ -79,3 +79,13 @@ def test_dataset_description(tmp_path):
     desc = json.loads(path.read_text())
     assert desc["DatasetType"] == "derivative" and desc["GeneratedBy"][0]["Version"] == __version__
     assert write_dataset_description(tmp_path / "out") == path
+
+
+def test_derivative_path_transform_and_label_entities(tmp_path):
+    src = tmp_path / "sub-01/ses-1/anat/sub-01_ses-1_run-2_T1w.nii.gz"
+    xfm = derivative_path(tmp_path / "out", src, datatype="anat", suffix="xfm", extension=".h5",
+                          **{"from": "T1w", "to": "MNI152NLin2009aSym", "mode": "image"})
+    assert xfm == tmp_path / "out/sub-01/ses-1/anat/sub-01_ses-1_run-2_from-T1w_to-MNI152NLin2009aSym_mode-image_xfm.h5"
+    gm = derivative_path(tmp_path / "out", src, datatype="anat", suffix="probseg", extension=".nii.gz",
+                         space="MNI152NLin2009aSym", res="2", label="GM")
+    assert gm.name == "sub-01_ses-1_run-2_space-MNI152NLin2009aSym_res-2_label-GM_probseg.nii.gz"

@@ -123,3 +123,14 @@ def test_config_file_unknown_setting(capsys, demo_dir, tmp_path):
     path.write_text("[learning]\nepochz = 3\n")
     err = _usage_error(capsys, [str(demo_dir), str(tmp_path / "o"), "group", "--config-file", str(path)])
     assert "epochz" in err and "--config-file" in err
+
+
+def test_anat_registration_option(capsys, demo_dir, tmp_path):
+    base = [str(demo_dir), str(tmp_path / "out"), "participant"]
+    assert parse_args(base).preprocessing.anat_registration == "syn"
+    assert parse_args([*base, "--anat-registration", "affine"]).preprocessing.anat_registration == "affine"
+    err = _usage_error(capsys, [*base, "--anat-registration", "rigid"])
+    assert "--anat-registration" in err and "rigid" in err
+    toml = tmp_path / "c.toml"
+    toml.write_text('[preprocessing]\nanat_registration = "bspline"\n')
+    assert "--anat-registration: unknown value 'bspline'" in _usage_error(capsys, [*base, "--config-file", str(toml)])

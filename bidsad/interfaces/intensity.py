@@ -31,7 +31,9 @@ def n4_correct(in_file: Path, out_file: Path) -> Path:
     """N4 bias-field correction (Tustison et al. 2010, antspyx) of a conformed 3-D T1w.
 
     The bias field is fitted inside a head mask (``ants.get_mask``) at a shrink factor of 4 and
-    divided out of the whole image. ``in_file``: float32 RAS+ NIfTI; ``out_file``: float32 NIfTI on
+    divided out of the whole image. N4 runs on the voxel array with its voxel sizes only (no origin
+    or direction): ITK's B-spline fit depends on the direction matrix, and the result must not depend
+    on how the head is rotated in the header. ``in_file``: float32 RAS+ NIfTI; ``out_file``: float32 NIfTI on
     the same grid (no resampling). Voxels that are exactly 0 stay 0.
     """
     import ants
@@ -40,7 +42,8 @@ def n4_correct(in_file: Path, out_file: Path) -> Path:
 
     img = nb.load(str(in_file))
     data = np.asarray(img.dataobj, dtype=np.float32)
-    image = ants.image_read(str(in_file))
+    spacing = tuple(float(z) for z in img.header.get_zooms()[:3])
+    image = ants.from_numpy(data, spacing=spacing)
     head = ants.get_mask(image)
     corrected = ants.n4_bias_field_correction(image, mask=head, shrink_factor=4).numpy()
     corrected = np.where(data == 0, 0.0, np.clip(corrected, 0, None))
