@@ -104,9 +104,11 @@ def _file_list(root):
 def test_participant_label_with_and_without_prefix(tmp_path):
     for name, label in (("a", "sub-01"), ("b", "01")):
         run_bidsad(DEMO, tmp_path / name, "participant", "--participant-label", label, "--preset", "small",
-                   "-w", tmp_path / f"work-{name}", check_rc=0)
+                   "--anat-registration", "affine", "-w", tmp_path / f"work-{name}", check_rc=0)
     files = _file_list(tmp_path / "a")
     assert files == _file_list(tmp_path / "b")
+    xfm = json.loads((tmp_path / "a/sub-01/anat/sub-01_from-T1w_to-MNI152NLin2009aSym_mode-image_xfm.json").read_text())
+    assert "affine" in xfm["Method"] and "SyN" not in xfm["Method"]
     assert "sub-01/features/sub-01_task-rest_res-small_desc-model_bold.npy" in files
     assert not any(f.startswith("sub-02") for f in files)
 

@@ -10,7 +10,7 @@ from nipype.interfaces.base import BaseInterfaceInputSpec, File, InputMultiObjec
 KINDS = {
     "brainmask": "Brain mask (red) on the bias-corrected T1w",
     "normalisation": "MNI152NLin2009aSym template edges (red) on the normalised T1w",
-    "segmentation": "Tissue segmentation on the T1w: CSF (blue), GM (green), WM (red), probability > 0.5",
+    "segmentation": "Tissues (p > 0.5): CSF blue, GM green, WM red",
 }
 
 
