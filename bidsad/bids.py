@@ -272,7 +272,7 @@ def write_dataset_description(out_dir: Path) -> Path:
             )
         ignore = out_dir / ".bidsignore"
         if not ignore.exists():
-            atomic_write_text(ignore, "*.html\n*/features/\nlogs/\ngroup/\n.bidsad.lock\n")
+            atomic_write_text(ignore, "*.html\n*/features/\n*/figures/\nlogs/\ngroup/\n.bidsad.lock\n")
     return desc
 
 

@@ -29,8 +29,9 @@ def init_anat_preproc_wf(*, t1w: Path, bids_dir: Path, out_dir: str, preset: str
     bids_dir, out_dir : dataset roots; ``preset``: model grid (:data:`bidsad.config.PRESETS`).
     omp_nthreads : threads for deepbet (torch); ``seed``: antsRegistration's random sampling.
 
-    Returns a nipype workflow; its ``outputnode`` has ``t1w_preproc``, ``t1w_mask``, ``t1w_std``,
-    ``std2mni_xfm`` ... for downstream workflows (e.g. BOLD to T1w registration).
+    Returns a nipype workflow; its ``outputnode`` has ``t1w_preproc`` (N4, native), ``t1w_mask``,
+    ``t1w_std`` (standardised, native), ``t1w2mni_xfm`` / ``mni2t1w_xfm`` (``.h5``), ``probseg`` (CSF,
+    GM, WM, native) and ``tensor``, for downstream workflows (e.g. BOLD to T1w registration).
     """
     from nipype.interfaces import utility as niu
     from nipype.pipeline import engine as pe
