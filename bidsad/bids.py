@@ -84,6 +84,8 @@ def image_header_problem(path: Path, root: Path, kind: str, ndim: int) -> str | 
     core = list(shape)
     while len(core) > ndim and core[-1] == 1:
         core.pop()
+    if ndim == 3 and len(core) == 4:
+        return messages.IMAGE_MULTIVOLUME.format(file=rel, n=core[3], shape=shape)
     if len(core) != ndim or min(core) < 1:
         return messages.IMAGE_NDIM.format(file=rel, kind=kind, expected=ndim, shape=shape)
     return None
@@ -241,14 +243,16 @@ def read_participants_tsv(bids_dir: Path):
 def derivative_path(out_dir: Path, source: Path, *, datatype: str, suffix: str, extension: str, **entities) -> Path:
     """BIDS-Derivatives path for an output of ``source`` (its sub/ses/task/run entities kept).
 
-    ``entities`` adds ``space``, ``res``, ``desc`` ... in BIDS order; ``None`` values are omitted.
+    ``entities`` adds ``from``, ``to``, ``mode`` (transforms), ``space``, ``res``, ``label``, ``desc`` in
+    BIDS order; ``None`` values are omitted.
     """
     from bids.layout import parse_file_entities
 
     src = parse_file_entities(str(source))
     order = [("sub", src.get("subject")), ("ses", src.get("session")), ("task", src.get("task")),
-             ("acq", src.get("acquisition")), ("run", src.get("run")), ("space", entities.get("space")),
-             ("res", entities.get("res")), ("desc", entities.get("desc"))]
+             ("acq", src.get("acquisition")), ("run", src.get("run")), ("from", entities.get("from")),
+             ("to", entities.get("to")), ("mode", entities.get("mode")), ("space", entities.get("space")),
+             ("res", entities.get("res")), ("label", entities.get("label")), ("desc", entities.get("desc"))]
     name = "_".join(f"{key}-{value}" for key, value in order if value not in (None, "")) + f"_{suffix}{extension}"
     folder = Path(out_dir) / f"sub-{src['subject']}"
     if src.get("session"):
@@ -284,7 +288,7 @@ def write_dataset_description(out_dir: Path, bids_dir: Path) -> Path:
             )
         ignore = out_dir / ".bidsignore"
         if not ignore.exists():
-            atomic_write_text(ignore, "*.html\n*/features/\nlogs/\ngroup/\n.bidsad.lock\n")
+            atomic_write_text(ignore, "*.html\n*/features/\n*/figures/\nlogs/\ngroup/\n.bidsad.lock\n")
     return desc
 
 

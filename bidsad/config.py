@@ -85,6 +85,19 @@ class Nipype:
     ``memory_gb``, ``raise_insufficient``)."""
 
 
+#: Values of ``--anat-registration``.
+ANAT_REGISTRATIONS = ("affine", "syn")
+
+
+@dataclass
+class Preprocessing:
+    """Participant-level preprocessing choices."""
+
+    anat_registration: str = "syn"
+    """Registration of the T1w to ``MNI152NLin2009aSym`` (antspyx): ``affine`` (12 parameters) or ``syn``
+    (affine followed by symmetric normalisation, a nonlinear warp; the default)."""
+
+
 @dataclass
 class Features:
     """Model-input tensors made at the participant level."""
@@ -136,6 +149,7 @@ class Config:
 
     execution: Execution = field(default_factory=Execution)
     nipype: Nipype = field(default_factory=Nipype)
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
     features: Features = field(default_factory=Features)
     learning: Learning = field(default_factory=Learning)
     seeds: Seeds = field(default_factory=Seeds)

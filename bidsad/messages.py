@@ -38,6 +38,7 @@ PLUGIN_ARG_BAD = (
 )
 PLUGIN_BAD = "--plugin: unknown nipype plugin '{plugin}' (choose from {choices})."
 PLUGIN_ARGS_NOT_TABLE = "--config-file: [nipype] plugin_args must be a table of KEY = VALUE, got {value!r}."
+ANAT_REGISTRATION_BAD = "--anat-registration: unknown value '{value}' (choose from {choices})."
 VALIDATION_FAILED = (
     "bids_dir: pybids could not index {bids}: {why}. Fix the dataset, or pass --skip-bids-validation "
     "to index files whose names are not valid BIDS."
@@ -52,6 +53,25 @@ IMAGE_UNREADABLE = "{file}: cannot be read as NIfTI ({why}). Replace or remove t
 IMAGE_NDIM = "{file}: a {kind} image must be {expected}-D, this one has shape {shape}."
 IMAGE_ALL_NONFINITE = "{file}: no finite voxel values; the image is unusable."
 IMAGE_NONFINITE = "{file}: {count} non-finite voxel values (NaN/Inf) were set to 0."
+IMAGE_MULTIVOLUME = (
+    "{file}: a T1w image must be a single 3-D volume; this one holds {n} volumes (shape {shape}). "
+    "Split it and keep one volume, or select another T1w with --bids-filter-file."
+)
+IMAGE_QFORM_SFORM = (
+    "{file}: the qform and sform of the header disagree (by up to {diff:.2f} mm); the sform is used. "
+    "Check the image's orientation in the report."
+)
+
+# --- anatomical preprocessing ------------------------------------------------------------------------
+DEEPBET_MISSING = (
+    "brain extraction needs the packages deepbet and torch ({why}). Install them, e.g. "
+    "pip install torch --index-url https://download.pytorch.org/whl/cpu && pip install deepbet==1.0.2"
+)
+BRAIN_MASK_EMPTY = "{file}: brain extraction found no brain (empty mask); check that the image is a T1w of a head."
+SKULL_STRIPPED_INPUT = (
+    "{file}: the image appears to be skull-stripped already ({percent:.0f}% of a {shell_mm:g} mm shell around "
+    "the brain is exactly 0); its non-zero region near the estimated brain is used as the brain mask."
+)
 TR_MISSING = (
     "{file}: RepetitionTime is missing from the JSON sidecar (and its inherited sidecars). "
     "Add \"RepetitionTime\" in seconds to {sidecar}."

@@ -89,3 +89,24 @@ def test_dataset_description(tmp_path):
     assert desc["DatasetType"] == "derivative" and desc["GeneratedBy"][0]["Version"] == __version__
     assert desc["DatasetLinks"] == {"raw": str((tmp_path / "bids").resolve())}
     assert write_dataset_description(tmp_path / "out", tmp_path / "bids") == path
+
+
+def test_derivative_path_transform_and_label_entities(tmp_path):
+    src = tmp_path / "sub-01/ses-1/anat/sub-01_ses-1_run-2_T1w.nii.gz"
+    xfm = derivative_path(tmp_path / "out", src, datatype="anat", suffix="xfm", extension=".h5",
+                          **{"from": "T1w", "to": "MNI152NLin2009aSym", "mode": "image"})
+    assert xfm == tmp_path / "out/sub-01/ses-1/anat/sub-01_ses-1_run-2_from-T1w_to-MNI152NLin2009aSym_mode-image_xfm.h5"
+    gm = derivative_path(tmp_path / "out", src, datatype="anat", suffix="probseg", extension=".nii.gz",
+                         space="MNI152NLin2009aSym", res="2", label="GM")
+    assert gm.name == "sub-01_ses-1_run-2_space-MNI152NLin2009aSym_res-2_label-GM_probseg.nii.gz"
+
+
+def test_several_t1w_deterministic_choice(demo_dir, tmp_path):
+    bids = tmp_path / "bids"
+    (bids / "sub-01/anat").mkdir(parents=True)
+    shutil.copyfile(demo_dir / "dataset_description.json", bids / "dataset_description.json")
+    for run in ("2", "1"):
+        shutil.copyfile(demo_dir / "sub-04/anat/sub-04_T1w.nii.gz", bids / f"sub-01/anat/sub-01_run-{run}_T1w.nii.gz")
+    (part,) = collect_participants(bids)
+    assert part.t1w.name == "sub-01_run-1_T1w.nii.gz"
+    assert "sub-01: 2 T1w images found; using sub-01/anat/sub-01_run-1_T1w.nii.gz" in part.warnings[0]

@@ -6,11 +6,13 @@ import gzip
 import json
 import shutil
 
+import nibabel as nb
 import numpy as np
 import pandas as pd
 import pytest
 
 from bidsad.config import PRESETS
+from bidsad.interfaces.registration import template_image
 
 from .conftest import DEMO, run_bidsad, tree_checksums
 
@@ -103,9 +105,11 @@ def _file_list(root):
 def test_participant_label_with_and_without_prefix(tmp_path):
     for name, label in (("a", "sub-01"), ("b", "01")):
         run_bidsad(DEMO, tmp_path / name, "participant", "--participant-label", label, "--preset", "small",
-                   "-w", tmp_path / f"work-{name}", check_rc=0)
+                   "--anat-registration", "affine", "-w", tmp_path / f"work-{name}", check_rc=0)
     files = _file_list(tmp_path / "a")
     assert files == _file_list(tmp_path / "b")
+    xfm = json.loads((tmp_path / "a/sub-01/anat/sub-01_from-T1w_to-MNI152NLin2009aSym_mode-image_xfm.json").read_text())
+    assert "affine" in xfm["Method"] and "SyN" not in xfm["Method"]
     assert "sub-01/features/sub-01_task-rest_res-small_desc-model_bold.npy" in files
     assert not any(f.startswith("sub-02") for f in files)
 
@@ -170,3 +174,53 @@ def test_rerun_drops_tensors_of_inputs_that_became_unusable(demo_run, tmp_path):
     proc = run_bidsad(bids, out, "participant", "--preset", "small", "-w", work, check_rc=1)
     assert "RepetitionTime is missing" in proc.stderr
     assert not bold.exists() and (out / "sub-01/features/sub-01_res-small_desc-model_T1w.npy").is_file()
+
+
+SKULL_STRIPPED = ["04", "05", "06"]
+MNI = "space-MNI152NLin2009aSym_res-2"
+
+
+def test_anat_derivatives_and_reportlets(demo_run):
+    out = demo_run["out"]
+    for label in LABELS:
+        anat = out / f"sub-{label}/anat"
+        names = [f"sub-{label}_desc-preproc_T1w.nii.gz", f"sub-{label}_desc-brain_mask.nii.gz",
+                 f"sub-{label}_{MNI}_desc-preproc_T1w.nii.gz", f"sub-{label}_{MNI}_desc-brain_mask.nii.gz",
+                 f"sub-{label}_from-T1w_to-MNI152NLin2009aSym_mode-image_xfm.h5",
+                 f"sub-{label}_from-MNI152NLin2009aSym_to-T1w_mode-image_xfm.h5"]
+        names += [f"sub-{label}_{space}label-{t}_probseg.nii.gz" for t in ("CSF", "GM", "WM") for space in ("", f"{MNI}_")]
+        for name in names:
+            assert (anat / name).is_file(), name
+            meta = json.loads((anat / name.replace(".nii.gz", ".json").replace(".h5", ".json")).read_text())
+            assert meta["Sources"] == [f"bids:raw:sub-{label}/anat/sub-{label}_T1w.nii.gz"]
+        mask_meta = json.loads((anat / f"sub-{label}_desc-brain_mask.json").read_text())
+        assert mask_meta["SkullStripped"] == (label in SKULL_STRIPPED)
+        mni = nb.load(anat / f"sub-{label}_{MNI}_desc-preproc_T1w.nii.gz")
+        assert mni.shape == (99, 117, 95) and np.allclose(mni.affine, template_image("T1w", 2).affine)
+        gm = nb.load(anat / f"sub-{label}_label-GM_probseg.nii.gz").get_fdata()
+        assert 0 <= gm.min() and gm.max() <= 1 and gm.mean() > 0.01
+        html = (out / f"sub-{label}.html").read_text()
+        for figure in (f"sub-{label}_desc-brain_mask.svg", f"sub-{label}_space-MNI152NLin2009aSym_T1w.svg",
+                       f"sub-{label}_dseg.svg"):
+            assert (out / f"sub-{label}/figures/{figure}").stat().st_size > 10_000
+            assert f"<code>sub-{label}/figures/{figure}</code>" in html  # embedded as a data URI above it
+
+
+def test_normalised_brain_masks_match_the_template(demo_run):
+    """Every T1w of the demo data (whole head and skull-stripped): Dice with the template's mask >= 0.93."""
+    template = template_image("mask", 2).get_fdata() > 0
+    for label in LABELS:
+        mask = nb.load(demo_run["out"] / f"sub-{label}/anat/sub-{label}_{MNI}_desc-brain_mask.nii.gz").get_fdata() > 0
+        dice = 2 * (mask & template).sum() / (mask.sum() + template.sum())
+        print(f"sub-{label}: normalised brain mask vs MNI152NLin2009aSym mask, Dice {dice:.4f}")
+        assert dice >= 0.93, label
+
+
+def test_mri_tensor_is_on_the_mni_model_grid(demo_run):
+    meta = json.loads((demo_run["out"] / "sub-04/features/sub-04_res-small_desc-model_T1w.json").read_text())
+    assert meta["Space"] == "MNI152NLin2009aSym" and meta["field_of_view_mm"] == [197.0, 233.0, 189.0]
+    assert "resize_mri_volume" in meta["Interpolation"] and "brain mask" in meta["Normalisation"]
+    tensor = np.load(demo_run["out"] / "sub-04/features/sub-04_res-small_desc-model_T1w.npy")
+    inside = tensor != 0
+    assert abs(tensor[inside].mean()) < 1e-3 and tensor[inside].std() == pytest.approx(1.0, abs=1e-3)
+    assert 0.15 < inside.mean() < 0.35  # the brain fills about a quarter of the template box

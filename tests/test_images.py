@@ -82,3 +82,22 @@ def test_model_tensor_frames_crop_and_pad(tmp_path, n_volumes, frames, kept):
     # intensity rises 1% per volume: the standardised frames keep that order inside the mask
     means = [tensor[t][tensor[0] != 0].mean() for t in range(kept)]
     assert np.all(np.diff(means) > 0)
+
+
+def test_conform_refuses_multivolume_t1w(tmp_path):
+    nb.save(nb.Nifti1Image(np.ones((8, 8, 8, 3), np.float32), np.eye(4)), tmp_path / "multi.nii.gz")
+    with pytest.raises(ValueError, match=r"sub-01/anat/multi.nii.gz: a T1w image must be a single 3-D volume; this one holds 3 volumes"):
+        conform_image(tmp_path / "multi.nii.gz", tmp_path / "o.nii.gz", 3, "T1w", "sub-01/anat/multi.nii.gz")
+
+
+def test_conform_one_affine_and_qform_sform_warning(tmp_path):
+    img = nb.Nifti1Image(_blob(), np.diag([2.0, 2.0, 2.0, 1.0]))
+    shifted = img.affine.copy()
+    shifted[:3, 3] += [0.0, 5.0, 0.0]
+    img.set_qform(shifted, code=1)
+    img.set_sform(img.affine, code=2)
+    nb.save(img, tmp_path / "qs.nii.gz")
+    warnings = conform_image(tmp_path / "qs.nii.gz", tmp_path / "o.nii.gz", 3, "T1w", "qs.nii.gz")
+    assert len(warnings) == 1 and "qform and sform of the header disagree (by up to 5.00 mm)" in warnings[0]
+    out = nb.load(tmp_path / "o.nii.gz")
+    assert np.allclose(out.get_qform(), out.get_sform()) and np.allclose(out.affine, np.diag([2.0, 2.0, 2.0, 1.0]))

@@ -181,3 +181,14 @@ def test_training_options(demo_dir, tmp_path):
 def test_learning_rate_must_be_positive(capsys, demo_dir, tmp_path, value):
     assert "--learning-rate" in _usage_error(capsys, [str(demo_dir), str(tmp_path / "o"), "group",
                                                       f"--learning-rate={value}"])
+
+
+def test_anat_registration_option(capsys, demo_dir, tmp_path):
+    base = [str(demo_dir), str(tmp_path / "out"), "participant"]
+    assert parse_args(base).preprocessing.anat_registration == "syn"
+    assert parse_args([*base, "--anat-registration", "affine"]).preprocessing.anat_registration == "affine"
+    err = _usage_error(capsys, [*base, "--anat-registration", "rigid"])
+    assert "--anat-registration" in err and "rigid" in err
+    toml = tmp_path / "c.toml"
+    toml.write_text('[preprocessing]\nanat_registration = "bspline"\n')
+    assert "--anat-registration: unknown value 'bspline'" in _usage_error(capsys, [*base, "--config-file", str(toml)])

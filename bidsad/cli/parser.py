@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from bidsad import __version__, messages
-from bidsad.config import NIPYPE_PLUGINS, PRESETS, Config
+from bidsad.config import ANAT_REGISTRATIONS, NIPYPE_PLUGINS, PRESETS, Config
 
 _MEM_UNITS = {"": 1.0, "g": 1.0, "gb": 1.0, "m": 1e-3, "mb": 1e-3, "t": 1e3, "tb": 1e3}
 
@@ -155,6 +155,13 @@ def _build_parser() -> argparse.ArgumentParser:
         "from existing outputs; runs no workflow and trains nothing",
     )
 
+    g_prep = parser.add_argument_group("Preprocessing")
+    g_prep.add_argument(
+        "--anat-registration",
+        choices=ANAT_REGISTRATIONS,
+        help="T1w to MNI152NLin2009aSym registration: 'affine' or 'syn' (affine then nonlinear SyN; default)",
+    )
+
     g_group = parser.add_argument_group("Group level")
     g_group.add_argument("--models", nargs="+", choices=MODEL_NAMES, metavar="MODEL", help=f"models to train: {', '.join(MODEL_NAMES)} (default: 3dcnn-lstm 3dcnn)")
     g_group.add_argument("--epochs", type=_int_at_least(1), help="training epochs per fold (default: 20, as the paper)")
@@ -240,6 +247,7 @@ def parse_args(args: list[str] | None = None) -> Config:
         (config.nipype, "plugin", opts.plugin),
         (config.seeds, "random_seed", opts.random_seed),
         (config.features, "preset", opts.preset),
+        (config.preprocessing, "anat_registration", opts.anat_registration),
         (config.learning, "models", opts.models),
         (config.learning, "epochs", opts.epochs),
         (config.learning, "folds", opts.folds),
@@ -261,4 +269,7 @@ def parse_args(args: list[str] | None = None) -> Config:
         for section, name, value, why in config.problems():
             parser.error(messages.CONFIG_VALUE.format(path=opts.config_file, section=section, name=name,
                                                       value=value, why=why))
+    if config.preprocessing.anat_registration not in ANAT_REGISTRATIONS:
+        parser.error(messages.ANAT_REGISTRATION_BAD.format(value=config.preprocessing.anat_registration,
+                                                           choices=", ".join(ANAT_REGISTRATIONS)))
     return config

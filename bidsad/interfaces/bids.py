@@ -9,6 +9,7 @@ from nipype.interfaces.base import (
     File,
     SimpleInterface,
     TraitedSpec,
+    isdefined,
     traits,
 )
 
@@ -17,13 +18,18 @@ class _DSInputSpec(BaseInterfaceInputSpec):
     base_directory = traits.Directory(mandatory=True, desc="out_dir")
     source_file = File(mandatory=True, desc="input BIDS file whose entities name the output")
     in_file = File(exists=True, mandatory=True, desc="file to store")
-    datatype = traits.Str(mandatory=True, desc="anat, func or features")
+    datatype = traits.Str(mandatory=True, desc="anat, func, features or figures")
     suffix = traits.Str(mandatory=True, desc="BIDS suffix (T1w, bold, ...)")
     extension = traits.Str(desc="extension (default: the in_file's)")
     space = traits.Str(desc="space- entity")
     res = traits.Str(desc="res- entity")
+    label = traits.Str(desc="label- entity (e.g. GM for a probseg)")
     desc = traits.Str(desc="desc- entity")
+    from_ = traits.Str(desc="from- entity of a transform")
+    to = traits.Str(desc="to- entity of a transform")
+    mode = traits.Str(desc="mode- entity of a transform (image)")
     meta_dict = traits.Dict(desc="sidecar JSON content")
+    skull_stripped = traits.Bool(desc="recorded as the sidecar's SkullStripped when given")
 
 
 class _DSOutputSpec(TraitedSpec):
@@ -45,13 +51,17 @@ class DerivativesDataSink(SimpleInterface):
 
         in_file = Path(self.inputs.in_file)
         extension = self.inputs.extension or "".join(in_file.suffixes[-2:] if in_file.name.endswith(".nii.gz") else in_file.suffixes[-1:])
-        entities = {k: getattr(self.inputs, k) or None for k in ("space", "res", "desc")}
+        entities = {k.rstrip("_"): getattr(self.inputs, k) or None
+                    for k in ("from_", "to", "mode", "space", "res", "label", "desc")}
         out = derivative_path(Path(self.inputs.base_directory), Path(self.inputs.source_file),
                               datatype=self.inputs.datatype, suffix=self.inputs.suffix, extension=extension,
                               **entities)
         atomic_copy(in_file, out)
         sidecar = out.with_name(out.name[: -len(extension)] + ".json")
-        atomic_write_json(sidecar, dict(self.inputs.meta_dict or {}))
+        meta = dict(self.inputs.meta_dict or {})
+        if isdefined(self.inputs.skull_stripped):
+            meta["SkullStripped"] = bool(self.inputs.skull_stripped)
+        atomic_write_json(sidecar, meta)
         self._results["out_file"] = str(out)
         self._results["out_meta"] = str(sidecar)
         return runtime

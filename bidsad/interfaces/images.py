@@ -19,6 +19,9 @@ def conform_image(in_file: Path, out_file: Path, ndim: int, kind: str, display_n
     """Conform an image: apply NIfTI scaling, float32, squeeze trailing singleton dimensions,
     reorient to RAS+ without resampling (nibabel ``as_closest_canonical``), non-finite voxels -> 0.
 
+    One authoritative affine: nibabel's (the sform when its code is set, else the qform) is written
+    to both qform and sform; a warning says when the two disagreed by more than 0.01 mm.
+
     Parameters
     ----------
     in_file : input NIfTI; ``ndim`` the required dimensionality (3 for T1w, 4 for BOLD).
@@ -29,7 +32,8 @@ def conform_image(in_file: Path, out_file: Path, ndim: int, kind: str, display_n
     Raises
     ------
     ValueError
-        Unreadable data, wrong dimensionality or no finite voxel; the message names ``display_name``.
+        Unreadable data, wrong dimensionality (a multi-volume T1w has its own message) or no finite
+        voxel; the message names ``display_name``.
     """
     import nibabel as nb
     import numpy as np
@@ -42,9 +46,18 @@ def conform_image(in_file: Path, out_file: Path, ndim: int, kind: str, display_n
         raise ValueError(messages.IMAGE_UNREADABLE.format(file=display_name, why=why)) from err
     while data.ndim > ndim and data.shape[-1] == 1:
         data = data[..., 0]
+    if ndim == 3 and data.ndim == 4:
+        raise ValueError(messages.IMAGE_MULTIVOLUME.format(file=display_name, n=data.shape[3], shape=img.shape))
     if data.ndim != ndim:
         raise ValueError(messages.IMAGE_NDIM.format(file=display_name, kind=kind, expected=ndim, shape=img.shape))
     warnings = []
+    qform, qcode = img.get_qform(), int(img.header["qform_code"])
+    sform, scode = img.get_sform(), int(img.header["sform_code"])
+    if qcode > 0 and scode > 0:
+        corners = np.array([[i, j, k, 1] for i in (0, data.shape[0]) for j in (0, data.shape[1]) for k in (0, data.shape[2])]).T
+        diff = float(np.abs((qform - sform) @ corners).max())
+        if diff > 0.01:
+            warnings.append(messages.IMAGE_QFORM_SFORM.format(file=display_name, diff=diff))
     finite = np.isfinite(data)
     if not finite.any():
         raise ValueError(messages.IMAGE_ALL_NONFINITE.format(file=display_name))
@@ -56,6 +69,8 @@ def conform_image(in_file: Path, out_file: Path, ndim: int, kind: str, display_n
     header.set_data_dtype(np.float32)
     out = nb.Nifti1Image(data, img.affine, header)
     out.header.set_slope_inter(1, 0)
+    out.set_qform(img.affine, code=max(scode, qcode, 1))
+    out.set_sform(img.affine, code=max(scode, qcode, 1))
     out = nb.as_closest_canonical(out)
     nb.save(out, str(out_file))
     return warnings

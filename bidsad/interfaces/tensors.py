@@ -18,6 +18,20 @@ NORMALISATION = (
     "resampled image, or of its temporal mean for BOLD); voxels outside the mask set to 0"
 )
 INTERPOLATION = "Gaussian anti-aliasing (FWHM = sqrt(target^2 - source^2) mm per axis) then trilinear (nilearn)"
+#: The same fields for the MRI tensor made from the MNI-normalised T1w.
+MRI_NORMALISATION = (
+    "T1w z-scored inside its brain mask (native space), resampled, then z-scored again inside the "
+    "resampled brain mask (> 0.5); voxels outside the mask set to 0"
+)
+MRI_INTERPOLATION = (
+    "Gaussian anti-aliasing in native space (FWHM = sqrt(target^2 - source^2) mm per axis), then one "
+    "linear resampling from the native T1w through the T1w->MNI152NLin2009aSym transform (antspyx) onto "
+    "the model grid: the template's 197x233x189 mm field of view resized to the preset shape "
+    "(the paper's resize_mri_volume)"
+)
+#: Field of view (mm) and centre (mm) of the MRI model grid: nilearn's 1 mm MNI152NLin2009aSym template box.
+TEMPLATE_FOV_MM = (197.0, 233.0, 189.0)
+TEMPLATE_CENTER_MM = (0.0, -18.0, 22.0)
 
 
 def grid_affine(center_mm, fov_mm, shape):
@@ -103,6 +117,109 @@ def make_model_tensor(in_file, out_file, *, shape, fov_mm, frames=None):
     return meta
 
 
+def resize_mri_volume_grid(shape):
+    """Affine (4x4, RAS+, mm) of the MRI model grid of ``shape`` voxels in ``MNI152NLin2009aSym``.
+
+    The paper's ``resize_mri_volume`` resizes the whole MRI volume to 128x128x176; here the volume is
+    the template's 1 mm box (:data:`TEMPLATE_FOV_MM`, edges from -98.5 to 98.5, -134.5 to 98.5 and
+    -72.5 to 116.5 mm) and its edges map onto the grid's edges, so voxels are ``fov / shape`` mm.
+    """
+    return grid_affine(TEMPLATE_CENTER_MM, TEMPLATE_FOV_MM, shape)
+
+
+def make_mri_tensor(in_file, mask_file, transform, out_file, *, shape):
+    """MRI model tensor: the standardised T1w resampled once into ``MNI152NLin2009aSym`` on the model grid.
+
+    Parameters
+    ----------
+    in_file : native standardised T1w (float32, 0 outside the brain), ``mask_file`` its brain mask.
+    transform : T1w -> template transform (antspyx / ITK ``.h5``).
+    shape : model grid (x, y, z) voxels; see :func:`resize_mri_volume_grid`.
+
+    Saves a float32 ``.npy`` of ``shape`` (RAS order) and returns sidecar metadata (``shape``, ``dtype``,
+    ``grid_affine``, ``voxel_size_mm``, ``field_of_view_mm``, ``mask_fraction``; ``frames`` etc. None).
+    """
+    import nibabel as nb
+    import numpy as np
+    from nilearn.image import smooth_img
+
+    from bidsad.interfaces.registration import apply_transforms
+
+    out_file = Path(out_file)
+    affine = resize_mri_volume_grid(shape)
+    reference = out_file.with_name("model_grid.nii.gz")
+    nb.save(nb.Nifti1Image(np.zeros(tuple(shape), np.float32), affine), str(reference))
+    img = nb.load(str(in_file))
+    source_voxel = np.sqrt((img.affine[:3, :3] ** 2).sum(axis=0))
+    target_voxel = np.diag(affine)[:3]
+    fwhm = float(np.sqrt(max(0.0, target_voxel.max() ** 2 - source_voxel.min() ** 2)))
+    smoothed = out_file.with_name("t1w_smoothed.nii.gz")
+    nb.save(smooth_img(img, fwhm=fwhm) if fwhm > 0 else img, str(smoothed))
+    moved = apply_transforms(smoothed, reference, [transform], out_file.with_name("t1w_grid.nii.gz"))
+    moved_mask = apply_transforms(mask_file, reference, [transform], out_file.with_name("mask_grid.nii.gz"),
+                                  threshold=0.5)
+    data = np.asarray(nb.load(str(moved)).dataobj, dtype=np.float32)
+    mask = np.asarray(nb.load(str(moved_mask)).dataobj) > 0
+    if not mask.any():
+        raise ValueError(f"{in_file}: the brain mask does not overlap the model grid after registration")
+    mean, std = float(data[mask].mean()), float(data[mask].std())
+    data = np.where(mask, (data - mean) / (std if std > 0 else 1.0), 0.0).astype(np.float32)
+    np.save(out_file, data, allow_pickle=False)
+    return {
+        "n_volumes": None, "frames": None, "frame_mask": None,
+        "shape": list(data.shape), "dtype": "float32", "grid_affine": affine.round(6).tolist(),
+        "voxel_size_mm": [round(float(v), 6) for v in target_voxel],
+        "field_of_view_mm": [float(v) for v in TEMPLATE_FOV_MM], "mask_fraction": round(float(mask.mean()), 6),
+        "Space": "MNI152NLin2009aSym",
+    }
+
+
+def finish_meta(meta: dict, extra: dict, *, normalisation: str, interpolation: str, warnings) -> dict:
+    """Add the run's fields and the ``ParametersHash`` (over ``COMPARED_PARAMETERS`` of the group level)."""
+    from bidsad import __version__
+    from bidsad.utils import params_hash
+
+    meta.update(extra or {})
+    meta["Normalisation"] = normalisation
+    meta["Interpolation"] = interpolation
+    meta["bidsad_version"] = __version__
+    meta["Warnings"] = list(warnings) if warnings else []
+    params = {k: meta.get(k) for k in ("preset", "shape", "dtype", "voxel_size_mm", "field_of_view_mm",
+                                       "frames", "Normalisation", "Interpolation")}
+    meta["ParametersHash"] = params_hash(params)
+    return meta
+
+
+class _MriTensorInputSpec(BaseInterfaceInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="native standardised T1w")
+    mask_file = File(exists=True, mandatory=True, desc="native brain mask")
+    transform = File(exists=True, mandatory=True, desc="T1w -> MNI transform (.h5)")
+    shape = traits.Tuple(traits.Int, traits.Int, traits.Int, mandatory=True, desc="grid shape (x, y, z)")
+    meta = traits.Dict(desc="metadata to add to the sidecar (preset, sources, ...)")
+    warnings = traits.List(traits.Str, desc="earlier steps' warnings, recorded in the sidecar")
+
+
+class _MriTensorOutputSpec(TraitedSpec):
+    out_file = File(exists=True, desc="float32 .npy tensor")
+    meta = traits.Dict(desc="sidecar metadata")
+
+
+class MriTensor(SimpleInterface):
+    """nipype wrapper of :func:`make_mri_tensor`."""
+
+    input_spec = _MriTensorInputSpec
+    output_spec = _MriTensorOutputSpec
+
+    def _run_interface(self, runtime):
+        out_file = Path(runtime.cwd) / "tensor.npy"
+        meta = make_mri_tensor(self.inputs.in_file, self.inputs.mask_file, self.inputs.transform, out_file,
+                               shape=self.inputs.shape)
+        self._results["out_file"] = str(out_file)
+        self._results["meta"] = finish_meta(meta, self.inputs.meta, normalisation=MRI_NORMALISATION,
+                                            interpolation=MRI_INTERPOLATION, warnings=self.inputs.warnings)
+        return runtime
+
+
 class _TensorInputSpec(BaseInterfaceInputSpec):
     in_file = File(exists=True, mandatory=True, desc="conformed 3-D or 4-D image")
     shape = traits.Tuple(traits.Int, traits.Int, traits.Int, mandatory=True, desc="grid shape (x, y, z)")
@@ -124,21 +241,12 @@ class ModelTensor(SimpleInterface):
     output_spec = _TensorOutputSpec
 
     def _run_interface(self, runtime):
-        from bidsad import __version__
-        from bidsad.utils import params_hash
-
         out_file = Path(runtime.cwd) / "tensor.npy"
         frames = self.inputs.frames if self.inputs.frames else None
         meta = make_model_tensor(self.inputs.in_file, out_file, shape=self.inputs.shape,
                                  fov_mm=self.inputs.fov_mm, frames=frames)
-        meta.update(self.inputs.meta or {})
-        meta["Normalisation"] = NORMALISATION
-        meta["Interpolation"] = INTERPOLATION
-        meta["bidsad_version"] = __version__
-        meta["Warnings"] = list(self.inputs.warnings) if self.inputs.warnings else []
-        params = {k: meta.get(k) for k in ("preset", "shape", "dtype", "voxel_size_mm", "field_of_view_mm",
-                                           "frames", "Normalisation", "Interpolation")}
-        meta["ParametersHash"] = params_hash(params)
         self._results["out_file"] = str(out_file)
-        self._results["meta"] = meta
+        self._results["meta"] = finish_meta(meta, self.inputs.meta, normalisation=NORMALISATION,
+                                            interpolation=INTERPOLATION, warnings=self.inputs.warnings)
         return runtime
+

@@ -147,8 +147,13 @@ def participant_facts(out_dir: Path) -> dict | None:
     for label in sorted({m for n in names for m in re.findall(r"_atlas-([a-zA-Z0-9]+)", n)}):
         known = next((v for k, v in ATLASES.items() if label.lower().startswith(k)), None)
         atlases.append({"name": known[0] if known else label, "cite": known[1] if known else None})
+    anat = None
+    registered = sorted(out_dir.glob("sub-*/**/anat/*_space-*_desc-preproc_T1w.json"))
+    if registered:
+        anat = {"registration": json.loads(registered[0].read_text()).get("Registration", "")}
     first = (mri or metas)[0]
     return {
+        "anat": anat,
         "bidsad_version": first.get("bidsad_version", __version__),
         "n_participants": len({p.parts[len(out_dir.parts)] for p in sidecars if "_T1w" in p.name}),
         "n_bold": len({p.parts[len(out_dir.parts)] for p in sidecars if "_bold" in p.name}),

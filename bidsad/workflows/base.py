@@ -36,16 +36,27 @@ def crash_dir(config: Config, label: str) -> Path:
     return Path(config.execution.work_dir) / "crash" / f"sub-{label}"
 
 
-def init_single_subject_wf(config: Config, part: ParticipantInputs):
-    """Conform the T1w and each resting-state BOLD run and store them as model tensors of the preset.
+def _omp_nthreads(config: Config) -> int:
+    """Threads per process: ``--omp-nthreads``, else min(8, nprocs)."""
+    import os
 
-    T1w: NIfTI scaling -> float32 -> RAS+ -> finite -> preset MRI grid -> ``features/`` tensor.
-    BOLD (every usable ``task-rest`` run): the same to the preset's fMRI grid and frame count.
+    nprocs = config.nipype.nprocs or os.cpu_count() or 1
+    return config.nipype.omp_nthreads or max(1, min(8, nprocs))
+
+
+def init_single_subject_wf(config: Config, part: ParticipantInputs):
+    """Preprocess the T1w (:func:`bidsad.workflows.anat.init_anat_preproc_wf`) and conform each
+    resting-state BOLD run; store model tensors of the preset.
+
+    T1w: see the anatomical workflow (derivatives in ``anat/``, tensor in ``features/``, QC in ``figures/``).
+    BOLD (every usable ``task-rest`` run): conformed (NIfTI scaling, float32, RAS+, finite) and resampled
+    to the preset's fMRI grid and frame count.
     """
     from nipype.pipeline import engine as pe
 
     from bidsad.interfaces.images import ConformImage
     from bidsad.interfaces.tensors import ModelTensor
+    from bidsad.workflows.anat import init_anat_preproc_wf
     from bidsad.workflows.outputs import init_ds_tensor_wf
 
     bids_dir = Path(config.execution.bids_dir)
@@ -54,21 +65,12 @@ def init_single_subject_wf(config: Config, part: ParticipantInputs):
     preset = PRESETS[preset_name]
     workflow = pe.Workflow(name=f"single_subject_{part.label}_wf")
 
-    conform_t1w = pe.Node(
-        ConformImage(in_file=str(part.t1w), ndim=3, kind="T1w", display_name=relpath(part.t1w, bids_dir)),
-        name="conform_t1w",
+    anat_wf = init_anat_preproc_wf(
+        t1w=part.t1w, bids_dir=bids_dir, out_dir=out_dir, preset=preset_name,
+        registration=config.preprocessing.anat_registration, omp_nthreads=_omp_nthreads(config),
+        seed=config.seeds.random_seed,
     )
-    t1w_tensor = pe.Node(
-        ModelTensor(shape=preset["mri_shape"], fov_mm=GRID_FOV_MM,
-                    meta={"preset": preset_name, "Modality": "T1w", "Sources": [bids_uri(part.t1w, bids_dir)]}),
-        name="t1w_tensor",
-    )
-    ds_t1w = init_ds_tensor_wf(out_dir=out_dir, source_file=str(part.t1w), suffix="T1w",
-                               preset=preset_name, name="ds_t1w_tensor_wf")
-    workflow.connect([
-        (conform_t1w, t1w_tensor, [("out_file", "in_file"), ("warnings", "warnings")]),
-        (t1w_tensor, ds_t1w, [("out_file", "inputnode.tensor"), ("meta", "inputnode.meta")]),
-    ])
+    workflow.add_nodes([anat_wf])
 
     for index, run in enumerate(part.bold):
         conform_bold = pe.Node(

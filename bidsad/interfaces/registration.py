@@ -1,0 +1,143 @@
+"""Registration to ``MNI152NLin2009aSym`` (the template nilearn ships) and resampling (antspyx)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits
+
+#: Space label of the template nilearn ships (ICBM 2009a nonlinear symmetric; Fonov et al. 2009, 2011).
+TEMPLATE_SPACE = "MNI152NLin2009aSym"
+#: antspyx ``type_of_transform`` per ``--anat-registration`` value.
+TRANSFORMS = {"affine": "Affine", "syn": "SyN"}
+
+
+def template_image(kind: str = "T1w", resolution: int = 2):
+    """nilearn's MNI152NLin2009aSym image (nibabel, in memory, no download).
+
+    ``kind``: ``T1w`` (skull-stripped template), ``mask`` (its brain mask), ``GM`` or ``WM`` (tissue
+    templates); ``resolution``: 1 or 2 (mm). Shapes: (197, 233, 189) at 1 mm, (99, 117, 95) at 2 mm.
+    """
+    from nilearn import datasets
+
+    loader = {"T1w": datasets.load_mni152_template, "mask": datasets.load_mni152_brain_mask,
+              "GM": datasets.load_mni152_gm_template, "WM": datasets.load_mni152_wm_template}[kind]
+    return loader(resolution=resolution)
+
+
+def template_file(folder: Path, kind: str = "T1w", resolution: int = 2) -> Path:
+    """Write :func:`template_image` as float32 NIfTI into ``folder`` (for antspyx) and return its path."""
+    import nibabel as nb
+    import numpy as np
+
+    img = template_image(kind, resolution)
+    out = Path(folder) / f"tpl-{TEMPLATE_SPACE}_res-{resolution}_{kind}.nii.gz"
+    nb.save(nb.Nifti1Image(np.asarray(img.dataobj, dtype=np.float32), img.affine), str(out))
+    return out
+
+
+def register_to_template(in_file: Path, mask_file: Path, out_dir: Path, *, method: str = "syn", seed: int = 0) -> tuple[Path, Path]:
+    """Register a brain-extracted T1w to the 2 mm ``MNI152NLin2009aSym`` template (antspyx).
+
+    ``in_file``: bias-corrected T1w (RAS+, float32), masked by ``mask_file`` before registration, so
+    that whole-head and skull-stripped inputs are treated alike. ``method``: ``affine`` (centre-of-mass
+    initialisation, rigid then affine, Mattes mutual information) or ``syn`` (the same followed by SyN,
+    Avants et al. 2008). The transforms are estimated against the 2 mm template and act in world
+    coordinates (mm), so they apply to any grid.
+
+    Returns the forward (T1w -> template, for resampling T1w images into the template) and inverse
+    ITK composite transform files (``.h5``). ``seed`` fixes antsRegistration's random sampling.
+    """
+    import ants
+    import ants.config
+
+    method = method.lower()
+    if method not in TRANSFORMS:
+        raise ValueError(f"unknown registration '{method}' (choose from {', '.join(TRANSFORMS)})")
+    out_dir = Path(out_dir)
+    fixed = ants.image_read(str(template_file(out_dir, "T1w", 2)))
+    moving = ants.image_read(str(in_file)) * ants.image_read(str(mask_file)).clone("float")
+    ants.config._random_seed = int(seed)  # what ants.set_ants_deterministic sets, without forcing 1 thread
+    result = ants.registration(fixed=fixed, moving=moving, type_of_transform=TRANSFORMS[method],
+                               outprefix=str(out_dir / "reg_"), write_composite_transform=True)
+    return Path(result["fwdtransforms"]), Path(result["invtransforms"])
+
+
+def apply_transforms(in_file: Path, reference: Path, transforms: list[Path], out_file: Path, *,
+                     interpolation: str = "linear", threshold: float | None = None) -> Path:
+    """Resample ``in_file`` once onto the grid of ``reference`` through ``transforms`` (antspyx).
+
+    ``interpolation``: antspyx interpolator name (``linear``, ``nearestNeighbor``, ``bSpline``...).
+    ``threshold``: when given, the result is binarised (``> threshold``, uint8), e.g. 0.5 for masks
+    resampled linearly. Writes float32 (or uint8) NIfTI with the reference's affine.
+    """
+    import ants
+    import nibabel as nb
+    import numpy as np
+
+    ref = nb.load(str(reference))
+    moved = ants.apply_transforms(fixed=ants.image_read(str(reference)), moving=ants.image_read(str(in_file)),
+                                  transformlist=[str(t) for t in transforms], interpolator=interpolation)
+    data = moved.numpy()
+    data = (data > threshold).astype(np.uint8) if threshold is not None else data.astype(np.float32)
+    out = nb.Nifti1Image(data, ref.affine)
+    out.set_qform(ref.affine, code=1)
+    nb.save(out, str(out_file))
+    return Path(out_file)
+
+
+class _RegInputSpec(BaseInterfaceInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="bias-corrected T1w")
+    mask_file = File(exists=True, mandatory=True, desc="its brain mask")
+    method = traits.Enum("syn", "affine", usedefault=True, desc="--anat-registration")
+    seed = traits.Int(0, usedefault=True, desc="random seed")
+
+
+class _RegOutputSpec(TraitedSpec):
+    forward = File(exists=True, desc="T1w -> template composite transform (.h5)")
+    inverse = File(exists=True, desc="template -> T1w composite transform (.h5)")
+    reference = File(exists=True, desc="the 2 mm template (grid of the MNI outputs)")
+
+
+class RegisterToTemplate(SimpleInterface):
+    """nipype wrapper of :func:`register_to_template`."""
+
+    input_spec = _RegInputSpec
+    output_spec = _RegOutputSpec
+
+    def _run_interface(self, runtime):
+        forward, inverse = register_to_template(self.inputs.in_file, self.inputs.mask_file, Path(runtime.cwd),
+                                                method=self.inputs.method, seed=self.inputs.seed)
+        self._results.update(forward=str(forward), inverse=str(inverse),
+                             reference=str(template_file(Path(runtime.cwd), "T1w", 2)))
+        return runtime
+
+
+class _ApplyInputSpec(BaseInterfaceInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="image to resample")
+    reference = File(exists=True, mandatory=True, desc="image defining the output grid")
+    transforms = traits.List(File(exists=True), mandatory=True, desc="antspyx transform list")
+    interpolation = traits.Str("linear", usedefault=True, desc="antspyx interpolator")
+    threshold = traits.Float(desc="binarise the result above this value")
+
+
+class _ApplyOutputSpec(TraitedSpec):
+    out_file = File(exists=True, desc="resampled image")
+
+
+class ApplyTransforms(SimpleInterface):
+    """nipype wrapper of :func:`apply_transforms`."""
+
+    input_spec = _ApplyInputSpec
+    output_spec = _ApplyOutputSpec
+
+    def _run_interface(self, runtime):
+        from nipype.interfaces.base import isdefined
+
+        name = Path(self.inputs.in_file).name.replace(".nii.gz", "").replace(".nii", "")
+        out_file = Path(runtime.cwd) / f"{name}_resampled.nii.gz"
+        threshold = self.inputs.threshold if isdefined(self.inputs.threshold) else None
+        apply_transforms(self.inputs.in_file, self.inputs.reference, self.inputs.transforms, out_file,
+                         interpolation=self.inputs.interpolation, threshold=threshold)
+        self._results["out_file"] = str(out_file)
+        return runtime
