@@ -374,7 +374,7 @@ def test_participant_level_as_an_arbitrary_uid():
     env = {**_probe_env("/"), "TMPDIR": str(tmp_path)}
     proc = subprocess.run(["setpriv", "--reuid=54321", "--regid=54321", "--clear-groups", sys.executable, "-m",
                            "bidsad", str(DEMO), str(out), "participant", "--participant-label", "04",
-                           "--preset", "small", "-w", str(work)],
+                           "--preset", "small", "--anat-registration", "affine", "-w", str(work)],
                           env=env, capture_output=True, text=True, cwd=tmp_path)
     try:
         assert proc.returncode == 0, proc.stderr

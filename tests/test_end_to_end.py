@@ -124,7 +124,8 @@ def test_broken_participant_fails_alone(tmp_path):
     raw = gzip.decompress(broken.read_bytes())
     broken.write_bytes(gzip.compress(raw[: len(raw) // 3]))  # header intact, data truncated
     out = tmp_path / "out"
-    proc = run_bidsad(bids, out, "participant", "--preset", "small", "-w", tmp_path / "work", check_rc=1)
+    proc = run_bidsad(bids, out, "participant", "--preset", "small", "--anat-registration", "affine",
+                      "-w", tmp_path / "work", check_rc=1)
     assert "sub-05: failed: sub-05/anat/sub-05_T1w.nii.gz: cannot be read as NIfTI" in proc.stderr
     assert "Traceback" not in proc.stderr
     for label in ("01", "04"):
@@ -163,7 +164,7 @@ def test_rerun_drops_tensors_of_inputs_that_became_unusable(demo_run, tmp_path):
     bids = tmp_path / "bids"
     shutil.copytree(DEMO, bids, ignore=shutil.ignore_patterns("sub-0[2-6]"))
     out, work = tmp_path / "out", tmp_path / "work"
-    run_bidsad(bids, out, "participant", "--preset", "small", "-w", work, check_rc=0)
+    run_bidsad(bids, out, "participant", "--preset", "small", "--anat-registration", "affine", "-w", work, check_rc=0)
     bold = out / "sub-01/features/sub-01_task-rest_res-small_desc-model_bold.npy"
     assert bold.is_file()
     sidecar = bids / "sub-01/func/sub-01_task-rest_bold.json"
@@ -171,7 +172,8 @@ def test_rerun_drops_tensors_of_inputs_that_became_unusable(demo_run, tmp_path):
     meta = json.loads(sidecar.read_text())
     del meta["RepetitionTime"]
     sidecar.write_text(json.dumps(meta))
-    proc = run_bidsad(bids, out, "participant", "--preset", "small", "-w", work, check_rc=1)
+    proc = run_bidsad(bids, out, "participant", "--preset", "small", "--anat-registration", "affine", "-w", work,
+                      check_rc=1)
     assert "RepetitionTime is missing" in proc.stderr
     assert not bold.exists() and (out / "sub-01/features/sub-01_res-small_desc-model_T1w.npy").is_file()
 

@@ -112,7 +112,7 @@ def test_participant_level_through_slurm_plugin(tmp_path, monkeypatch):
     monkeypatch.setenv("LOGNAME", os.environ.get("LOGNAME", "bidsad"))  # nipype names SLURM jobs with it
     out = tmp_path / "out"
     run_bidsad(DEMO, out, "participant", "--participant-label", "04", "--preset", "small",
-               "-w", tmp_path / "work", "--plugin", "SLURM",
+               "--anat-registration", "affine", "-w", tmp_path / "work", "--plugin", "SLURM",
                "--plugin-args", "sbatch_args=--mem=2G --time=00:10:00", check_rc=0)
     submissions = log.read_text().splitlines()
     assert len(submissions) >= 2  # one job per workflow node
