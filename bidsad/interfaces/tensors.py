@@ -190,25 +190,28 @@ def finish_meta(meta: dict, extra: dict, *, normalisation: str, interpolation: s
     return meta
 
 
-class _MriTensorInputSpec(BaseInterfaceInputSpec):
-    in_file = File(exists=True, mandatory=True, desc="native standardised T1w")
-    mask_file = File(exists=True, mandatory=True, desc="native brain mask")
-    transform = File(exists=True, mandatory=True, desc="T1w -> MNI transform (.h5)")
+class _TensorBaseInputSpec(BaseInterfaceInputSpec):
     shape = traits.Tuple(traits.Int, traits.Int, traits.Int, mandatory=True, desc="grid shape (x, y, z)")
-    meta = traits.Dict(desc="metadata to add to the sidecar (preset, sources, ...)")
+    meta = traits.Dict(desc="metadata to add to the sidecar (preset, sources, TR, ...)")
     warnings = traits.List(traits.Str, desc="earlier steps' warnings, recorded in the sidecar")
 
 
-class _MriTensorOutputSpec(TraitedSpec):
+class _TensorOutputSpec(TraitedSpec):
     out_file = File(exists=True, desc="float32 .npy tensor")
     meta = traits.Dict(desc="sidecar metadata")
+
+
+class _MriTensorInputSpec(_TensorBaseInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="native standardised T1w")
+    mask_file = File(exists=True, mandatory=True, desc="native brain mask")
+    transform = File(exists=True, mandatory=True, desc="T1w -> MNI transform (.h5)")
 
 
 class MriTensor(SimpleInterface):
     """nipype wrapper of :func:`make_mri_tensor`."""
 
     input_spec = _MriTensorInputSpec
-    output_spec = _MriTensorOutputSpec
+    output_spec = _TensorOutputSpec
 
     def _run_interface(self, runtime):
         out_file = Path(runtime.cwd) / "tensor.npy"
@@ -220,18 +223,10 @@ class MriTensor(SimpleInterface):
         return runtime
 
 
-class _TensorInputSpec(BaseInterfaceInputSpec):
+class _TensorInputSpec(_TensorBaseInputSpec):
     in_file = File(exists=True, mandatory=True, desc="conformed 3-D or 4-D image")
-    shape = traits.Tuple(traits.Int, traits.Int, traits.Int, mandatory=True, desc="grid shape (x, y, z)")
     fov_mm = traits.Tuple(traits.Float, traits.Float, traits.Float, mandatory=True, desc="grid field of view (mm)")
     frames = traits.Int(desc="frames of a BOLD tensor")
-    meta = traits.Dict(desc="metadata to add to the sidecar (preset, sources, TR, ...)")
-    warnings = traits.List(traits.Str, desc="earlier steps' warnings, recorded in the sidecar")
-
-
-class _TensorOutputSpec(TraitedSpec):
-    out_file = File(exists=True, desc="float32 .npy tensor")
-    meta = traits.Dict(desc="sidecar metadata")
 
 
 class ModelTensor(SimpleInterface):
