@@ -97,9 +97,11 @@ NO_ID_COLUMN = "{file}: no 'participant_id' column (columns: {columns}). The fir
 DUPLICATE_IDS = "{file}: participant(s) listed more than once: {labels}. Keep one row per participant."
 NO_DIAGNOSIS_COLUMN = "{file}: no 'diagnosis' column (columns: {columns}). Add one with CN, MCI or AD per participant."
 NO_FEATURES = (
-    "out_dir: no model features for preset '{preset}' in {out}. Run the participant level first "
+    "out_dir: no model features for preset '{preset}' in {out}.{found} Run the participant level first "
     "(bidsad {bids} {out} participant --preset {preset})."
 )
+FEATURES_OTHER_PRESETS = " Features exist for preset(s) {presets}: pass --preset {first} to use them."
+GROUP_REPLACED = "group/ of an earlier run (models: {models}) is replaced by this run's results."
 EXCLUDED_NO_DIAGNOSIS = "no diagnosis in participants.tsv"
 EXCLUDED_BAD_DIAGNOSIS = "diagnosis '{value}' is not one of CN, MCI, AD (or a known synonym)"
 EXCLUDED_NOT_IN_TSV = "not listed in participants.tsv"

@@ -148,7 +148,10 @@ def test_group_with_excluded_participants_and_rerun_cleans_stale(demo_run, tmp_p
     tsv.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"
     shutil.copytree(demo_run["out"], out, ignore=shutil.ignore_patterns("group", "logs"))
+    (out / "group/model-2dcnn").mkdir(parents=True)  # left by an earlier run
     proc = run_bidsad(bids, out, "group", "--preset", "small", "--epochs", "1", "--models", "3dcnn", check_rc=0)
+    assert "group/ of an earlier run (models: 2dcnn) is replaced" in proc.stderr
+    assert not (out / "group/model-2dcnn").exists()
     cohort = pd.read_csv(out / "group/cohort.tsv", sep="\t", keep_default_na=False).set_index("participant_id")
     assert cohort.loc["sub-05", "reason"] == "not listed in participants.tsv"
     assert "'EMCI'" in cohort.loc["sub-06", "reason"]
@@ -226,3 +229,11 @@ def test_mri_tensor_is_on_the_mni_model_grid(demo_run):
     inside = tensor != 0
     assert abs(tensor[inside].mean()) < 1e-3 and tensor[inside].std() == pytest.approx(1.0, abs=1e-3)
     assert 0.15 < inside.mean() < 0.35  # the brain fills about a quarter of the template box
+
+
+def test_group_with_another_preset_names_the_one_found_and_saves_no_config(demo_run):
+    out = demo_run["out"]
+    logs = sorted((out / "logs").glob("config-*.toml"))
+    proc = run_bidsad(DEMO, out, "group", "--preset", "paper", "-w", demo_run["work"], check_rc=2)
+    assert "no model features for preset 'paper'" in proc.stderr and "pass --preset small" in proc.stderr
+    assert sorted((out / "logs").glob("config-*.toml")) == logs

@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
 
     seed_everything(config.seeds.random_seed)
     out_dir = Path(config.execution.out_dir)
+    status = None
     try:
         if config.execution.reports_only:
             status = run_reports_only(config)
@@ -83,8 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     except InputError as err:  # bad input that concerns the whole run: named in the message
         print(f"bidsad: error: {err}", file=sys.stderr)
         status = EXIT_USAGE
-    finally:
-        if out_dir.is_dir():
+    finally:  # the configuration of every run that got past its checks (a crash included), for reuse
+        if out_dir.is_dir() and status != EXIT_USAGE:
             config.save(out_dir / "logs" / f"config-{config.execution.analysis_level}-{config.execution.run_uuid}.toml")
     sys.exit(status)
 

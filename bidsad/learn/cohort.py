@@ -69,7 +69,12 @@ def build_cohort(out_dir: Path, bids_dir: Path, preset: str):
     cohort = pd.DataFrame(rows, columns=COHORT_COLUMNS)
     cohort["label"] = cohort["label"].astype("Int64")
     if not (cohort["mri"] != "").any():
-        raise InputError(messages.NO_FEATURES.format(preset=preset, out=out_dir, bids=bids_dir))
+        import re
+
+        others = sorted({m.group(1) for p in out_dir.glob("sub-*/**/features/*_desc-model_T1w.npy")
+                         if (m := re.search(r"_res-([a-zA-Z0-9]+)_", p.name))})
+        found = messages.FEATURES_OTHER_PRESETS.format(presets=", ".join(others), first=others[0]) if others else ""
+        raise InputError(messages.NO_FEATURES.format(preset=preset, out=out_dir, bids=bids_dir, found=found))
 
     for column in ("mri", "bold"):
         metas = {i: _sidecar(out_dir / cohort.at[i, column]) for i in cohort.index

@@ -144,6 +144,9 @@ def run_group_level(config) -> int:
     keras.utils.set_random_seed(config.seeds.random_seed)
 
     cohort = build_cohort(out_dir, bids_dir, config.features.preset)
+    previous = sorted(p.name.removeprefix("model-") for p in group_dir.glob("model-*"))
+    if previous:
+        LOGGER.warning(messages.GROUP_REPLACED.format(models=", ".join(previous)))
     shutil.rmtree(group_dir, ignore_errors=True)  # group/ always describes one run
     atomic_write_text(group_dir / "cohort.tsv", cohort.to_csv(sep="\t", index=False, na_rep="n/a"))
     included = cohort[cohort["included"]].reset_index(drop=True)

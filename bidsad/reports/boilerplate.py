@@ -165,6 +165,9 @@ def participant_facts(out_dir: Path) -> dict | None:
         "frames": bold[0].get("frames") if bold else None,
         "interpolation": first.get("Interpolation", ""),
         "normalisation": first.get("Normalisation", ""),
+        "bold_voxel": [round(v, 2) for v in bold[0]["voxel_size_mm"]] if bold and bold[0].get("voxel_size_mm") else None,
+        "bold_interpolation": bold[0].get("Interpolation", "") if bold else "",
+        "bold_normalisation": bold[0].get("Normalisation", "") if bold else "",
         "spaces": spaces,
         "templates": {s: TEMPLATES.get(s, {"name": s, "cite": []}) for s in spaces},
         "atlases": atlases,
@@ -197,6 +200,7 @@ def group_facts(out_dir: Path) -> dict | None:
         "n_participants": max((r.get("n_participants", 0) for r in summary.get("models", {}).values()), default=0),
         "models": [{"name": m, "title": MODEL_TEXT.get(m, (m, ""))[0], "description": MODEL_TEXT.get(m, ("", m))[1]}
                    for m in names],
+        "uses_bold": any("-lstm" in m or "-gru" in m or m.startswith(("3dlstm", "3dgru")) for m in names),
         "saliency": any(Path(out_dir, "group", f"model-{m}", "saliency").is_dir() for m in names),
         "versions": summary.get("versions", {}),
     }
