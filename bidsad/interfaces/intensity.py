@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits
+from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec
 
 #: Recorded in sidecars: how the T1w intensities were standardised.
 STANDARDISATION = (

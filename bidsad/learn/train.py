@@ -183,10 +183,9 @@ def run_group_level(config) -> int:
             continue
         fold_predictions, saliency = [], SaliencyAccumulator()
         for fold, members in model_splits.groupby("fold"):
-            def rows(role):
-                return usable[usable["participant_id"].isin(members.loc[members["role"] == role, "participant_id"])]
-
-            train_rows, validation_rows, test_rows = rows("train"), rows("validation"), rows("test")
+            train_rows, validation_rows, test_rows = (
+                usable[usable["participant_id"].isin(members.loc[members["role"] == role, "participant_id"])]
+                for role in ("train", "validation", "test"))
             check_no_leakage(list(train_rows["participant_id"]) + list(validation_rows["participant_id"]),
                              test_rows["participant_id"], fold)
             LOGGER.info("model %s, fold %d: training on %d, testing on %d participants", model_name, fold, len(train_rows), len(test_rows))
