@@ -44,19 +44,26 @@ def _omp_nthreads(config: Config) -> int:
     return config.nipype.omp_nthreads or max(1, min(8, nprocs))
 
 
+def _tensor_meta(base: dict, dummy_scans: int, extra: dict) -> dict:
+    """BOLD tensor sidecar: the tensor's metadata plus ``NonSteadyStateVolumes`` and ``Denoise``."""
+    return {**base, "NonSteadyStateVolumes": int(dummy_scans), "Denoise": dict(extra)}
+
+
 def init_single_subject_wf(config: Config, part: ParticipantInputs):
-    """Preprocess the T1w (:func:`bidsad.workflows.anat.init_anat_preproc_wf`) and conform each
-    resting-state BOLD run; store model tensors of the preset.
+    """Preprocess the T1w (:func:`bidsad.workflows.anat.init_anat_preproc_wf`) and every resting-state
+    BOLD run (:func:`bidsad.workflows.func.init_func_preproc_wf`); store model tensors of the preset.
 
     T1w: see the anatomical workflow (derivatives in ``anat/``, tensor in ``features/``, QC in ``figures/``).
-    BOLD (every usable ``task-rest`` run): conformed (NIfTI scaling, float32, RAS+, finite) and resampled
-    to the preset's fMRI grid and frame count.
+    BOLD (every usable ``task-rest`` run): the functional workflow's model-grid BOLD (MNI, one
+    interpolation, non-steady-state volumes removed) made into the preset's fMRI tensor.
     """
     from nipype.pipeline import engine as pe
 
-    from bidsad.interfaces.images import ConformImage
+    from nipype.interfaces import utility as niu
+
     from bidsad.interfaces.tensors import ModelTensor
     from bidsad.workflows.anat import init_anat_preproc_wf
+    from bidsad.workflows.func import init_func_preproc_wf
     from bidsad.workflows.outputs import init_ds_tensor_wf
 
     bids_dir = Path(config.execution.bids_dir)
@@ -73,9 +80,10 @@ def init_single_subject_wf(config: Config, part: ParticipantInputs):
     workflow.add_nodes([anat_wf])
 
     for index, run in enumerate(part.bold):
-        conform_bold = pe.Node(
-            ConformImage(in_file=str(run.path), ndim=4, kind="BOLD", display_name=relpath(run.path, bids_dir)),
-            name=f"conform_bold_{index}",
+        func_wf = init_func_preproc_wf(
+            run=run, bids_dir=bids_dir, out_dir=out_dir, preset=preset_name,
+            denoise=config.preprocessing.denoise, omp_nthreads=_omp_nthreads(config),
+            seed=config.seeds.random_seed, name=f"func_preproc_{index}_wf",
         )
         bold_tensor = pe.Node(
             ModelTensor(
@@ -85,11 +93,21 @@ def init_single_subject_wf(config: Config, part: ParticipantInputs):
             ),
             name=f"bold_tensor_{index}",
         )
+        tensor_meta = pe.Node(niu.Function(input_names=["base", "dummy_scans", "extra"], output_names=["meta"],
+                                           function=_tensor_meta), name=f"bold_tensor_meta_{index}",
+                              run_without_submitting=True)
         ds_bold = init_ds_tensor_wf(out_dir=out_dir, source_file=str(run.path), suffix="bold",
                                     preset=preset_name, name=f"ds_bold_tensor_{index}_wf")
         workflow.connect([
-            (conform_bold, bold_tensor, [("out_file", "in_file"), ("warnings", "warnings")]),
-            (bold_tensor, ds_bold, [("out_file", "inputnode.tensor"), ("meta", "inputnode.meta")]),
+            (anat_wf, func_wf, [("outputnode.t1w_preproc", "inputnode.t1w_preproc"),
+                                ("outputnode.t1w_mask", "inputnode.t1w_mask"),
+                                ("outputnode.t1w2mni_xfm", "inputnode.t1w2mni_xfm"),
+                                ("outputnode.probseg", "inputnode.probseg")]),
+            (func_wf, bold_tensor, [("outputnode.bold_model", "in_file"), ("outputnode.warnings", "warnings")]),
+            (bold_tensor, tensor_meta, [("meta", "base")]),
+            (func_wf, tensor_meta, [("outputnode.dummy_scans", "dummy_scans"), ("outputnode.denoise", "extra")]),
+            (bold_tensor, ds_bold, [("out_file", "inputnode.tensor")]),
+            (tensor_meta, ds_bold, [("meta", "inputnode.meta")]),
         ])
     # nipype merges only node-level config over the top workflow's: set the crash folder per node
     for node in workflow._get_all_nodes():
