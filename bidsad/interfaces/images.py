@@ -13,11 +13,18 @@ from nipype.interfaces.base import (
 )
 
 from bidsad import messages
+from bidsad.bids import core_shape, header_repetition_time
 
 
-def conform_image(in_file: Path, out_file: Path, ndim: int, kind: str, display_name: str) -> list[str]:
-    """Conform an image: apply NIfTI scaling, float32, squeeze trailing singleton dimensions,
-    reorient to RAS+ without resampling (nibabel ``as_closest_canonical``), non-finite voxels -> 0.
+def conform_image(in_file: Path, out_file: Path, ndim: int, kind: str, display_name: str,
+                  repetition_time: float | None = None) -> list[str]:
+    """Conform an image: apply NIfTI scaling (``scl_slope`` 0 or NaN means none), float32 (never back to
+    the stored integer type), drop singleton dimensions beyond the third (``(X,Y,Z,1)`` -> 3-D,
+    ``(X,Y,Z,1,T)`` -> 4-D), reorient to RAS+ by axis permutation and flips only (nibabel
+    ``as_closest_canonical``; obliquity stays in the affine), non-finite voxels -> 0.
+
+    ``repetition_time`` (s), for 4-D images: written to ``pixdim[4]`` with time units ``sec`` (the
+    sidecar's TR is authoritative; see :func:`bidsad.bids.repetition_time`).
 
     One authoritative affine: nibabel's (the sform when its code is set, else the qform) is written
     to both qform and sform; a warning says when the two disagreed by more than 0.01 mm.
@@ -44,8 +51,7 @@ def conform_image(in_file: Path, out_file: Path, ndim: int, kind: str, display_n
     except Exception as err:  # truncated or corrupt files raise OSError, EOFError, zlib.error ...
         why = " ".join(str(err).split()) or type(err).__name__
         raise ValueError(messages.IMAGE_UNREADABLE.format(file=display_name, why=why)) from err
-    while data.ndim > ndim and data.shape[-1] == 1:
-        data = data[..., 0]
+    data = data.reshape(core_shape(data.shape))
     if ndim == 3 and data.ndim == 4:
         raise ValueError(messages.IMAGE_MULTIVOLUME.format(file=display_name, n=data.shape[3], shape=img.shape))
     if data.ndim != ndim:
@@ -71,6 +77,10 @@ def conform_image(in_file: Path, out_file: Path, ndim: int, kind: str, display_n
     out.header.set_slope_inter(1, 0)
     out.set_qform(img.affine, code=max(scode, qcode, 1))
     out.set_sform(img.affine, code=max(scode, qcode, 1))
+    if data.ndim == 4:
+        out.header.set_xyzt_units("mm", "sec")
+        zooms = out.header.get_zooms()
+        out.header.set_zooms(zooms[:3] + (float(repetition_time or header_repetition_time(img.header)),))
     out = nb.as_closest_canonical(out)
     nb.save(out, str(out_file))
     return warnings
@@ -81,6 +91,7 @@ class _ConformInputSpec(BaseInterfaceInputSpec):
     ndim = traits.Enum(3, 4, mandatory=True, desc="required dimensionality")
     kind = traits.Str("image", usedefault=True, desc="name of the image kind in messages (T1w, BOLD)")
     display_name = traits.Str(desc="file name used in messages (relative to bids_dir)")
+    repetition_time = traits.Float(desc="TR (s) written to pixdim[4] of a 4-D image")
 
 
 class _ConformOutputSpec(TraitedSpec):
@@ -99,7 +110,8 @@ class ConformImage(SimpleInterface):
         out_file = Path(runtime.cwd) / in_file.name.replace(".nii.gz", "").replace(".nii", "")
         out_file = out_file.with_name(out_file.name + "_ras.nii.gz")
         self._results["warnings"] = conform_image(
-            in_file, out_file, self.inputs.ndim, self.inputs.kind, self.inputs.display_name or in_file.name
+            in_file, out_file, self.inputs.ndim, self.inputs.kind, self.inputs.display_name or in_file.name,
+            self.inputs.repetition_time or None,
         )
         self._results["out_file"] = str(out_file)
         return runtime

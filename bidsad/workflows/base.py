@@ -74,7 +74,8 @@ def init_single_subject_wf(config: Config, part: ParticipantInputs):
 
     for index, run in enumerate(part.bold):
         conform_bold = pe.Node(
-            ConformImage(in_file=str(run.path), ndim=4, kind="BOLD", display_name=relpath(run.path, bids_dir)),
+            ConformImage(in_file=str(run.path), ndim=4, kind="BOLD", display_name=relpath(run.path, bids_dir),
+                         repetition_time=run.repetition_time),
             name=f"conform_bold_{index}",
         )
         bold_tensor = pe.Node(
