@@ -16,6 +16,34 @@ from bidsad import messages
 from bidsad.bids import core_shape, header_repetition_time
 
 
+def _scaled_float32(img):
+    """The image's values with NIfTI scaling applied, as float32, without a float64 copy of the whole array.
+
+    nibabel's own scaling promotes to float64 (twice the float32 size, plus the result); here the stored
+    values are cast once to float32 and scaled in place. ``scl_slope`` 0 or NaN means no scaling (nibabel
+    applies the NIfTI rule when it reads the header).
+    """
+    import numpy as np
+
+    proxy = img.dataobj
+    if not _is_proxy(proxy):
+        return np.asarray(proxy, dtype=np.float32)
+    data = np.asarray(proxy.get_unscaled()).astype(np.float32)
+    slope, inter = float(proxy.slope), float(proxy.inter)
+    if slope != 1.0:
+        data *= np.float32(slope)
+    if inter != 0.0:
+        data += np.float32(inter)
+    return data
+
+
+def _is_proxy(obj) -> bool:
+    """Whether ``obj`` is a nibabel array proxy (data still on disk)."""
+    import nibabel as nb
+
+    return nb.is_proxy(obj) and hasattr(obj, "get_unscaled")
+
+
 def conform_image(in_file: Path, out_file: Path, ndim: int, kind: str, display_name: str,
                   repetition_time: float | None = None) -> list[str]:
     """Conform an image: apply NIfTI scaling (``scl_slope`` 0 or NaN means none), float32 (never back to
@@ -47,7 +75,7 @@ def conform_image(in_file: Path, out_file: Path, ndim: int, kind: str, display_n
 
     try:
         img = nb.load(str(in_file))
-        data = np.asarray(img.dataobj, dtype=np.float32)  # applies scl_slope / scl_inter
+        data = _scaled_float32(img)
     except Exception as err:  # truncated or corrupt files raise OSError, EOFError, zlib.error ...
         why = " ".join(str(err).split()) or type(err).__name__
         raise ValueError(messages.IMAGE_UNREADABLE.format(file=display_name, why=why)) from err
