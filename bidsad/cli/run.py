@@ -192,6 +192,8 @@ def run_participant_level(config) -> int:
         shutil.rmtree(crash_dir(config, part.label), ignore_errors=True)
         for stale in (out_dir / f"sub-{part.label}").rglob(f"features/*_res-{config.features.preset}_desc-model_*"):
             stale.unlink()
+        for partial in (out_dir / f"sub-{part.label}").rglob(".*.tmp"):  # a killed run's unfinished writes
+            partial.unlink()
     workflow = init_bidsad_wf(config, participants)
     LOGGER.info("Participant level: %d participant(s), plugin %s", len(participants), plugin)
     if workflow.list_node_names():
