@@ -184,8 +184,9 @@ def run_participant_level(config) -> int:
         for warning in part.warnings:
             LOGGER.warning(warning)
     plugin, plugin_args = _nipype_setup(config)
-    if config.nipype.omp_nthreads:
+    if config.nipype.omp_nthreads:  # OpenMP (torch) and ITK (antspyx); 1 makes registration bit-reproducible
         os.environ["OMP_NUM_THREADS"] = str(config.nipype.omp_nthreads)
+        os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(config.nipype.omp_nthreads)
     for part in participants:
         # crash files of an earlier attempt must not count against this one, and model tensors of an
         # earlier run must not outlive an input that this run drops
