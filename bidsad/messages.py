@@ -59,6 +59,10 @@ BOLD_MISSING = "sub-{label}: no usable task-rest BOLD run; MRI features only."
 BOLD_TOO_SHORT = (
     "{file}: skipping this BOLD run: {n} volume(s) < minimum {minimum}. Acquire or select a longer run."
 )
+BOLD_MEMORY = (
+    "{file}: reading this BOLD run needs about {need:.1f} GB of memory, more than --mem {mem:g} GB allows; the run "
+    "is skipped. Raise --mem, or select shorter runs with --bids-filter-file."
+)
 JSON_NOT_UTF8 = (
     "{file}: the JSON sidecar is not valid UTF-8 (byte {position}); BIDS requires UTF-8 JSON. Re-save it as "
     "UTF-8 (e.g. iconv -f latin1 -t utf-8)."

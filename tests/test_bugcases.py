@@ -436,6 +436,17 @@ def test_br25_conform_holds_no_float64_copy_of_a_4d_series(tmp_path):
     assert peak < 2 * float32_bytes
 
 
+def test_br25_run_over_the_memory_budget_is_refused_by_name(tmp_path):
+    bids = bd.make_dataset(tmp_path / "bids", subjects=("01",), n_vols=12)
+    (part,) = collect_participants(bids, mem_gb=8.0)
+    (run,) = part.bold
+    assert run.mem_gb == pytest.approx(20 * 24 * 20 * 12 * 9 / 1e9, abs=1e-3)
+    (part,) = collect_participants(bids, mem_gb=run.mem_gb / 2)
+    assert not part.bold and part.t1w is not None
+    assert part.errors[0].startswith("sub-01/func/sub-01_task-rest_bold.nii.gz: reading this BOLD run needs about")
+    assert "memory, more than --mem" in part.errors[0]
+
+
 # --- BR-26: reused work directory ----------------------------------------------------------------------------
 def test_br26_work_dir_of_another_version_warns(tmp_path, caplog):
     from bidsad import __version__

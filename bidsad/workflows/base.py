@@ -76,7 +76,7 @@ def init_single_subject_wf(config: Config, part: ParticipantInputs):
         conform_bold = pe.Node(
             ConformImage(in_file=str(run.path), ndim=4, kind="BOLD", display_name=relpath(run.path, bids_dir),
                          repetition_time=run.repetition_time),
-            name=f"conform_bold_{index}",
+            name=f"conform_bold_{index}", mem_gb=max(run.mem_gb, 0.1),
         )
         bold_tensor = pe.Node(
             ModelTensor(
