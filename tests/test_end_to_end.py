@@ -181,11 +181,11 @@ def test_rerun_drops_tensors_of_inputs_that_became_unusable(demo_run, tmp_path):
     sidecar = bids / "sub-01/func/sub-01_task-rest_bold.json"
     sidecar.chmod(0o644)
     meta = json.loads(sidecar.read_text())
-    del meta["RepetitionTime"]
+    meta["RepetitionTime"] = 2520  # milliseconds: refused, never guessed (a missing TR falls back to the header)
     sidecar.write_text(json.dumps(meta))
     proc = run_bidsad(bids, out, "participant", "--preset", "small", "--anat-registration", "affine", "-w", work,
                       check_rc=1)
-    assert "RepetitionTime is missing" in proc.stderr
+    assert "sub-01/func/sub-01_task-rest_bold.nii.gz: RepetitionTime 2520 looks like milliseconds" in proc.stderr
     assert not bold.exists() and (out / "sub-01/features/sub-01_res-small_desc-model_T1w.npy").is_file()
 
 
