@@ -334,8 +334,8 @@ def make_synthetic_derivatives(root: Path, n_participants: int = 60, *, preset: 
         stem.with_suffix(".json").write_text(json.dumps(finish_meta(meta, {}, **how), indent=2))
         anat = out_dir / f"sub-{label}" / "anat"
         anat.mkdir(parents=True, exist_ok=True)
-        volumes = 10.0 * sub_rng.uniform(0.9, 1.1) * (1 + 0.1 * sub_rng.normal(size=N_REGIONS))
-        volumes[:2] *= 1 - 0.3 * severity * effect  # "hippocampi" shrink with severity
+        volumes = 10.0 * sub_rng.uniform(0.95, 1.05) * (1 + 0.05 * sub_rng.normal(size=N_REGIONS))
+        volumes[:2] *= 1 - 0.4 * severity * effect  # "hippocampi" shrink with severity
         pd_rows = ["index\tname\tvolume_ml"] + [f"{i + 1}\t{n}\t{v:.4f}" for i, (n, v) in enumerate(zip(names, volumes))]
         (anat / f"sub-{label}_atlas-{SYNTHETIC_ATLAS}_desc-gm_morph.tsv").write_text("\n".join(pd_rows) + "\n")
         if with_bold:

@@ -26,7 +26,8 @@ def make_dataset(out_dir: Path, rows, modalities, *, batch_size: int, shuffle: b
     Rows with a ``copy`` column > 0 (the paper's augment-then-split protocol,
     :func:`bidsad.learn.splits.make_paper_splits`) are fixed augmented copies: copy ``c`` of a
     participant is :func:`~bidsad.learn.augment.augment_mri` / ``augment_fmri`` with the stateless seed
-    ``(crc32(participant_id), c)``, the same in every epoch, fold and split.
+    ``(crc32(participant_id), c)``, the same in every epoch, fold and split; they are made once and
+    kept in memory (this comparison-only mode does not stream).
     """
     import zlib
 
@@ -67,7 +68,7 @@ def make_dataset(out_dir: Path, rows, modalities, *, batch_size: int, shuffle: b
             return out, label
 
         dataset = tf.data.Dataset.zip((dataset, fixed)).map(copied, num_parallel_calls=tf.data.AUTOTUNE,
-                                                             deterministic=True)
+                                                             deterministic=True).cache()  # fixed copies: made once
     if shuffle:
         dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     if augment is not None:

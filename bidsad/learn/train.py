@@ -484,4 +484,6 @@ def run_group_level(config) -> int:
     except Exception as err:  # never fatal: the outputs are written
         LOGGER.warning(messages.BOILERPLATE_FAILED.format(why=err))
     LOGGER.info(messages.GROUP_DONE.format(report=report))
+    if paper:
+        LOGGER.warning(messages.SPLIT_PROTOCOL_PAPER)
     return status
