@@ -208,7 +208,7 @@ def make_synthetic_cohort(root: Path, n_participants: int = 60, *, seed: int = 0
 #: Atlas label of the synthetic regional tables (read from file names by the group level).
 SYNTHETIC_ATLAS = "synthetic"
 #: Regions of the synthetic regional tables; the first four form the "default mode" set.
-N_REGIONS = 24
+N_REGIONS = 12
 
 
 def _ellipsoid(shape, centre, radii):

@@ -87,7 +87,7 @@ def test_synthetic_derivatives_follow_the_participant_level_names(tmp_path):
     assert (out / "sub-001/anat/sub-001_atlas-synthetic_desc-gm_morph.tsv").is_file()
     series = pd.read_csv(out / "sub-001/func/sub-001_task-rest_space-MNI152NLin2009aSym_atlas-synthetic_timeseries.tsv",
                          sep="\t")
-    assert series.shape == (60, 24) and series.columns[0] == "roi-001"
+    assert series.shape == (60, 12) and series.columns[0] == "roi-001"
     shuffled = make_synthetic_derivatives(tmp_path / "s", 6, preset="small", seed=0, shuffle_labels=True)[0]
     assert sorted(pd.read_csv(shuffled / "participants.tsv", sep="\t").diagnosis) == ["AD", "AD", "CN", "CN", "MCI", "MCI"]
 

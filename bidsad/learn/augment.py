@@ -78,7 +78,8 @@ def _trilinear(volume, source, batch=None):
     """Trilinear samples of ``volume`` at float voxel coordinates ``source`` (..., 3); zero outside.
 
     ``volume``: (x, y, z, channels), or (frames, x, y, z) with ``batch`` = int32 frame index of each
-    point (shape ``source.shape[:-1]``). Returns (..., channels) or (...) respectively.
+    point (shape ``source.shape[:-1]``). Returns (..., channels) or (...) respectively. The eight
+    neighbours are read with ``tf.gather`` on the flattened volume (faster than ``gather_nd`` on CPU).
     """
     tf = _tf()
     shape = tf.shape(volume)
@@ -86,17 +87,24 @@ def _trilinear(volume, source, batch=None):
     base = tf.floor(source)
     frac = source - base
     base = tf.cast(base, tf.int32)
+    if batch is None:
+        flat = tf.reshape(volume, (-1, shape[3]))
+        offset0 = 0
+    else:
+        flat = tf.reshape(volume, (-1,))
+        offset0 = batch * (spatial[0] * spatial[1] * spatial[2])
+    fx, fy, fz = frac[..., 0], frac[..., 1], frac[..., 2]
     out = 0.0
     for corner in range(8):
-        offset = tf.constant([(corner >> 2) & 1, (corner >> 1) & 1, corner & 1], tf.int32)
-        index = base + offset
-        weight = tf.reduce_prod(tf.where(tf.cast(offset, tf.bool), frac, 1.0 - frac), axis=-1)
-        weight = tf.where(tf.reduce_all((index >= 0) & (index < spatial), axis=-1), weight, 0.0)
-        index = tf.clip_by_value(index, 0, spatial - 1)
-        if batch is None:
-            out += tf.gather_nd(volume, index) * weight[..., None]
-        else:
-            out += tf.gather_nd(volume, tf.concat([batch[..., None], index], axis=-1)) * weight
+        dx, dy, dz = (corner >> 2) & 1, (corner >> 1) & 1, corner & 1
+        ix, iy, iz = base[..., 0] + dx, base[..., 1] + dy, base[..., 2] + dz
+        weight = (fx if dx else 1.0 - fx) * (fy if dy else 1.0 - fy) * (fz if dz else 1.0 - fz)
+        valid = (ix >= 0) & (ix < spatial[0]) & (iy >= 0) & (iy < spatial[1]) & (iz >= 0) & (iz < spatial[2])
+        weight = tf.where(valid, weight, 0.0)
+        index = (tf.clip_by_value(ix, 0, spatial[0] - 1) * spatial[1] + tf.clip_by_value(iy, 0, spatial[1] - 1)) \
+            * spatial[2] + tf.clip_by_value(iz, 0, spatial[2] - 1) + offset0
+        values = tf.gather(flat, index)
+        out += values * (weight[..., None] if batch is None else weight)
     return out
 
 

@@ -14,7 +14,7 @@ volumes; ``connectivity-*`` = tangent-space connectivity (nilearn ``Connectivity
 Ledoit-Wolf covariances; Varoquaux et al. 2010) + standardisation + classifier. The tangent reference
 (the group mean covariance), imputer and scaler are fitted inside each fold on training participants
 only. Classifiers: ``svm`` (``LinearSVC`` with Platt-scaled probabilities) and ``logreg``
-(L2 logistic regression).
+(L2 logistic regression, regularisation chosen by internal cross-validation).
 """
 
 from __future__ import annotations
@@ -116,10 +116,12 @@ def make_pipeline(kind: str, classifier: str, seed: int, calibration_folds: int 
     """Unfitted scikit-learn pipeline of baseline ``<kind>-<classifier>`` (see the module docstring).
 
     ``svm``: ``LinearSVC`` with sigmoid (Platt) probabilities fitted by ``CalibratedClassifierCV`` on
-    ``calibration_folds`` internal folds of the training data; ``logreg``: ``LogisticRegression``.
+    ``calibration_folds`` internal folds of the training data; ``logreg``: ``LogisticRegressionCV`` (L2,
+    inverse regularisation strength chosen among 10 values by ``calibration_folds``-fold cross-validation
+    inside the training participants).
     """
     from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegressionCV
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.calibration import CalibratedClassifierCV
@@ -128,7 +130,7 @@ def make_pipeline(kind: str, classifier: str, seed: int, calibration_folds: int 
     if classifier == "svm":  # Platt scaling on internal folds of the training participants
         model = CalibratedClassifierCV(LinearSVC(random_state=seed), cv=calibration_folds, ensemble=False)
     else:
-        model = LogisticRegression(max_iter=5000)
+        model = LogisticRegressionCV(Cs=10, cv=calibration_folds, max_iter=5000)
     first = ("tangent", _tangent_transformer()) if kind == "connectivity" else ("impute", SimpleImputer())
     return Pipeline([first, ("scale", StandardScaler()), ("classifier", model)])
 
@@ -147,8 +149,8 @@ def fit_predict_fold(kind: str, classifier: str, features, labels: dict, train_i
 
     y = np.array([labels[i] for i in train_ids], dtype=int)
     smallest = int(np.bincount(y)[np.bincount(y) > 0].min())
-    if classifier == "svm" and smallest < 2:
-        raise ValueError("a training class has fewer than 2 participants (SVM probability calibration needs 2)")
+    if smallest < 2:
+        raise ValueError("a training class has fewer than 2 participants (internal cross-validation needs 2)")
     pipeline = make_pipeline(kind, classifier, seed, min(3, smallest)).fit(take(train_ids), y)
     proba = np.zeros((len(test_ids), len(CLASS_NAMES)))
     proba[:, pipeline.classes_] = pipeline.predict_proba(take(test_ids))
