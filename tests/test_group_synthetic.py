@@ -134,3 +134,21 @@ def test_paper_protocol_is_flagged_in_every_output(tmp_path, quick_config):
     assert "LEAKS" in (out / "logs" / "CITATION.md").read_text()
     predictions = pd.read_csv(group / "model-3dcnn-gap" / "predictions.tsv", sep="\t")
     assert len(predictions) == 66 and "copy" in predictions
+
+
+def test_cohort_table_says_which_models_each_participant_entered(tmp_path, quick_config):
+    import shutil
+
+    bids, out = make_synthetic_derivatives(tmp_path / "c", 9, preset="small", seed=0)
+    for label in ("001", "002", "003"):  # MRI only: no BOLD tensor
+        for path in (out / f"sub-{label}" / "features").glob("*_bold.*"):
+            path.unlink()
+        shutil.rmtree(out / f"sub-{label}" / "func")
+    run_bidsad(bids, out, "group", "--preset", "small", "--models", "3dcnn-gap", "3dlstm-gap", "--epochs", "1",
+               "--folds", "2", "--no-augmentation", "--no-validation", "--config-file", quick_config,
+               "-w", tmp_path / "w", check_rc=0)
+    cohort = pd.read_csv(out / "group" / "cohort.tsv", sep="\t", keep_default_na=False).set_index("participant_id")
+    assert cohort.loc["sub-001", "models"] == "3dcnn-gap" and cohort.loc["sub-004", "models"] == "3dcnn-gap 3dlstm-gap"
+    assert len(pd.read_csv(out / "group" / "model-3dcnn-gap" / "predictions.tsv", sep="\t")) == 9
+    assert len(pd.read_csv(out / "group" / "model-3dlstm-gap" / "predictions.tsv", sep="\t")) == 6
+    assert "3dlstm-gap" in (out / "group" / "group.html").read_text()

@@ -359,11 +359,14 @@ def run_group_level(config) -> int:
     if previous:
         LOGGER.warning(messages.GROUP_REPLACED.format(models=", ".join(previous)))
     shutil.rmtree(group_dir, ignore_errors=True)  # group/ always describes one run
-    atomic_write_text(group_dir / "cohort.tsv", cohort.to_csv(sep="\t", index=False, na_rep="n/a"))
     included = cohort[cohort["included"]].reset_index(drop=True)
     models = list(dict.fromkeys(learning.models))
     splits, warnings = plan_splits(included, [MODALITIES[m] for m in models], learning.folds,
                                    config.seeds.random_seed, learning.repeats, learning.split_protocol)
+    members = {name: set(part["participant_id"]) for name, part in splits.groupby("cohort")}
+    cohort["models"] = [" ".join(m for m in models if pid in members.get(cohort_name(MODALITIES[m]), ()))
+                        for pid in cohort["participant_id"]]  # who went where (fusion models: MRI and BOLD)
+    atomic_write_text(group_dir / "cohort.tsv", cohort.to_csv(sep="\t", index=False, na_rep="n/a"))
     if splits.empty:
         raise InputError("; ".join(warnings))
     if learning.validation:
