@@ -170,7 +170,7 @@ def run_baselines(out_dir: Path, included, splits, config):
     import pandas as pd
 
     from bidsad.learn.evaluate import classification_metrics, evaluate_predictions, metrics_rows
-    from bidsad.learn.train import average_repeats, fold_tag
+    from bidsad.learn.train import average_repeats, fold_label, fold_tag
     from bidsad.utils import atomic_write_text
 
     out_dir = Path(out_dir)
@@ -200,13 +200,14 @@ def run_baselines(out_dir: Path, included, splits, config):
                 test_ids = sorted(members.loc[members["role"] == "test", "participant_id"])
                 tag = fold_tag(int(repeat), int(fold), learning.repeats)
                 if len({labels[i] for i in train_ids}) < 2 or not test_ids:
-                    notes.append(messages.FOLD_SKIPPED.format(model=f"{name} (baseline)", fold=tag,
+                    notes.append(messages.FOLD_SKIPPED.format(model=f"{name} (baseline)", fold=fold_label(tag).removeprefix("fold "),
                                                               why="fewer than two classes in training"))
                     continue
                 try:
                     _, proba = fit_predict_fold(kind, classifier, features, labels, train_ids, test_ids, seed)
                 except Exception as err:  # one baseline fold must not lose the others
-                    notes.append(messages.FOLD_SKIPPED.format(model=f"{name} (baseline)", fold=tag, why=err))
+                    notes.append(messages.FOLD_SKIPPED.format(model=f"{name} (baseline)", fold=fold_label(tag).removeprefix("fold "),
+                                                              why=err))
                     continue
                 table = pd.DataFrame({"participant_id": test_ids, "repeat": int(repeat), "fold": int(fold),
                                       "diagnosis": [diagnoses[i] for i in test_ids],

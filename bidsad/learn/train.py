@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 from bidsad import __version__, messages
@@ -51,6 +52,14 @@ def average_repeats(predictions):
 def fold_tag(repeat: int, fold: int, repeats: int) -> str:
     """Folder name of one fold: ``fold-<k>``, or ``repeat-<r>_fold-<k>`` with repeated cross-validation."""
     return f"fold-{fold}" if repeats == 1 else f"repeat-{repeat}_fold-{fold}"
+
+
+def fold_label(tag: str) -> str:
+    """Readable name of a fold folder: ``fold-2`` -> ``fold 2``, ``repeat-3_fold-2`` -> ``fold 2 of repeat 3``."""
+    match = re.fullmatch(r"(?:repeat-(\d+)_)?fold-(\d+)", tag)
+    if not match:
+        return tag
+    return f"fold {match.group(2)}" + (f" of repeat {match.group(1)}" if match.group(1) else "")
 
 
 def compute_device(config):
@@ -133,7 +142,7 @@ def _callbacks(keras, state_dir: Path | None, state: dict, model_name: str, tag:
             seconds = time.perf_counter() - self.started
             logs["seconds"] = seconds
             state["history"].append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
-            LOGGER.info("model %s, %s, epoch %d: %s", model_name, tag, epoch + 1,
+            LOGGER.info("model %s, %s, epoch %d: %s", model_name, fold_label(tag), epoch + 1,
                         ", ".join(f"{k} {float(v):.4g}" for k, v in logs.items()))
 
     class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -248,7 +257,7 @@ def train_fold(config, out_dir: Path, model_name: str, fold: int, train_rows, te
     if state["done"] and (state_dir / "model.keras").is_file():
         import bidsad.learn.layers  # noqa: F401  (registers the custom layer for loading)
 
-        LOGGER.info(messages.FOLD_REUSED.format(model=model_name, fold=tag, path=state_dir))
+        LOGGER.info(messages.FOLD_REUSED.format(model=model_name, fold=fold_label(tag), path=state_dir))
         with strategy.scope():
             model = keras.models.load_model(state_dir / "model.keras")
         predictions = pd.read_csv(state_dir / "predictions.tsv", sep="\t")
@@ -257,7 +266,7 @@ def train_fold(config, out_dir: Path, model_name: str, fold: int, train_rows, te
             if state["epoch"] > 0 and (state_dir / "checkpoint.keras").is_file():
                 import bidsad.learn.layers  # noqa: F401
 
-                LOGGER.warning(messages.FOLD_RESUMED.format(model=model_name, fold=tag, epoch=state["epoch"],
+                LOGGER.warning(messages.FOLD_RESUMED.format(model=model_name, fold=fold_label(tag), epoch=state["epoch"],
                                                             path=state_dir))
                 model = keras.models.load_model(state_dir / "checkpoint.keras")
             else:
@@ -307,8 +316,8 @@ def train_fold(config, out_dir: Path, model_name: str, fold: int, train_rows, te
         try:
             fold_saliency(model, out_dir, test_rows, modalities, learning.batch_size, saliency)
         except Exception as err:  # saliency is a report, never a reason to lose the fold
-            LOGGER.debug("saliency of model %s, %s failed", model_name, tag, exc_info=True)
-            saliency.failures.append(messages.SALIENCY_FAILED.format(model=f"{model_name}, {tag}", why=err))
+            LOGGER.debug("saliency of model %s, %s failed", model_name, fold_label(tag), exc_info=True)
+            saliency.failures.append(messages.SALIENCY_FAILED.format(model=f"{model_name}, {fold_label(tag)}", why=err))
     return predictions
 
 
@@ -401,22 +410,23 @@ def run_group_level(config) -> int:
                 members.loc[members["role"] == role, ["participant_id", "copy"]].merge(usable, on="participant_id")
                 for role in ("train", "validation", "test"))
             tag = fold_tag(int(repeat), int(fold), learning.repeats)
+            label = fold_label(tag)
             trained_on = list(train_rows["participant_id"]) + list(validation_rows["participant_id"])
             if paper:
                 overlap = set(trained_on) & set(test_rows["participant_id"])
                 if overlap:
-                    warn(messages.LEAKAGE_BYPASSED.format(fold=tag, n=len(overlap)))
+                    warn(messages.LEAKAGE_BYPASSED.format(fold=label.removeprefix("fold "), n=len(overlap)))
             else:
-                check_no_leakage(trained_on, test_rows["participant_id"], tag)
-            LOGGER.info("model %s, %s: training on %d, testing on %d participants", model_name, tag, len(train_rows), len(test_rows))
+                check_no_leakage(trained_on, test_rows["participant_id"], label.removeprefix("fold "))
+            LOGGER.info("model %s, %s: training on %d, testing on %d participants", model_name, label, len(train_rows), len(test_rows))
             try:
                 predictions = train_fold(config, out_dir, model_name, int(fold), train_rows, test_rows,
                                          group_dir / f"model-{model_name}" / tag, saliency, validation_rows,
                                          repeat=int(repeat), repeats=learning.repeats, strategy=strategy,
                                          state_dir=state_root / f"model-{model_name}" / tag if state_root else None)
             except Exception as err:  # one model's failure must not lose the others
-                LOGGER.exception("model %s, %s failed", model_name, tag)
-                warn(f"model {model_name}, {tag} failed: {err}")
+                LOGGER.exception("model %s, %s failed", model_name, label)
+                warn(f"model {model_name}, {label} failed: {err}")
                 status = 1
                 continue
             fold_predictions.append(predictions)
