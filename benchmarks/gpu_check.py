@@ -38,9 +38,14 @@ def run_config(model_name, shapes, samples, epochs, batch_size, xla, cudnn, pool
         tf.config.experimental.reset_memory_stats("GPU:0")
     modalities = MODALITIES[model_name]
     model = build_model(model_name, shapes, 3)
-    for layer in model._flatten_layers():
+    def walk(layers):
+        for layer in layers:
+            yield layer
+            yield from walk(getattr(layer, "layers", []))
+
+    for layer in walk(model.layers):
         if isinstance(layer, (keras.layers.LSTM, keras.layers.GRU)):
-            layer.use_cudnn = "auto" if cudnn else False
+            layer.use_cudnn = "auto" if cudnn else False  # read when the layer is called (traced) in fit
     model.compile(optimizer=keras.optimizers.Adam(1e-5), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"], jit_compile=xla)
 

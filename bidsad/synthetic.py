@@ -285,7 +285,7 @@ def make_synthetic_derivatives(root: Path, n_participants: int = 60, *, preset: 
     group level: ``features/sub-<l>_res-<preset>_desc-model_T1w.npy`` (+ ``.json`` sidecar with the
     fields and ``ParametersHash`` of :func:`bidsad.interfaces.tensors.finish_meta`), optionally
     ``features/sub-<l>_task-rest_res-<preset>_desc-model_bold.npy`` (+ ``.json``), and the baseline
-    inputs of ``/work/contract.md``: ``anat/sub-<l>_atlas-synthetic_desc-gm_morph.tsv`` (``index``,
+    inputs (the participant level's regional tables): ``anat/sub-<l>_atlas-synthetic_desc-gm_morph.tsv`` (``index``,
     ``name``, ``volume_ml``) and, with BOLD,
     ``func/sub-<l>_task-rest_space-MNI152NLin2009aSym_atlas-synthetic_timeseries.tsv``
     (``n_volumes`` rows x :data:`N_REGIONS` regions).

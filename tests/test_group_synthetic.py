@@ -152,3 +152,15 @@ def test_cohort_table_says_which_models_each_participant_entered(tmp_path, quick
     assert len(pd.read_csv(out / "group" / "model-3dcnn-gap" / "predictions.tsv", sep="\t")) == 9
     assert len(pd.read_csv(out / "group" / "model-3dlstm-gap" / "predictions.tsv", sep="\t")) == 6
     assert "3dlstm-gap" in (out / "group" / "group.html").read_text()
+
+
+@pytest.mark.integration
+def test_gpu_check_script_runs_on_a_cpu_with_small():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--small", "--samples", "2", "--epochs", "1",
+                           "--xla", "off", "--cudnn", "off"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("B4 3dcnn-lstm small sizes, 2 samples, float32") and "s/epoch" in last and "MB" in last

@@ -1,6 +1,6 @@
 """Classical baselines beside the deep models: linear classifiers on regional grey matter and connectivity.
 
-Inputs are exactly the participant level's regional tables (``/work/contract.md``, features helper):
+Inputs are exactly the participant level's regional tables (README, Outputs), and nothing else:
 
 - regional grey matter: ``sub-<l>/[ses-<s>/]anat/sub-<l>[_ses-<s>]_atlas-<atlas>_desc-gm_morph.tsv``
   (columns ``index``, ``name``, ``volume_ml``; ml, native space);
@@ -27,7 +27,7 @@ from bidsad import messages
 from bidsad.bids import CLASS_NAMES
 
 LOGGER = logging.getLogger("bidsad")
-#: Preferred ROI atlas for the time series when several exist (contract: nilearn's Power 2011).
+#: Preferred ROI atlas for the time series when several exist (the participant level's default: nilearn's Power 2011).
 DEFAULT_ROI_ATLAS = "power2011"
 CLASSIFIERS = ("svm", "logreg")
 GM_PATTERN = "sub-{label}*_atlas-*_desc-gm_morph.tsv"

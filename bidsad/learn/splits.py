@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from bidsad import messages
+from bidsad.config import SPLIT_PROTOCOLS  # noqa: F401  (participant: the default; paper: LEAKS, comparison only)
 
 LOGGER = logging.getLogger("bidsad")
 
@@ -13,7 +14,6 @@ class LeakageError(RuntimeError):
     """A participant is in both the training and the evaluation set of a fold."""
 
 
-from bidsad.config import SPLIT_PROTOCOLS  # noqa: F401  (participant: the default; paper: LEAKS, comparison only)
 #: Samples per participant in the paper protocol: the original and 10 augmented copies (29 subjects
 #: grew to 319 samples in the paper).
 PAPER_COPIES = 10
