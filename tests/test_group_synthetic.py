@@ -114,6 +114,7 @@ def test_repeated_folds_and_baselines_in_every_output(tmp_path, quick_config):
     assert len(baseline) == 18
     html = (group / "group.html").read_text()
     assert "connectivity-svm" in html and "(baseline)" in html and "LEAKS" not in html
+    assert (group / "figures" / "learning.svg").is_file() and (group / "figures" / "roc.svg").is_file()
     citation = (out / "logs" / "CITATION.md").read_text()
     assert "tangent-space" in citation and "repeated 2 times" in citation
 
