@@ -23,7 +23,7 @@ NONSTEADY_Z = 3.5
 REFERENCE_VOLUMES = 10
 NONSTEADY_METHOD = (
     "leading volumes whose global signal (mean inside the foreground of the median volume) has a "
-    f"modified z-score (Iglewicz & Hoaglin 1993) above {NONSTEADY_Z} against the whole run (at most half the run)"
+    f"modified z-score above {NONSTEADY_Z} against the whole run (at most half the run)"
 )
 MOTION_METHOD = (
     "rigid registration of every volume to the BOLD reference (antspyx antsRegistration: Mattes mutual "

