@@ -1,0 +1,119 @@
+"""Participant features on known inputs: ROI correlations, n/a regions, BOLD tensor policy, GM features."""
+
+from __future__ import annotations
+
+import nibabel as nb
+import numpy as np
+import pandas as pd
+import pytest
+
+from bidsad.interfaces.connectivity import pearson_matrix, roi_timeseries, write_tsv
+from bidsad.interfaces.morphometry import block_average, regional_volumes
+from bidsad.interfaces.tensors import make_bold_tensor
+
+AFFINE_4MM = np.array([[4.0, 0, 0, -40], [0, 4, 0, -40], [0, 0, 4, -40], [0, 0, 0, 1]])
+
+
+def _two_regions_bold(tmp_path, n_vol=400, noise_sd=0.5, seed=0):
+    """4 mm BOLD: sphere A and B = shared signal + their own noise (constant within each sphere),
+    sphere C constant, elsewhere independent voxel noise. Truth r(A,B) = 1 / (1 + noise_sd^2)."""
+    rng = np.random.default_rng(seed)
+    shape = (21, 21, 21)
+    data = 100 + rng.normal(0, 1, (*shape, n_vol)).astype(np.float32)
+    ijk = np.indices(shape).reshape(3, -1).T
+    xyz = nb.affines.apply_affine(AFFINE_4MM, ijk).reshape(*shape, 3)
+    coords = np.array([[-20.0, 0, 0], [20.0, 0, 0], [0, 20.0, 0], [200.0, 200.0, 200.0]])  # last: off the grid
+    shared = rng.normal(0, 1, n_vol)
+    for k, own in enumerate([rng.normal(0, noise_sd, n_vol), rng.normal(0, noise_sd, n_vol), None]):
+        inside = np.linalg.norm(xyz - coords[k], axis=-1) <= 6.0
+        data[inside] = 100 + (shared + own if own is not None else 0.0)
+    bold = tmp_path / "bold.nii.gz"
+    nb.save(nb.Nifti1Image(data, AFFINE_4MM), str(bold))
+    mask = tmp_path / "mask.nii.gz"
+    nb.save(nb.Nifti1Image(np.ones(shape, np.uint8), AFFINE_4MM), str(mask))
+    return bold, mask, coords, 1.0 / (1.0 + noise_sd**2)
+
+
+def test_shared_signal_correlation_and_constant_region_na(tmp_path):
+    bold, mask, coords, truth = _two_regions_bold(tmp_path)
+    ts = roi_timeseries(bold, mask, coords, radius_mm=6.0, tr=2.0)
+    assert ts.shape == (400, 4)
+    assert np.isfinite(ts[:, :2]).all()
+    assert np.isnan(ts[:, 2]).all() and np.isnan(ts[:, 3]).all()  # constant region, sphere off the grid
+    r = pearson_matrix(ts)
+    print(f"r(A,B) = {r[0, 1]:.4f}, truth {truth:.4f}")
+    assert abs(r[0, 1] - truth) < 0.05
+    assert r[0, 1] == r[1, 0]
+    assert np.isnan(np.diag(r)).all() and np.isnan(r[2]).all() and np.isnan(r[:, 3]).all()
+    names = [f"roi-{i:03d}" for i in range(1, 5)]
+    table = pd.read_csv(write_tsv(r, names, tmp_path / "relmat.tsv"), sep="\t", keep_default_na=False)
+    assert list(table.columns) == names
+    assert table.iloc[0, 2] == "n/a" and table.iloc[0, 0] == "n/a" and float(table.iloc[0, 1]) == pytest.approx(r[0, 1], abs=1e-5)
+    assert not np.isinf(r[np.isfinite(r)]).any() and (np.abs(r[np.isfinite(r)]) < 1).all()
+
+
+def test_motion_confound_is_regressed(tmp_path):
+    """A motion-like confound added to both regions inflates r; regressing it restores the truth."""
+    bold, mask, coords, truth = _two_regions_bold(tmp_path, seed=1)
+    img = nb.load(str(bold))
+    data = np.asarray(img.dataobj).copy()
+    motion = np.random.default_rng(5).normal(0, 3, data.shape[3])
+    data += motion  # every voxel
+    nb.save(nb.Nifti1Image(data, img.affine), str(bold))
+    conf = tmp_path / "confounds.tsv"
+    pd.DataFrame({"trans_x": motion, "framewise_displacement": [np.nan, *np.ones(len(motion) - 1)]}).to_csv(
+        conf, sep="\t", index=False, na_rep="n/a")
+    raw = pearson_matrix(roi_timeseries(bold, mask, coords[:2], radius_mm=6.0))
+    clean = pearson_matrix(roi_timeseries(bold, mask, coords[:2], radius_mm=6.0, confounds_file=conf, tr=2.0))
+    assert raw[0, 1] > truth + 0.1
+    assert abs(clean[0, 1] - truth) < 0.05
+
+
+@pytest.mark.parametrize("n_vol", [10, 16, 25])
+def test_bold_tensor_frame_policy_and_standardisation(tmp_path, n_vol):
+    rng = np.random.default_rng(n_vol)
+    shape = (12, 14, 10)
+    data = np.zeros((*shape, n_vol), np.float32)
+    brain = np.zeros(shape, bool)
+    brain[3:9, 3:11, 2:8] = True
+    data[brain] = 500 + rng.normal(0, 20, (brain.sum(), n_vol))
+    bold, mask = tmp_path / "bold.nii.gz", tmp_path / "mask.nii.gz"
+    nb.save(nb.Nifti1Image(data, AFFINE_4MM), str(bold))
+    nb.save(nb.Nifti1Image(brain.astype(np.uint8), AFFINE_4MM), str(mask))
+    meta = make_bold_tensor(bold, tmp_path / "t.npy", frames=16, mask_file=mask, shape=shape)
+    tensor = np.load(tmp_path / "t.npy", mmap_mode="r")
+    keep = min(n_vol, 16)
+    assert tensor.shape == (16, *shape) == tuple(meta["shape"]) and tensor.dtype == np.float32
+    assert meta["frame_mask"] == [i < keep for i in range(16)] and meta["n_volumes"] == n_vol
+    real = np.asarray(tensor[:keep])[:, brain]
+    assert abs(real.mean()) < 1e-4 and abs(real.std() - 1) < 1e-3 if n_vol <= 16 else abs(real.mean()) < 0.05
+    assert (np.asarray(tensor[keep:]) == 0).all() and (np.asarray(tensor)[:, ~brain] == 0).all()
+    if n_vol > 16:  # cropped frames are the first 16 of the standardised run
+        full = (data[brain] - data[brain].mean()) / data[brain].std()
+        np.testing.assert_allclose(real, full[:, :16].T, atol=1e-4)
+    with pytest.raises(ValueError, match="preset"):
+        make_bold_tensor(bold, tmp_path / "u.npy", frames=16, shape=(10, 10, 10))
+
+
+def test_gm_block_average_and_regional_volumes(tmp_path):
+    gm = np.zeros((8, 6, 4), np.float32)
+    gm[:4] = 0.5
+    gm[4:, :, :2] = 1.0
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    affine[:3, 3] = [-10, -20, -30]
+    nb.save(nb.Nifti1Image(gm, affine), str(tmp_path / "gm.nii.gz"))
+    out = nb.load(str(block_average(tmp_path / "gm.nii.gz", tmp_path / "gm4.nii.gz")))
+    assert out.shape == (4, 3, 2)
+    np.testing.assert_allclose(np.asarray(out.dataobj)[:2], 0.5)
+    np.testing.assert_allclose(np.asarray(out.dataobj)[2:, :, 0], 1.0)
+    np.testing.assert_allclose(np.diag(out.affine)[:3], [4, 4, 4])
+    np.testing.assert_allclose(out.affine[:3, 3], [-9, -19, -29])  # centre of the first 2x2x2 block
+    labels = np.zeros(gm.shape, np.int16)
+    labels[:4] = 1
+    labels[4:] = 2
+    nb.save(nb.Nifti1Image(labels, affine), str(tmp_path / "labels.nii.gz"))
+    table = pd.DataFrame({"index": [1, 2, 3], "name": ["a", "b", "c"]})
+    vol = regional_volumes(tmp_path / "gm.nii.gz", tmp_path / "labels.nii.gz", table)
+    # region 1: 96 voxels x 0.5 x 8 mm^3 = 384 mm^3; region 2: 48 voxels x 1 x 8 mm^3 = 384 mm^3; 3 absent
+    np.testing.assert_allclose(vol["volume_ml"][:2], [0.384, 0.384])
+    assert np.isnan(vol["volume_ml"][2])
