@@ -54,6 +54,9 @@ class Execution:
     """Participant labels without the ``sub-`` prefix; ``None`` selects every participant."""
     bids_filters: dict | None = None
     """pybids queries that override the defaults for ``t1w`` and ``bold`` (``--bids-filter-file``)."""
+    derivatives: dict | None = None
+    """Preprocessed inputs by pipeline name (``--derivatives NAME=PATH``); ``{"fmriprep": PATH}`` makes the
+    participant level use fMRIPrep's outputs instead of its own preprocessing (see :mod:`bidsad.fmriprep`)."""
     skip_bids_validation: bool = False
     """Skip pybids' validation of file names."""
     verbose: int = 0

@@ -151,7 +151,7 @@ def run_participant_level(config) -> int:
     bids_dir, out_dir = Path(ex.bids_dir), Path(ex.out_dir)
     participants = collect_participants(bids_dir, ex.participant_label, ex.bids_filters,
                                         validate=not ex.skip_bids_validation)
-    write_dataset_description(out_dir, bids_dir)
+    write_dataset_description(out_dir, bids_dir, ex.derivatives)
     plugin, plugin_args = _nipype_setup(config)
     if config.nipype.omp_nthreads:
         os.environ["OMP_NUM_THREADS"] = str(config.nipype.omp_nthreads)

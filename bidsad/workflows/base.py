@@ -27,7 +27,8 @@ def init_bidsad_wf(config: Config, participants: list[ParticipantInputs]):
         if part.t1w is None:
             continue
         sub_wf = init_single_subject_wf(config, part)
-        workflow.add_nodes([sub_wf])
+        if sub_wf is not None:
+            workflow.add_nodes([sub_wf])
     return workflow
 
 
@@ -51,18 +52,29 @@ def init_single_subject_wf(config: Config, part: ParticipantInputs):
     T1w: see the anatomical workflow (derivatives in ``anat/``, tensor in ``features/``, QC in ``figures/``).
     BOLD (every usable ``task-rest`` run): conformed (NIfTI scaling, float32, RAS+, finite) and resampled
     to the preset's fMRI grid and frame count.
+    Features (:func:`bidsad.workflows.features.init_features_wf`): grey-matter maps and volumes, and per
+    run the fMRI tensor, ROI time series and connectivity.
+
+    With ``--derivatives fmriprep=PATH`` the preprocessing is fMRIPrep's
+    (:mod:`bidsad.workflows.fmriprep`); returns ``None`` (errors in ``part.errors``) when the
+    participant's fMRIPrep outputs are incomplete.
     """
     from nipype.pipeline import engine as pe
 
     from bidsad.interfaces.images import ConformImage
     from bidsad.interfaces.tensors import ModelTensor
     from bidsad.workflows.anat import init_anat_preproc_wf
+    from bidsad.workflows.features import init_features_wf
     from bidsad.workflows.outputs import init_ds_tensor_wf
 
     bids_dir = Path(config.execution.bids_dir)
     out_dir = config.execution.out_dir
     preset_name = config.features.preset
     preset = PRESETS[preset_name]
+    fmriprep_dir = (config.execution.derivatives or {}).get("fmriprep")
+    if fmriprep_dir:
+        workflow = _fmriprep_subject_wf(config, part, Path(fmriprep_dir))
+        return _set_crash_dir(workflow, config, part.label) if workflow is not None else None
     workflow = pe.Workflow(name=f"single_subject_{part.label}_wf")
 
     anat_wf = init_anat_preproc_wf(
@@ -70,7 +82,14 @@ def init_single_subject_wf(config: Config, part: ParticipantInputs):
         registration=config.preprocessing.anat_registration, omp_nthreads=_omp_nthreads(config),
         seed=config.seeds.random_seed,
     )
-    workflow.add_nodes([anat_wf])
+    sources = {str(part.t1w): bids_uri(part.t1w, bids_dir)}
+    features_wf = init_features_wf(out_dir=out_dir, t1w_source=str(part.t1w), bold_sources=[], preset=preset_name,
+                                   sources=sources)
+    workflow.connect([
+        (anat_wf, features_wf, [("outputnode.probseg", "inputnode.probseg"),
+                                ("outputnode.probseg_std", "inputnode.probseg_std"),
+                                ("outputnode.mni2t1w_xfm", "inputnode.mni2t1w_xfm")]),
+    ])
 
     for index, run in enumerate(part.bold):
         conform_bold = pe.Node(
@@ -91,7 +110,53 @@ def init_single_subject_wf(config: Config, part: ParticipantInputs):
             (conform_bold, bold_tensor, [("out_file", "in_file"), ("warnings", "warnings")]),
             (bold_tensor, ds_bold, [("out_file", "inputnode.tensor"), ("meta", "inputnode.meta")]),
         ])
-    # nipype merges only node-level config over the top workflow's: set the crash folder per node
+    return _set_crash_dir(workflow, config, part.label)
+
+
+def _set_crash_dir(workflow, config: Config, label: str):
+    """nipype merges only node-level config over the top workflow's: set the crash folder per node."""
     for node in workflow._get_all_nodes():
-        node.config = {"execution": {"crashdump_dir": str(crash_dir(config, part.label))}}
+        node.config = {"execution": {"crashdump_dir": str(crash_dir(config, label))}}
+    return workflow
+
+
+def _fmriprep_subject_wf(config: Config, part: ParticipantInputs, fmriprep_dir: Path):
+    """Participant workflow on fMRIPrep's outputs: model tensors and features, no preprocessing."""
+    from nipype.pipeline import engine as pe
+
+    from bidsad.fmriprep import collect_fmriprep
+    from bidsad.interfaces.tensors import FMRIPREP_BOLD_INTERPOLATION
+    from bidsad.workflows.features import BOLD_FIELDS, init_features_wf
+    from bidsad.workflows.fmriprep import init_fmriprep_anat_wf, init_fmriprep_bold_wf
+
+    bids_dir = Path(config.execution.bids_dir)
+    found = collect_fmriprep(fmriprep_dir, part, bids_dir)
+    if found is None:
+        return None
+    preset = config.features.preset
+    out_dir = config.execution.out_dir
+
+    def uri(path):
+        return f"bids:fmriprep:{relpath(path, fmriprep_dir)}"
+
+    anat_sources = [uri(p) for p in (found.t1w_preproc, found.t1w_mask, found.t1w2mni_xfm)]
+    workflow = pe.Workflow(name=f"single_subject_{part.label}_wf")
+    anat_wf = init_fmriprep_anat_wf(inputs=found, t1w_source=str(part.t1w), out_dir=out_dir, preset=preset,
+                                    sources=anat_sources)
+    sources = {str(part.t1w): uri(found.probseg[1])}
+    sources.update({str(run.source): uri(run.bold) for run in found.bold})
+    features_wf = init_features_wf(out_dir=out_dir, t1w_source=str(part.t1w),
+                                   bold_sources=[str(run.source) for run in found.bold], preset=preset,
+                                   sources=sources, source="fmriprep", bold_interpolation=FMRIPREP_BOLD_INTERPOLATION)
+    workflow.connect([
+        (anat_wf, features_wf, [("outputnode.probseg", "inputnode.probseg"),
+                                ("outputnode.probseg_std", "inputnode.probseg_std"),
+                                ("outputnode.mni2t1w_xfm", "inputnode.mni2t1w_xfm")]),
+    ])
+    trs = {str(run.path): run.repetition_time for run in part.bold}
+    for index, run in enumerate(found.bold):
+        bold_wf = init_fmriprep_bold_wf(run=run, repetition_time=trs[str(run.source)], preset=preset,
+                                        name=f"fmriprep_bold_{index}_wf")
+        workflow.connect([(bold_wf, features_wf, [(f"outputnode.{f}", f"bold_inputnode_{index}.{f}")
+                                                  for f in BOLD_FIELDS])])
     return workflow
