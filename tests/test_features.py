@@ -117,3 +117,33 @@ def test_gm_block_average_and_regional_volumes(tmp_path):
     # region 1: 96 voxels x 0.5 x 8 mm^3 = 384 mm^3; region 2: 48 voxels x 1 x 8 mm^3 = 384 mm^3; 3 absent
     np.testing.assert_allclose(vol["volume_ml"][:2], [0.384, 0.384])
     assert np.isnan(vol["volume_ml"][2])
+
+
+def test_fmriprep_collection_names_what_is_missing(tmp_path):
+    from bidsad.bids import BoldRun, ParticipantInputs
+    from bidsad.fmriprep import collect_fmriprep, dummy_scans
+
+    root = tmp_path / "fmriprep"
+    anat = root / "sub-01" / "anat"
+    anat.mkdir(parents=True)
+    (root / "dataset_description.json").write_text('{"Name": "fMRIPrep", "BIDSVersion": "1.4.0", "DatasetType": "derivative"}')
+    img = nb.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.eye(4))
+    for name in ["sub-01_desc-preproc_T1w", "sub-01_desc-brain_mask", "sub-01_label-CSF_probseg",
+                 "sub-01_label-GM_probseg", "sub-01_label-WM_probseg"]:
+        nb.save(img, str(anat / f"{name}.nii.gz"))
+    part = ParticipantInputs(label="01", t1w=tmp_path / "sub-01_T1w.nii.gz")
+    assert collect_fmriprep(root, part, tmp_path) is None
+    assert len(part.errors) == 1 and "from-T1w_to-{MNI152NLin2009cAsym,MNI152NLin6Asym}" in part.errors[0]
+    for name in ["from-T1w_to-MNI152NLin6Asym", "from-MNI152NLin6Asym_to-T1w"]:
+        (anat / f"sub-01_{name}_mode-image_xfm.h5").write_bytes(b"")
+    raw = tmp_path / "sub-01" / "func" / "sub-01_task-rest_run-2_bold.nii.gz"
+    part = ParticipantInputs(label="01", t1w=tmp_path / "sub-01_T1w.nii.gz", bold=[BoldRun(raw, 2.0, 10)])
+    found = collect_fmriprep(root, part, tmp_path)
+    assert found.space == "MNI152NLin6Asym" and found.t1w_preproc.name == "sub-01_desc-preproc_T1w.nii.gz"
+    assert [p.name for p in found.probseg] == [f"sub-01_label-{t}_probseg.nii.gz" for t in ("CSF", "GM", "WM")]
+    assert found.bold == [] and len(part.errors) == 3  # BOLD, its mask, confounds, each named
+    assert "sub-01_task-rest_run-2_desc-confounds_timeseries.tsv" in " ".join(part.errors)
+    conf = tmp_path / "c.tsv"
+    pd.DataFrame({"a": range(5), "non_steady_state_outlier00": [1, 0, 0, 0, 0],
+                  "non_steady_state_outlier01": [0, 1, 0, 0, 0]}).to_csv(conf, sep="\t", index=False)
+    assert dummy_scans(conf) == 2
