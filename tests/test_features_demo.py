@@ -58,7 +58,7 @@ def test_demo_grey_matter_features(demo_run):
         assert list(volumes.columns) == ["index", "name", "volume_ml"] and len(volumes) == len(table)
         total = volumes["volume_ml"].sum()
         sidecar = json.loads(morph.with_suffix(".json").read_text())
-        assert sidecar["Atlas"]["Name"] == PARCELLATION and "License" in sidecar["Atlas"]
+        assert sidecar["Atlas"] == PARCELLATION and "ICBM" in sidecar["License"]
         # the regions cover the cortical and deep grey matter: 300-1000 ml of an adult brain's GM
         print(f"sub-{label}: regional GM total {total:.0f} ml, smallest region {volumes.volume_ml.min():.2f} ml")
         assert 300 < total < 1000 and (volumes["volume_ml"] > 0).all()
@@ -143,10 +143,11 @@ def test_fmriprep_derivatives_give_the_same_tensors(demo_run, tmp_path):
     assert abs(inside.mean()) < 1e-3 and abs(inside.std() - 1) < 1e-3
     ts = pd.read_csv(out / "sub-01/func/sub-01_task-rest_space-MNI152NLin2009aSym_atlas-power2011_timeseries.tsv",
                      sep="\t")
-    rel = pd.read_csv(out / "sub-01/func/sub-01_task-rest_space-MNI152NLin2009aSym_atlas-power2011_meas-"
-                            "pearsoncorrelation_relmat.tsv", sep="\t")
+    rel_json = out / "sub-01/func/sub-01_task-rest_space-MNI152NLin2009aSym_atlas-power2011_meas-pearsoncorrelation_relmat.json"
+    rel = pd.read_csv(rel_json.with_suffix(".tsv"), sep="\t")
     assert ts.shape == (n_vol - n_dummy, 264) and rel.shape == (264, 264) and list(rel.columns) == list(ts.columns)
     assert rel.to_numpy()[np.diag_indices(264)].tolist() == [pytest.approx(np.nan, nan_ok=True)] * 264
+    assert json.loads(rel_json.read_text())["Atlas"] == "power2011"
     assert ts.notna().all().sum() > 200  # most Power spheres lie inside the template brain mask
 
 

@@ -152,7 +152,8 @@ class RoiConnectivity(SimpleInterface):
         self._results["timeseries"] = str(write_tsv(ts, names, cwd / "timeseries.tsv"))
         self._results["relmat"] = str(write_tsv(r, names, cwd / "relmat.tsv"))
         valid = int(np.isfinite(ts).all(axis=0).sum())
-        base = {**(self.inputs.meta or {}), "Atlas": ATLAS_INFO[ROI_ATLAS], "RepetitionTime": tr,
+        base = {**(self.inputs.meta or {}), "Atlas": ROI_ATLAS,
+                "AtlasDescription": ATLAS_INFO[ROI_ATLAS], "RepetitionTime": tr,
                 "Denoise": DENOISE, "RegionsValid": valid, "RegionsTotal": len(names)}
         self._results["timeseries_meta"] = {**base, "SamplingFrequency": 1.0 / tr if tr else None}
         self._results["relmat_meta"] = {**base, "Measure": "pearsoncorrelation", "Method": CONNECTIVITY}

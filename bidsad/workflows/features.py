@@ -4,6 +4,9 @@ from __future__ import annotations
 
 #: Fields of each run's input node (the functional workflow's outputnode, see the contract in DESIGN.md).
 BOLD_FIELDS = ["bold_std", "bold_mask_std", "bold_model", "confounds", "repetition_time", "dummy_scans"]
+#: Optional fields of each run's input node: ``denoise`` (dict recorded as the tensor's ``Denoise``) and
+#: ``warnings`` (list of str recorded in the tensor sidecar).
+OPTIONAL_BOLD_FIELDS = ["denoise", "warnings"]
 
 
 def init_features_wf(*, out_dir: str, t1w_source: str, bold_sources: list[str], preset: str,
@@ -58,7 +61,8 @@ def init_features_wf(*, out_dir: str, t1w_source: str, bold_sources: list[str], 
     regional = pe.Node(RegionalGmVolumes(), name="regional_gm")
     ds_gm4 = sink("ds_gm_res4", t1w_source, {"Method": GM_4MM_METHOD, "Space": TEMPLATE_SPACE}, datatype="anat",
                   suffix="probseg", space=TEMPLATE_SPACE, res="4", label="GM")
-    ds_morph = sink("ds_gm_morph", t1w_source, {"Atlas": ATLAS_INFO[PARCELLATION], "Method": REGIONAL_METHOD,
+    ds_morph = sink("ds_gm_morph", t1w_source, {"Atlas": PARCELLATION, "AtlasDescription": ATLAS_INFO[PARCELLATION],
+                                                "License": ATLAS_INFO[PARCELLATION]["License"], "Method": REGIONAL_METHOD,
                                                 "Columns": {"index": "region label in the parcellation",
                                                             "name": "region name",
                                                             "volume_ml": "native-space grey-matter volume (ml)"}},
@@ -74,13 +78,14 @@ def init_features_wf(*, out_dir: str, t1w_source: str, bold_sources: list[str], 
     ])
 
     for index, bold_source in enumerate(bold_sources):
-        run_in = pe.Node(niu.IdentityInterface(fields=BOLD_FIELDS), name=f"bold_inputnode_{index}")
+        run_in = pe.Node(niu.IdentityInterface(fields=BOLD_FIELDS + OPTIONAL_BOLD_FIELDS),
+                         name=f"bold_inputnode_{index}")
         extra = {"preset": preset, "Modality": "bold", "Sources": [sources[bold_source]],
                  "PreprocessingSource": source}
         tensor = pe.Node(BoldTensor(shape=grid["bold_shape"], frames=grid["frames"], meta=extra), name=f"bold_tensor_{index}")
         if bold_interpolation:
             tensor.inputs.interpolation = bold_interpolation
-        meta = pe.Node(niu.Function(function=_tensor_meta, input_names=["meta", "repetition_time", "dummy_scans"],
+        meta = pe.Node(niu.Function(function=_tensor_meta, input_names=["meta", "repetition_time", "dummy_scans", "denoise"],
                                     output_names=["meta"]), name=f"bold_tensor_meta_{index}",
                        run_without_submitting=True)
         ds_tensor = init_ds_tensor_wf(out_dir=out_dir, source_file=bold_source, suffix="bold", preset=preset,
@@ -101,9 +106,10 @@ def init_features_wf(*, out_dir: str, t1w_source: str, bold_sources: list[str], 
                                              meas="pearsoncorrelation", extension=".tsv"),
                          name=f"ds_relmat_{index}", run_without_submitting=True)
         workflow.connect([
-            (run_in, tensor, [("bold_model", "in_file"), ("bold_mask_std", "mask_file")]),
+            (run_in, tensor, [("bold_model", "in_file"), ("bold_mask_std", "mask_file"), ("warnings", "warnings")]),
             (tensor, meta, [("meta", "meta")]),
-            (run_in, meta, [("repetition_time", "repetition_time"), ("dummy_scans", "dummy_scans")]),
+            (run_in, meta, [("repetition_time", "repetition_time"), ("dummy_scans", "dummy_scans"),
+                            ("denoise", "denoise")]),
             (tensor, ds_tensor, [("out_file", "inputnode.tensor")]),
             (meta, ds_tensor, [("meta", "inputnode.meta")]),
             (run_in, roi, [("bold_std", "bold_file"), ("bold_mask_std", "mask_file"), ("confounds", "confounds"),
@@ -118,9 +124,12 @@ def init_features_wf(*, out_dir: str, t1w_source: str, bold_sources: list[str], 
     return workflow
 
 
-def _tensor_meta(meta, repetition_time, dummy_scans):
-    """Add the run's TR (s) and removed non-steady-state volumes to a tensor sidecar."""
-    return {**meta, "RepetitionTime": float(repetition_time), "NonSteadyStateVolumesRemoved": int(dummy_scans)}
+def _tensor_meta(meta, repetition_time, dummy_scans, denoise=None):
+    """Add the run's TR (s), removed non-steady-state volumes and denoising record to a tensor sidecar."""
+    meta = {**meta, "RepetitionTime": float(repetition_time), "NonSteadyStateVolumesRemoved": int(dummy_scans)}
+    if denoise:
+        meta["Denoise"] = denoise
+    return meta
 
 
 def _with_sources(meta, extra):
