@@ -59,9 +59,9 @@ def test_demo_grey_matter_features(demo_run):
         total = volumes["volume_ml"].sum()
         sidecar = json.loads(morph.with_suffix(".json").read_text())
         assert sidecar["Atlas"] == PARCELLATION and "ICBM" in sidecar["License"]
-        # the regions cover the cortical and deep grey matter: 300-1000 ml of an adult brain's GM
+        # the regions cover most cortical and deep grey matter (template GM > 0.3): 200-1000 ml
         print(f"sub-{label}: regional GM total {total:.0f} ml, smallest region {volumes.volume_ml.min():.2f} ml")
-        assert 300 < total < 1000 and (volumes["volume_ml"] > 0).all()
+        assert 200 < total < 1000 and (volumes["volume_ml"] > 0).all()
     ignore = (out / ".bidsignore").read_text().split()
     assert "*_morph.tsv" in ignore and "*_relmat.tsv" in ignore
 

@@ -88,7 +88,7 @@ def make_model_tensor(in_file, out_file, *, shape, fov_mm, frames=None):
     data = np.asarray(grid.dataobj, dtype=np.float32)
     meta = {"n_volumes": None, "frames": None, "frame_mask": None}
     if data.ndim == 4:
-        data = np.moveaxis(data, 3, 0)  # (T, x, y, z)
+        data = np.moveaxis(data, 3, 0)[:frames]  # (T, x, y, z): statistics over the kept frames
         reference = data.mean(axis=0)
     else:
         reference = data
@@ -97,7 +97,7 @@ def make_model_tensor(in_file, out_file, *, shape, fov_mm, frames=None):
     mean, std = float(values.mean()), float(values.std())
     data = np.where(mask, (data - mean) / (std if std > 0 else 1.0), 0.0).astype(np.float32)
     if data.ndim == 4:
-        n_vol = data.shape[0]
+        n_vol = int(img.shape[3])
         keep = min(n_vol, frames)
         tensor = np.zeros((frames, *data.shape[1:]), dtype=np.float32)
         tensor[:keep] = data[:keep]
@@ -175,7 +175,7 @@ def make_mri_tensor(in_file, mask_file, transform, out_file, *, shape):
 
 
 BOLD_NORMALISATION = (
-    "z-score over all voxels of all real frames inside the BOLD brain mask (resampled to the model grid, "
+    "z-score over all voxels of the kept (real) frames inside the BOLD brain mask (resampled to the model grid, "
     "nearest neighbour); voxels outside the mask and padded frames set to 0"
 )
 BOLD_INTERPOLATION = "as bold_model: one resampling from the original run onto the model grid (func workflow)"
@@ -249,11 +249,12 @@ def make_bold_tensor(in_file, out_file, *, frames: int, mask_file=None, shape=No
         mask = mean > 0.1 * np.percentile(mean, 99)
     if not mask.any():
         raise ValueError(f"{in_file}: the BOLD brain mask has no voxel on the model grid")
+    n_vol = data.shape[0]
+    keep = min(n_vol, frames)
+    data = data[:keep]  # statistics over the frames the tensor keeps
     values = data[:, mask]
     mu, sd = float(values.mean()), float(values.std())
     data = np.where(mask, (data - mu) / (sd if sd > 0 else 1.0), 0.0).astype(np.float32)
-    n_vol = data.shape[0]
-    keep = min(n_vol, frames)
     tensor = np.zeros((frames, *data.shape[1:]), dtype=np.float32)
     tensor[:keep] = data[:keep]
     if not np.isfinite(tensor).all():
