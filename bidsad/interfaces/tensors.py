@@ -191,9 +191,12 @@ FRAME_POLICY = (
 
 
 def bold_model_grid(shape):
-    """Affine (4x4, RAS+, mm) of the fMRI model grid: the template box of :func:`resize_mri_volume_grid`
-    resized to the preset's ``bold_shape`` (paper: 64x64x32 voxels of about 3.1 x 3.6 x 5.9 mm)."""
-    return grid_affine(TEMPLATE_CENTER_MM, TEMPLATE_FOV_MM, shape)
+    """Affine (4x4, RAS+, mm) of the fMRI model grid in ``MNI152NLin2009aSym``: :data:`bidsad.config.GRID_FOV_MM`
+    (180 x 216 x 180 mm) centred on the template box's centre, ``shape`` voxels (paper: 64x64x32 voxels of
+    about 2.8 x 3.4 x 5.6 mm). The functional workflow's ``bold_model`` uses the same grid."""
+    from bidsad.config import GRID_FOV_MM
+
+    return grid_affine(TEMPLATE_CENTER_MM, GRID_FOV_MM, shape)
 
 
 def resample_to_model_grid(in_file, out_file, *, shape):
