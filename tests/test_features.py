@@ -146,3 +146,26 @@ def test_fmriprep_collection_names_what_is_missing(tmp_path):
     pd.DataFrame({"a": range(5), "non_steady_state_outlier00": [1, 0, 0, 0, 0],
                   "non_steady_state_outlier01": [0, 1, 0, 0, 0]}).to_csv(conf, sep="\t", index=False)
     assert dummy_scans(conf) == 2
+
+
+def test_cohort_refuses_mixed_parameters_naming_participant_and_parameter(tmp_path):
+    import json
+
+    from bidsad.bids import InputError
+    from bidsad.learn.cohort import build_cohort
+
+    bids, out = tmp_path / "bids", tmp_path / "out"
+    bids.mkdir()
+    (bids / "participants.tsv").write_text("participant_id\tdiagnosis\nsub-01\tCN\nsub-02\tAD\nsub-03\tMCI\n")
+    for label, frames in (("01", 16), ("02", 16), ("03", 20)):
+        folder = out / f"sub-{label}" / "features"
+        folder.mkdir(parents=True)
+        for suffix, meta in (("T1w", {"frames": None}), ("bold", {"frames": frames})):
+            np.save(folder / f"sub-{label}_res-small_desc-model_{suffix}.npy", np.zeros(2, np.float32))
+            meta = {"preset": "small", "shape": [2], "dtype": "float32", "ParametersHash": f"{suffix}{meta['frames']}", **meta}
+            (folder / f"sub-{label}_res-small_desc-model_{suffix}.json").write_text(json.dumps(meta))
+    with pytest.raises(InputError) as err:
+        build_cohort(out, bids, "small")
+    text = str(err.value)
+    assert "sub-03: sub-03/features/sub-03_res-small_desc-model_bold.npy: frames = 20 (the others: 16)" in text
+    assert "sub-01" not in text and "sub-02" not in text
