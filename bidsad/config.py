@@ -27,7 +27,7 @@ PRESETS: dict[str, dict] = {
     "small": {"mri_shape": (48, 56, 48), "bold_shape": (24, 28, 20), "frames": 16},
 }
 
-#: Field of view (mm, RAS x, y, z) of the model grids, centred on the head's centre of mass.
+#: Field of view (mm, RAS x, y, z) of the fMRI model grid, centred on the MNI template box (bidsad.interfaces.tensors).
 #: Sized to the MNI152 brain (about 150 x 190 x 160 mm) with a margin.
 GRID_FOV_MM = (180.0, 216.0, 180.0)
 
@@ -88,6 +88,9 @@ class Nipype:
     ``memory_gb``, ``raise_insufficient``)."""
 
 
+#: Values of ``--denoise`` (see :mod:`bidsad.interfaces.confounds`).
+DENOISE_STRATEGIES = ("none", "basic")
+
 #: Values of ``--anat-registration``.
 ANAT_REGISTRATIONS = ("affine", "syn")
 
@@ -99,6 +102,9 @@ class Preprocessing:
     anat_registration: str = "syn"
     """Registration of the T1w to ``MNI152NLin2009aSym`` (antspyx): ``affine`` (12 parameters) or ``syn``
     (affine followed by symmetric normalisation, a nonlinear warp; the default)."""
+    denoise: str = "none"
+    """Cleaning of the BOLD model input (``--denoise``): ``none`` or ``basic`` (linear detrending,
+    0.01-0.08 Hz band-pass, regression of six motion parameters, white matter and CSF; nilearn)."""
 
 
 @dataclass
@@ -199,6 +205,8 @@ class Config:
             ("nipype", "omp_nthreads", integer(self.nipype.omp_nthreads, 0), "an integer >= 0"),
             ("nipype", "mem_gb", self.nipype.mem_gb is None or (isinstance(self.nipype.mem_gb, (int, float))
                                                                 and self.nipype.mem_gb > 0), "a number of GB > 0"),
+            ("preprocessing", "denoise", self.preprocessing.denoise in DENOISE_STRATEGIES,
+             f"one of {', '.join(DENOISE_STRATEGIES)}"),
             ("features", "preset", self.features.preset in PRESETS, f"one of {', '.join(sorted(PRESETS))}"),
             ("learning", "models", isinstance(self.learning.models, list) and bool(self.learning.models)
              and all(m in MODEL_NAMES for m in self.learning.models), f"a list from {', '.join(MODEL_NAMES)}"),

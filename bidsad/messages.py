@@ -170,3 +170,6 @@ SALIENCY_FAILED = "model {model}: saliency maps failed ({why}); the model's resu
 REPORT_FAILED = "{report} could not be written ({why}); the outputs are kept. Details: {details}"
 BOILERPLATE_FAILED = "logs/CITATION.md not written ({why}); the outputs are kept."
 FIGURE_FAILED = "This figure could not be drawn: {why}"
+
+# functional workflow
+DENOISE_SKIPPED = "{file}: --denoise cleaning skipped: {why}; the BOLD is used without it."

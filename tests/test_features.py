@@ -169,3 +169,24 @@ def test_cohort_refuses_mixed_parameters_naming_participant_and_parameter(tmp_pa
     text = str(err.value)
     assert "sub-03: sub-03/features/sub-03_res-small_desc-model_bold.npy: frames = 20 (the others: 16)" in text
     assert "sub-01" not in text and "sub-02" not in text
+
+
+def test_prepare_fmriprep_bold_drops_flagged_volumes(tmp_path):
+    from bidsad.interfaces.fmriprep import prepare_fmriprep_bold
+    from bidsad.interfaces.tensors import bold_model_grid
+
+    rng = np.random.default_rng(0)
+    data = rng.normal(100, 1, (20, 24, 20, 9)).astype(np.float32)
+    affine = np.diag([9.0, 9.0, 9.0, 1.0])
+    affine[:3, 3] = [-90, -126, -72]
+    nb.save(nb.Nifti1Image(data, affine), str(tmp_path / "bold.nii.gz"))
+    nb.save(nb.Nifti1Image(np.ones((20, 24, 20), np.uint8), affine), str(tmp_path / "mask.nii.gz"))
+    pd.DataFrame({"trans_x": range(9), "non_steady_state_outlier00": [1] + [0] * 8}).to_csv(
+        tmp_path / "conf.tsv", sep="\t", index=False)
+    out = prepare_fmriprep_bold(tmp_path / "bold.nii.gz", tmp_path / "mask.nii.gz", tmp_path / "conf.tsv", tmp_path,
+                                bold_shape=(12, 14, 10))
+    assert out["dummy_scans"] == 1
+    np.testing.assert_array_equal(nb.load(out["bold_std"]).get_fdata(), data[..., 1:])
+    assert pd.read_csv(out["confounds"], sep="\t")["trans_x"].tolist() == list(range(1, 9))
+    model = nb.load(out["bold_model"])
+    assert model.shape == (12, 14, 10, 8) and np.allclose(model.affine, bold_model_grid((12, 14, 10)))

@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 
 from bidsad.atlases import PARCELLATION, parcellation
-from bidsad.interfaces.registration import template_image
 
 from .conftest import DEMO, run_bidsad
 
@@ -66,89 +65,89 @@ def test_demo_grey_matter_features(demo_run):
     assert "*_morph.tsv" in ignore and "*_relmat.tsv" in ignore
 
 
-def _fmriprep_from_demo(demo_out, root, n_vol=14, n_dummy=2):
-    """An fMRIPrep-like derivatives folder for sub-01, with fMRIPrep's file names, built from our own
-    anatomical outputs (native T1w, mask, tissue maps, transforms renamed to MNI152NLin2009cAsym) and a
-    synthetic MNI BOLD run with ``n_dummy`` flagged non-steady-state volumes."""
+def _fmriprep_from_demo(demo_out, root):
+    """An fMRIPrep-like derivatives folder for sub-01 with fMRIPrep's file names, built from our own
+    outputs: native T1w, mask, tissue maps, transforms, the 3 mm MNI BOLD, its mask and confounds, with the
+    template renamed to MNI152NLin2009cAsym."""
     fmriprep = root / "fmriprep"
-    anat, func = fmriprep / "sub-01" / "anat", fmriprep / "sub-01" / "func"
-    anat.mkdir(parents=True)
-    func.mkdir(parents=True)
+    (fmriprep / "sub-01" / "anat").mkdir(parents=True)
+    (fmriprep / "sub-01" / "func").mkdir(parents=True)
     (fmriprep / "dataset_description.json").write_text(json.dumps(
         {"Name": "fMRIPrep - fMRI PREProcessing workflow", "BIDSVersion": "1.4.0", "DatasetType": "derivative",
          "GeneratedBy": [{"Name": "fMRIPrep", "Version": "23.2.0"}]}))
-    ours = demo_out / "sub-01" / "anat"
-    space = "MNI152NLin2009cAsym"
-    names = {"sub-01_desc-preproc_T1w.nii.gz": "sub-01_desc-preproc_T1w.nii.gz",
-             "sub-01_desc-brain_mask.nii.gz": "sub-01_desc-brain_mask.nii.gz",
-             "sub-01_from-T1w_to-MNI152NLin2009aSym_mode-image_xfm.h5": f"sub-01_from-T1w_to-{space}_mode-image_xfm.h5",
-             "sub-01_from-MNI152NLin2009aSym_to-T1w_mode-image_xfm.h5": f"sub-01_from-{space}_to-T1w_mode-image_xfm.h5",
-             **{f"sub-01_label-{t}_probseg.nii.gz": f"sub-01_label-{t}_probseg.nii.gz" for t in ("CSF", "GM", "WM")}}
-    for ours_name, theirs in names.items():
-        shutil.copyfile(ours / ours_name, anat / theirs)
-    # synthetic BOLD on a 3 mm MNI grid: template intensity x (1 + a slow signal) + noise, dummies brighter
-    tpl = template_image("T1w", 2)
-    mask = template_image("mask", 2)
-    rng = np.random.default_rng(0)
-    base = np.asarray(tpl.dataobj, np.float32)[::2, ::2, ::2]
-    affine = tpl.affine.copy()
-    affine[:3, :3] *= 2
-    brain = np.asarray(mask.dataobj)[::2, ::2, ::2] > 0
-    t = np.arange(n_vol)
-    data = base[..., None] * (1 + 0.02 * np.sin(t / 2.0)) + rng.normal(0, 2, (*base.shape, n_vol))
-    data[..., :n_dummy] *= 1.5
-    data = np.where(brain[..., None], data, 0).astype(np.float32)
-    stem = "sub-01_task-rest"
-    nb.save(nb.Nifti1Image(data, affine), str(func / f"{stem}_space-{space}_res-2_desc-preproc_bold.nii.gz"))
-    nb.save(nb.Nifti1Image(brain.astype(np.uint8), affine), str(func / f"{stem}_space-{space}_res-2_desc-brain_mask.nii.gz"))
-    confounds = pd.DataFrame({"trans_x": rng.normal(0, 0.1, n_vol), "rot_z": rng.normal(0, 0.001, n_vol),
-                              "framewise_displacement": [np.nan, *rng.uniform(0, 0.2, n_vol - 1)]})
-    for k in range(n_dummy):
-        confounds[f"non_steady_state_outlier{k:02d}"] = (t == k).astype(int)
-    confounds.to_csv(func / f"{stem}_desc-confounds_timeseries.tsv", sep="\t", index=False, na_rep="n/a")
+    ours = demo_out / "sub-01"
+    names = ["anat/sub-01_desc-preproc_T1w.nii.gz", "anat/sub-01_desc-brain_mask.nii.gz",
+             "anat/sub-01_from-T1w_to-MNI152NLin2009aSym_mode-image_xfm.h5",
+             "anat/sub-01_from-MNI152NLin2009aSym_to-T1w_mode-image_xfm.h5",
+             *[f"anat/sub-01_label-{t}_probseg.nii.gz" for t in ("CSF", "GM", "WM")],
+             "func/sub-01_task-rest_space-MNI152NLin2009aSym_res-3_desc-preproc_bold.nii.gz",
+             "func/sub-01_task-rest_space-MNI152NLin2009aSym_res-3_desc-brain_mask.nii.gz",
+             "func/sub-01_task-rest_desc-confounds_timeseries.tsv"]
+    for name in names:
+        shutil.copyfile(ours / name, fmriprep / "sub-01" / name.replace("MNI152NLin2009aSym", "MNI152NLin2009cAsym"))
     return fmriprep
 
 
 def test_fmriprep_derivatives_give_the_same_tensors(demo_run, tmp_path):
-    """fMRIPrep layout built from our own anatomical outputs -> the same MRI tensor and GM features.
-
-    The functional workflow (issue 4) was not merged when this test was written: the BOLD run is a
-    synthetic MNI series, checked for frame handling, standardisation and ROI outputs only.
-    """
-    n_vol, n_dummy = 14, 2
-    fmriprep = _fmriprep_from_demo(demo_run["out"], tmp_path, n_vol, n_dummy)
+    """fMRIPrep layout built from our own outputs -> the same MRI tensor, GM features and ROI signals, and
+    a BOLD tensor close to ours (ours: one interpolation from the original run; from fMRIPrep's 3 mm MNI
+    run: a second one onto the model grid)."""
+    fmriprep = _fmriprep_from_demo(demo_run["out"], tmp_path)
     out = tmp_path / "out"
     run_bidsad(DEMO, out, "participant", "--preset", "small", "--participant-label", "01", "-w", tmp_path / "work",
                "--nprocs", "2", "--derivatives", f"fmriprep={fmriprep}", check_rc=0)
-    ours = demo_run["out"] / "sub-01"
+    ours, theirs = demo_run["out"] / "sub-01", out / "sub-01"
     name = "features/sub-01_res-small_desc-model_T1w.npy"
-    a, b = np.load(ours / name), np.load(out / "sub-01" / name)
-    print(f"MRI tensor, fMRIPrep layout vs own: max |diff| {np.abs(a - b).max():.2e}, "
-          f"correlation {np.corrcoef(a.ravel(), b.ravel())[0, 1]:.6f}")
+    a, b = np.load(ours / name), np.load(theirs / name)
+    print(f"MRI tensor, fMRIPrep layout vs own: max |diff| {np.abs(a - b).max():.2e}")
     np.testing.assert_allclose(b, a, atol=1e-3)
-    meta = json.loads((out / "sub-01" / name).with_suffix(".json").read_text())
+    meta = json.loads((theirs / name).with_suffix(".json").read_text())
     assert meta["PreprocessingSource"] == "fmriprep" and meta["SourceSpace"] == "MNI152NLin2009cAsym"
     assert meta["ParametersHash"] == json.loads((ours / name).with_suffix(".json").read_text())["ParametersHash"]
     gm = "anat/sub-01_space-MNI152NLin2009aSym_res-4_label-GM_probseg.nii.gz"
-    np.testing.assert_allclose(nb.load(str(out / "sub-01" / gm)).get_fdata(), nb.load(str(ours / gm)).get_fdata(),
-                               atol=1e-4)
+    np.testing.assert_allclose(nb.load(str(theirs / gm)).get_fdata(), nb.load(str(ours / gm)).get_fdata(), atol=1e-4)
     morph = f"anat/sub-01_atlas-{PARCELLATION}_desc-gm_morph.tsv"
-    np.testing.assert_allclose(pd.read_csv(out / "sub-01" / morph, sep="\t").volume_ml,
+    np.testing.assert_allclose(pd.read_csv(theirs / morph, sep="\t").volume_ml,
                                pd.read_csv(ours / morph, sep="\t").volume_ml, rtol=1e-4)
-    # BOLD: flagged dummies dropped, padded to the preset's 16 frames, standardised inside the mask
-    bold = out / "sub-01/features/sub-01_task-rest_res-small_desc-model_bold.npy"
-    meta, array, inside = _tensor_stats(bold)
-    assert meta["n_volumes"] == n_vol - n_dummy and meta["NonSteadyStateVolumesRemoved"] == n_dummy
-    assert sum(meta["frame_mask"]) == n_vol - n_dummy and array.shape == (16, 24, 28, 20)
+    # BOLD tensor: same shape, frames and mask handling; values close (two interpolations vs one)
+    bold = "features/sub-01_task-rest_res-small_desc-model_bold.npy"
+    meta, array, inside = _tensor_stats(theirs / bold)
+    own_meta, own, _ = _tensor_stats(ours / bold)
+    assert array.shape == own.shape and meta["frame_mask"] == own_meta["frame_mask"]
+    assert meta["n_volumes"] == own_meta["n_volumes"] and meta["grid_affine"] == own_meta["grid_affine"]
     assert abs(inside.mean()) < 1e-3 and abs(inside.std() - 1) < 1e-3
-    ts = pd.read_csv(out / "sub-01/func/sub-01_task-rest_space-MNI152NLin2009aSym_atlas-power2011_timeseries.tsv",
-                     sep="\t")
-    rel_json = out / "sub-01/func/sub-01_task-rest_space-MNI152NLin2009aSym_atlas-power2011_meas-pearsoncorrelation_relmat.json"
-    rel = pd.read_csv(rel_json.with_suffix(".tsv"), sep="\t")
-    assert ts.shape == (n_vol - n_dummy, 264) and rel.shape == (264, 264) and list(rel.columns) == list(ts.columns)
-    assert rel.to_numpy()[np.diag_indices(264)].tolist() == [pytest.approx(np.nan, nan_ok=True)] * 264
-    assert json.loads(rel_json.read_text())["Atlas"] == "power2011"
-    assert ts.notna().all().sum() > 200  # most Power spheres lie inside the template brain mask
+    both = (np.asarray(array) != 0) & (np.asarray(own) != 0)
+    r = np.corrcoef(np.asarray(array)[both], np.asarray(own)[both])[0, 1]
+    rms = float(np.sqrt(np.mean((np.asarray(array)[both] - np.asarray(own)[both]) ** 2)))
+    print(f"BOLD tensor, fMRIPrep layout vs own: correlation {r:.4f}, RMS difference {rms:.3f} (z units), "
+          f"mask overlap {both.sum() / max((np.asarray(own) != 0).sum(), 1):.3f}")
+    assert r > 0.95 and rms < 0.35
+    # ROI time series and connectivity come from the same MNI run and confounds: equal
+    stem = "func/sub-01_task-rest_space-MNI152NLin2009aSym_atlas-power2011"
+    for suffix in ("_timeseries.tsv", "_meas-pearsoncorrelation_relmat.tsv"):
+        mine, fp = (pd.read_csv(d / f"{stem}{suffix}", sep="\t") for d in (ours, theirs))
+        assert list(mine.columns) == list(fp.columns) and mine.shape == fp.shape
+        np.testing.assert_allclose(fp.to_numpy(float), mine.to_numpy(float), atol=1e-4, equal_nan=True)
+    rel = pd.read_csv(theirs / f"{stem}_meas-pearsoncorrelation_relmat.tsv", sep="\t").to_numpy(float)
+    assert rel.shape == (264, 264) and np.isnan(np.diag(rel)).all()
+    assert json.loads((theirs / f"{stem}_timeseries.json").read_text())["PreprocessingSource"] == "fmriprep"
+
+
+def test_demo_roi_connectivity(demo_run):
+    """Every demo BOLD run has 264 ROI columns, n/a exactly where a region is unusable, and r in (-1, 1)."""
+    for ts_file in sorted(demo_run["out"].glob("sub-*/func/*_atlas-power2011_timeseries.tsv")):
+        ts = pd.read_csv(ts_file, sep="\t")
+        rel = pd.read_csv(str(ts_file).replace("_timeseries.tsv", "_meas-pearsoncorrelation_relmat.tsv"), sep="\t")
+        meta = json.loads(ts_file.with_suffix(".json").read_text())
+        valid = ts.notna().all().to_numpy()
+        r = rel.to_numpy(float)
+        print(f"{ts_file.name}: {ts.shape[0]} volumes, {valid.sum()}/264 regions usable")
+        assert ts.shape[1] == 264 and meta["Atlas"] == "power2011" and meta["RegionsValid"] == valid.sum()
+        assert (ts.isna().all() | ts.notna().all()).all()  # n/a is always a whole column
+        off = ~np.eye(264, dtype=bool)
+        assert np.isfinite(r[np.ix_(valid, valid)][off[np.ix_(valid, valid)]]).all()
+        assert np.isnan(r[~valid]).all() and np.isnan(np.diag(r)).all()
+        assert (np.abs(r[np.isfinite(r)]) < 1).all()
 
 
 def test_group_level_refuses_a_changed_parameter(demo_run, tmp_path):

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from bidsad import __version__, messages
-from bidsad.config import ANAT_REGISTRATIONS, NIPYPE_PLUGINS, PRESETS, Config
+from bidsad.config import ANAT_REGISTRATIONS, DENOISE_STRATEGIES, NIPYPE_PLUGINS, PRESETS, Config
 
 _MEM_UNITS = {"": 1.0, "g": 1.0, "gb": 1.0, "m": 1e-3, "mb": 1e-3, "t": 1e3, "tb": 1e3}
 
@@ -181,6 +181,12 @@ def _build_parser() -> argparse.ArgumentParser:
         choices=ANAT_REGISTRATIONS,
         help="T1w to MNI152NLin2009aSym registration: 'affine' or 'syn' (affine then nonlinear SyN; default)",
     )
+    g_prep.add_argument(
+        "--denoise",
+        choices=DENOISE_STRATEGIES,
+        help="cleaning of the BOLD used for features: 'none' (default) or 'basic' (detrend, 0.01-0.08 Hz band-pass, "
+        "regression of 6 motion parameters + white matter + CSF; skipped with a warning for runs too short)",
+    )
 
     g_group = parser.add_argument_group("Group level")
     g_group.add_argument("--models", nargs="+", choices=MODEL_NAMES, metavar="MODEL", help=f"models to train: {', '.join(MODEL_NAMES)} (default: 3dcnn-lstm 3dcnn)")
@@ -282,6 +288,7 @@ def parse_args(args: list[str] | None = None) -> Config:
         (config.seeds, "random_seed", opts.random_seed),
         (config.features, "preset", opts.preset),
         (config.preprocessing, "anat_registration", opts.anat_registration),
+        (config.preprocessing, "denoise", opts.denoise),
         (config.learning, "models", opts.models),
         (config.learning, "epochs", opts.epochs),
         (config.learning, "folds", opts.folds),

@@ -141,3 +141,55 @@ class ApplyTransforms(SimpleInterface):
                          interpolation=self.inputs.interpolation, threshold=threshold)
         self._results["out_file"] = str(out_file)
         return runtime
+
+
+#: Method text of :func:`coregister_bold`.
+COREG_METHOD = ("rigid antspyx registration of the BOLD reference to the brain-extracted bias-corrected T1w "
+                "(Mattes mutual information, centre-of-mass initialisation)")
+
+
+def coregister_bold(ref_file: Path, t1w_file: Path, t1w_mask: Path, out_dir: Path, *, seed: int = 0) -> tuple[Path, Path]:
+    """Rigid registration of a BOLD reference (moving) to its T1w (fixed) with a cross-modal metric.
+
+    ``ref_file``: 3-D BOLD reference; ``t1w_file`` and ``t1w_mask``: bias-corrected T1w and its brain
+    mask (the T1w is masked before registration). Method: :data:`COREG_METHOD`. Returns the transform
+    (antspyx ``.mat``, T1w points -> BOLD-reference points, i.e. it resamples the BOLD reference onto
+    the T1w) and the BOLD reference resampled onto the T1w grid (for the reportlet).
+    """
+    import ants
+    import ants.config
+
+    out_dir = Path(out_dir)
+    fixed = ants.image_read(str(t1w_file)) * ants.image_read(str(t1w_mask)).clone("float")
+    moving = ants.image_read(str(ref_file))
+    ants.config._random_seed = int(seed)
+    result = ants.registration(fixed=fixed, moving=moving, type_of_transform="Rigid", aff_metric="mattes",
+                               outprefix=str(out_dir / "coreg_"))
+    moved = out_dir / "boldref_in_t1w.nii.gz"
+    ants.image_write(result["warpedmovout"], str(moved))
+    return Path(result["fwdtransforms"][0]), moved
+
+
+class _CoregInputSpec(BaseInterfaceInputSpec):
+    ref_file = File(exists=True, mandatory=True, desc="BOLD reference")
+    t1w_file = File(exists=True, mandatory=True, desc="bias-corrected T1w")
+    t1w_mask = File(exists=True, mandatory=True, desc="T1w brain mask")
+    seed = traits.Int(0, usedefault=True, desc="random seed")
+
+
+class _CoregOutputSpec(TraitedSpec):
+    transform = File(exists=True, desc="BOLD reference -> T1w rigid transform (.mat)")
+    ref_in_t1w = File(exists=True, desc="BOLD reference resampled onto the T1w")
+
+
+class CoregisterBold(SimpleInterface):
+    """nipype wrapper of :func:`coregister_bold`."""
+
+    input_spec = _CoregInputSpec
+    output_spec = _CoregOutputSpec
+
+    def _run_interface(self, runtime):
+        transform, moved = coregister_bold(self.inputs.ref_file, self.inputs.t1w_file, self.inputs.t1w_mask,
+                                           Path(runtime.cwd), seed=self.inputs.seed)
+        self._results.update(transform=str(transform), ref_in_t1w=str(moved))
+        return runtime

@@ -1,4 +1,4 @@
-"""Model-input tensors: an image resampled onto a preset grid, standardised, saved as ``.npy``."""
+"""Model-input tensors: MRI and fMRI on the preset grids in ``MNI152NLin2009aSym``, standardised, saved as ``.npy``."""
 
 from __future__ import annotations
 
@@ -12,13 +12,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
-#: Recorded in every tensor sidecar; part of the parameter hash the group level compares.
-NORMALISATION = (
-    "z-score inside a foreground mask (voxels above 10% of the 99th intensity percentile of the "
-    "resampled image, or of its temporal mean for BOLD); voxels outside the mask set to 0"
-)
-INTERPOLATION = "Gaussian anti-aliasing (FWHM = sqrt(target^2 - source^2) mm per axis) then trilinear (nilearn)"
-#: The same fields for the MRI tensor made from the MNI-normalised T1w.
+#: Recorded in every tensor sidecar (part of the parameter hash the group level compares): MRI tensor.
 MRI_NORMALISATION = (
     "T1w z-scored inside its brain mask (native space), resampled, then z-scored again inside the "
     "resampled brain mask (> 0.5); voxels outside the mask set to 0"
@@ -43,78 +37,6 @@ def grid_affine(center_mm, fov_mm, shape):
     # voxel centres span the FOV: first centre at center - fov/2 + voxel/2
     affine[:3, 3] = np.asarray(center_mm, float) - np.asarray(fov_mm, float) / 2 + voxel / 2
     return affine
-
-
-def foreground_center(img):
-    """World coordinates (mm) of the intensity centre of mass of the image's foreground (3-D or mean of 4-D)."""
-    import numpy as np
-    from scipy import ndimage
-
-    data = np.asarray(img.dataobj, dtype=np.float32)
-    if data.ndim == 4:
-        data = data.mean(axis=3)
-    weights = np.where(data > 0.1 * np.percentile(data, 99), data, 0)
-    com = ndimage.center_of_mass(weights)
-    return (img.affine @ np.array([*com, 1.0]))[:3]
-
-
-def make_model_tensor(in_file, out_file, *, shape, fov_mm, frames=None):
-    """Resample a conformed image onto a model grid, standardise it and save it as ``.npy``.
-
-    Parameters
-    ----------
-    in_file : 3-D (T1w) or 4-D (BOLD) float32 RAS+ NIfTI.
-    shape : grid shape in voxels (x, y, z), RAS order.
-    fov_mm : field of view (mm) of the grid, centred on the foreground centre of mass.
-    frames : for 4-D inputs, the number of frames of the tensor: longer runs keep their first
-        ``frames`` volumes, shorter runs are padded with zero frames (``frame_mask`` marks real ones).
-
-    Returns a dict of sidecar metadata: ``shape`` (of the saved array: (x, y, z) or (frames, x, y, z)),
-    ``dtype`` float32, ``grid_affine``, ``voxel_size_mm``, ``frames``, ``n_volumes``, ``frame_mask``.
-    """
-    import nibabel as nb
-    import numpy as np
-    from nilearn.image import resample_img, smooth_img
-
-    img = nb.load(str(in_file))
-    affine = grid_affine(foreground_center(img), fov_mm, shape)
-    source_voxel = np.sqrt((img.affine[:3, :3] ** 2).sum(axis=0))
-    target_voxel = np.diag(affine)[:3]
-    fwhm = np.sqrt(np.clip(target_voxel**2 - source_voxel**2, 0, None))
-    if fwhm.any():
-        img = smooth_img(img, fwhm=np.where(fwhm > 0, fwhm, 1e-3))
-    grid = resample_img(img, target_affine=affine, target_shape=tuple(shape), interpolation="linear",
-                        fill_value=0, force_resample=True, copy_header=True)
-    data = np.asarray(grid.dataobj, dtype=np.float32)
-    meta = {"n_volumes": None, "frames": None, "frame_mask": None}
-    if data.ndim == 4:
-        data = np.moveaxis(data, 3, 0)[:frames]  # (T, x, y, z): statistics over the kept frames
-        reference = data.mean(axis=0)
-    else:
-        reference = data
-    mask = reference > 0.1 * np.percentile(reference, 99)
-    values = data[..., mask] if data.ndim == 4 else data[mask]
-    mean, std = float(values.mean()), float(values.std())
-    data = np.where(mask, (data - mean) / (std if std > 0 else 1.0), 0.0).astype(np.float32)
-    if data.ndim == 4:
-        n_vol = int(img.shape[3])
-        keep = min(n_vol, frames)
-        tensor = np.zeros((frames, *data.shape[1:]), dtype=np.float32)
-        tensor[:keep] = data[:keep]
-        data = tensor
-        meta.update(n_volumes=n_vol, frames=frames, frame_mask=[i < keep for i in range(frames)])
-    if not np.isfinite(data).all():
-        raise ValueError(f"{in_file}: non-finite values after resampling (bug); please report it")
-    np.save(out_file, data, allow_pickle=False)
-    meta.update(
-        shape=list(data.shape),
-        dtype="float32",
-        grid_affine=affine.round(6).tolist(),
-        voxel_size_mm=[round(float(v), 6) for v in target_voxel],
-        field_of_view_mm=[float(v) for v in fov_mm],
-        mask_fraction=round(float(mask.mean()), 6),
-    )
-    return meta
 
 
 def resize_mri_volume_grid(shape):
@@ -178,7 +100,7 @@ BOLD_NORMALISATION = (
     "z-score over all voxels of the kept (real) frames inside the BOLD brain mask (resampled to the model grid, "
     "nearest neighbour); voxels outside the mask and padded frames set to 0"
 )
-BOLD_INTERPOLATION = "as bold_model: one resampling from the original run onto the model grid (func workflow)"
+BOLD_INTERPOLATION = "as the input model-grid BOLD (recorded by the workflow that made it)"
 FMRIPREP_BOLD_INTERPOLATION = (
     "fMRIPrep's template-space BOLD, Gaussian anti-aliasing (FWHM = sqrt(target^2 - source^2) mm per axis) "
     "then trilinear resampling onto the model grid (nilearn); a second interpolation after fMRIPrep's"
@@ -322,12 +244,6 @@ class MriTensor(SimpleInterface):
         return runtime
 
 
-class _TensorInputSpec(_TensorBaseInputSpec):
-    in_file = File(exists=True, mandatory=True, desc="conformed 3-D or 4-D image")
-    fov_mm = traits.Tuple(traits.Float, traits.Float, traits.Float, mandatory=True, desc="grid field of view (mm)")
-    frames = traits.Int(desc="frames of a BOLD tensor")
-
-
 class _BoldTensorInputSpec(_TensorBaseInputSpec):
     in_file = File(exists=True, mandatory=True, desc="4-D BOLD on the model grid (bold_model)")
     mask_file = File(exists=True, desc="BOLD brain mask (any grid)")
@@ -351,21 +267,3 @@ class BoldTensor(SimpleInterface):
         self._results["meta"] = finish_meta(meta, self.inputs.meta, normalisation=BOLD_NORMALISATION,
                                             interpolation=self.inputs.interpolation, warnings=self.inputs.warnings)
         return runtime
-
-
-class ModelTensor(SimpleInterface):
-    """nipype wrapper of :func:`make_model_tensor`."""
-
-    input_spec = _TensorInputSpec
-    output_spec = _TensorOutputSpec
-
-    def _run_interface(self, runtime):
-        out_file = Path(runtime.cwd) / "tensor.npy"
-        frames = self.inputs.frames if self.inputs.frames else None
-        meta = make_model_tensor(self.inputs.in_file, out_file, shape=self.inputs.shape,
-                                 fov_mm=self.inputs.fov_mm, frames=frames)
-        self._results["out_file"] = str(out_file)
-        self._results["meta"] = finish_meta(meta, self.inputs.meta, normalisation=NORMALISATION,
-                                            interpolation=INTERPOLATION, warnings=self.inputs.warnings)
-        return runtime
-

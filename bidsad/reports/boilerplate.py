@@ -153,6 +153,16 @@ def participant_facts(out_dir: Path) -> dict | None:
     registered = sorted(out_dir.glob("sub-*/**/anat/*_space-*_desc-preproc_T1w.json"))
     if registered:
         anat = {"registration": json.loads(registered[0].read_text()).get("Registration", "")}
+    func = None
+    preprocs = sorted(out_dir.glob("sub-*/**/func/*_desc-preproc_bold.json"))
+    if preprocs:
+        runs = [json.loads(p.read_text()) for p in preprocs]
+        denoise = [m.get("Denoise", {}) for m in bold]
+        func = {k: runs[0].get(v, "") for k, v in (("nonsteady", "NonSteadyStateMethod"), ("motion", "MotionCorrection"),
+                                                   ("coreg", "Coregistration"), ("interpolation", "Interpolation"))}
+        func.update(n_runs=len(runs), n_dummies=sum(int(m.get("NonSteadyStateVolumes", 0)) for m in runs),
+                    denoise=next((d.get("Method") for d in denoise if d.get("Applied")), None),
+                    denoise_skipped=sum(1 for d in denoise if d.get("Strategy", "none") != "none" and not d.get("Applied")))
     first = (mri or metas)[0]
     roi_sidecars = sorted(out_dir.glob("sub-*/**/func/*_atlas-*_timeseries.json"))
     features = {
@@ -165,6 +175,7 @@ def participant_facts(out_dir: Path) -> dict | None:
     }
     return {
         "features": features,
+        "func": func,
         "anat": anat,
         "bidsad_version": first.get("bidsad_version", __version__),
         "n_participants": len({p.parts[len(out_dir.parts)] for p in sidecars if "_T1w" in p.name}),

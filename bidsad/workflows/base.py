@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bidsad import __version__
 from bidsad.bids import ParticipantInputs, bids_uri, relpath
-from bidsad.config import GRID_FOV_MM, PRESETS, Config
+from bidsad.config import Config
 
 
 def workflow_name() -> str:
@@ -46,14 +46,14 @@ def _omp_nthreads(config: Config) -> int:
 
 
 def init_single_subject_wf(config: Config, part: ParticipantInputs):
-    """Preprocess the T1w (:func:`bidsad.workflows.anat.init_anat_preproc_wf`) and conform each
-    resting-state BOLD run; store model tensors of the preset.
+    """Preprocess the T1w (:func:`bidsad.workflows.anat.init_anat_preproc_wf`) and every resting-state
+    BOLD run (:func:`bidsad.workflows.func.init_func_preproc_wf`); store model tensors of the preset.
 
     T1w: see the anatomical workflow (derivatives in ``anat/``, tensor in ``features/``, QC in ``figures/``).
-    BOLD (every usable ``task-rest`` run): conformed (NIfTI scaling, float32, RAS+, finite) and resampled
-    to the preset's fMRI grid and frame count.
-    Features (:func:`bidsad.workflows.features.init_features_wf`): grey-matter maps and volumes, and per
-    run the fMRI tensor, ROI time series and connectivity.
+    BOLD (every usable ``task-rest`` run): the functional workflow (MNI, one interpolation,
+    non-steady-state volumes removed). Features (:func:`bidsad.workflows.features.init_features_wf`):
+    grey-matter maps and volumes, and per run the fMRI tensor from ``bold_model``, ROI time series and
+    connectivity.
 
     With ``--derivatives fmriprep=PATH`` the preprocessing is fMRIPrep's
     (:mod:`bidsad.workflows.fmriprep`); returns ``None`` (errors in ``part.errors``) when the
@@ -61,16 +61,14 @@ def init_single_subject_wf(config: Config, part: ParticipantInputs):
     """
     from nipype.pipeline import engine as pe
 
-    from bidsad.interfaces.images import ConformImage
-    from bidsad.interfaces.tensors import ModelTensor
+    from bidsad.interfaces.resample import MODEL_INTERPOLATION
     from bidsad.workflows.anat import init_anat_preproc_wf
-    from bidsad.workflows.features import init_features_wf
-    from bidsad.workflows.outputs import init_ds_tensor_wf
+    from bidsad.workflows.features import BOLD_FIELDS, OPTIONAL_BOLD_FIELDS, init_features_wf
+    from bidsad.workflows.func import init_func_preproc_wf
 
     bids_dir = Path(config.execution.bids_dir)
     out_dir = config.execution.out_dir
     preset_name = config.features.preset
-    preset = PRESETS[preset_name]
     fmriprep_dir = (config.execution.derivatives or {}).get("fmriprep")
     if fmriprep_dir:
         workflow = _fmriprep_subject_wf(config, part, Path(fmriprep_dir))
@@ -82,9 +80,10 @@ def init_single_subject_wf(config: Config, part: ParticipantInputs):
         registration=config.preprocessing.anat_registration, omp_nthreads=_omp_nthreads(config),
         seed=config.seeds.random_seed,
     )
-    sources = {str(part.t1w): bids_uri(part.t1w, bids_dir)}
-    features_wf = init_features_wf(out_dir=out_dir, t1w_source=str(part.t1w), bold_sources=[], preset=preset_name,
-                                   sources=sources)
+    sources = {str(path): bids_uri(path, bids_dir) for path in [part.t1w, *(run.path for run in part.bold)]}
+    features_wf = init_features_wf(out_dir=out_dir, t1w_source=str(part.t1w),
+                                   bold_sources=[str(run.path) for run in part.bold], preset=preset_name,
+                                   sources=sources, bold_interpolation=MODEL_INTERPOLATION)
     workflow.connect([
         (anat_wf, features_wf, [("outputnode.probseg", "inputnode.probseg"),
                                 ("outputnode.probseg_std", "inputnode.probseg_std"),
@@ -92,23 +91,18 @@ def init_single_subject_wf(config: Config, part: ParticipantInputs):
     ])
 
     for index, run in enumerate(part.bold):
-        conform_bold = pe.Node(
-            ConformImage(in_file=str(run.path), ndim=4, kind="BOLD", display_name=relpath(run.path, bids_dir)),
-            name=f"conform_bold_{index}",
+        func_wf = init_func_preproc_wf(
+            run=run, bids_dir=bids_dir, out_dir=out_dir, preset=preset_name,
+            denoise=config.preprocessing.denoise, omp_nthreads=_omp_nthreads(config),
+            seed=config.seeds.random_seed, name=f"func_preproc_{index}_wf",
         )
-        bold_tensor = pe.Node(
-            ModelTensor(
-                shape=preset["bold_shape"], fov_mm=GRID_FOV_MM, frames=preset["frames"],
-                meta={"preset": preset_name, "Modality": "bold", "RepetitionTime": run.repetition_time,
-                      "Sources": [bids_uri(run.path, bids_dir)]},
-            ),
-            name=f"bold_tensor_{index}",
-        )
-        ds_bold = init_ds_tensor_wf(out_dir=out_dir, source_file=str(run.path), suffix="bold",
-                                    preset=preset_name, name=f"ds_bold_tensor_{index}_wf")
         workflow.connect([
-            (conform_bold, bold_tensor, [("out_file", "in_file"), ("warnings", "warnings")]),
-            (bold_tensor, ds_bold, [("out_file", "inputnode.tensor"), ("meta", "inputnode.meta")]),
+            (anat_wf, func_wf, [("outputnode.t1w_preproc", "inputnode.t1w_preproc"),
+                                ("outputnode.t1w_mask", "inputnode.t1w_mask"),
+                                ("outputnode.t1w2mni_xfm", "inputnode.t1w2mni_xfm"),
+                                ("outputnode.probseg", "inputnode.probseg")]),
+            (func_wf, features_wf, [(f"outputnode.{field}", f"bold_inputnode_{index}.{field}")
+                                    for field in BOLD_FIELDS + OPTIONAL_BOLD_FIELDS]),
         ])
     return _set_crash_dir(workflow, config, part.label)
 

@@ -126,9 +126,9 @@ def init_features_wf(*, out_dir: str, t1w_source: str, bold_sources: list[str], 
 
 def _tensor_meta(meta, repetition_time, dummy_scans, denoise=None):
     """Add the run's TR (s), removed non-steady-state volumes and denoising record to a tensor sidecar."""
-    meta = {**meta, "RepetitionTime": float(repetition_time), "NonSteadyStateVolumesRemoved": int(dummy_scans)}
+    meta = {**meta, "RepetitionTime": float(repetition_time), "NonSteadyStateVolumes": int(dummy_scans)}
     if denoise:
-        meta["Denoise"] = denoise
+        meta["Denoise"] = dict(denoise)
     return meta
 
 
