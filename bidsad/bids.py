@@ -41,6 +41,7 @@ class BoldRun:
     path: Path
     repetition_time: float
     n_volumes: int
+    mem_gb: float = 0.0
 
 
 @dataclass
@@ -68,10 +69,19 @@ def bids_uri(path: Path, root: Path) -> str:
     return f"bids:raw:{relpath(path, root)}"
 
 
+def core_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Shape without singleton dimensions beyond the third: (X,Y,Z,1) -> (X,Y,Z); (X,Y,Z,1,T) -> (X,Y,Z,T).
+
+    The one rule by which T1w and BOLD dimensions are judged (here and in :mod:`bidsad.interfaces.images`).
+    """
+    return tuple(shape[:3]) + tuple(int(s) for s in shape[3:] if s != 1)
+
+
 def image_header_problem(path: Path, root: Path, kind: str, ndim: int) -> str | None:
-    """Check that ``path`` is a readable NIfTI of ``ndim`` dimensions (trailing singletons allowed).
+    """Check that ``path`` is a readable NIfTI of ``ndim`` dimensions (singletons beyond the 3rd allowed).
 
     Returns the message of the problem, or ``None`` when the header is usable. Reads the header only.
+    A BOLD image (``ndim=4``) may also be 3-D (one volume): :func:`bold_volumes` judges its length.
     """
     import nibabel as nb
 
@@ -81,27 +91,123 @@ def image_header_problem(path: Path, root: Path, kind: str, ndim: int) -> str | 
         shape = tuple(int(s) for s in img.shape)
     except Exception as err:  # nibabel raises many types for broken files
         return messages.IMAGE_UNREADABLE.format(file=rel, why=str(err) or type(err).__name__)
-    core = list(shape)
-    while len(core) > ndim and core[-1] == 1:
-        core.pop()
+    core = core_shape(shape)
     if ndim == 3 and len(core) == 4:
         return messages.IMAGE_MULTIVOLUME.format(file=rel, n=core[3], shape=shape)
-    if len(core) != ndim or min(core) < 1:
+    if not (len(core) == ndim or (ndim == 4 and len(core) == 3)) or min(shape[:3], default=0) < 1:
         return messages.IMAGE_NDIM.format(file=rel, kind=kind, expected=ndim, shape=shape)
     return None
 
 
-def repetition_time(metadata: dict, path: Path, root: Path) -> float:
-    """RepetitionTime (s) from the sidecar metadata (with BIDS inheritance, as pybids merges it).
+def read_sidecar(path: Path, root: Path) -> dict:
+    """Read one JSON sidecar: UTF-8 (a byte-order mark is accepted), a JSON object.
+
+    The one place where bidsad reads JSON of the input dataset (pybids' own reader stops the whole
+    index at the first sidecar that is not UTF-8 or has a BOM).
 
     Raises
     ------
     ValueError
-        Missing, non-numeric, non-positive, or apparently in milliseconds (> 100); the message names
-        the file.
+        Not UTF-8, not valid JSON (line and column given) or not an object; the message names the file
+        relative to ``root``.
+    """
+    rel = relpath(path, root)
+    try:
+        text = Path(path).read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(messages.JSON_NOT_UTF8.format(file=rel, position=err.start)) from None
+    except OSError as err:
+        raise ValueError(messages.JSON_UNREADABLE.format(file=rel, why=err.strerror or err)) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(messages.JSON_INVALID.format(file=rel, why=err.msg, line=err.lineno, col=err.colno)) from None
+    if not isinstance(data, dict):
+        raise ValueError(messages.JSON_NOT_OBJECT.format(file=rel))
+    return data
+
+
+def sidecar_metadata(path: Path, root: Path) -> tuple[dict, list[Path]]:
+    """Metadata of the image ``path`` with the BIDS inheritance principle.
+
+    Every ``.json`` file in ``root`` and the folders down to the image's own, whose suffix is the image's
+    and whose entities are a subset of the image's, applies; nearer (deeper) files override farther
+    ones, e.g. ``task-rest_bold.json`` (root) < ``sub-01/sub-01_task-rest_bold.json`` <
+    ``sub-01/func/sub-01_task-rest_bold.json``. Dot files are never read.
+
+    Returns ``(metadata, sidecars)``: the merged dict and the files used, farthest first.
+
+    Raises
+    ------
+    ValueError
+        A sidecar that applies cannot be read (see :func:`read_sidecar`).
+    """
+    from bids.layout import parse_file_entities
+
+    path, root = Path(path), Path(root)
+    entities = parse_file_entities(str(path))
+    suffix = entities.pop("suffix", None)
+    entities.pop("extension", None)
+    folders = [root] + [root / Path(*path.relative_to(root).parts[:i])
+                        for i in range(1, len(path.relative_to(root).parts))]
+    merged, used = {}, []
+    for folder in folders:
+        level = []
+        for candidate in sorted(folder.glob("*.json")):
+            if candidate.name.startswith("."):
+                continue
+            found = parse_file_entities(str(candidate))
+            if found.pop("suffix", None) != suffix:
+                continue
+            found.pop("extension", None)
+            if all(entities.get(key) == value for key, value in found.items()):
+                level.append((len(found), candidate))
+        for _, candidate in sorted(level):  # more specific files of one folder override general ones
+            merged.update(read_sidecar(candidate, root))
+            used.append(candidate)
+    return merged, used
+
+
+def bold_volumes(shape: tuple[int, ...]) -> int:
+    """Number of volumes of a BOLD image of ``shape`` (a 3-D image is one volume)."""
+    core = core_shape(shape)
+    return int(core[3]) if len(core) == 4 else 1
+
+
+def header_repetition_time(header) -> float:
+    """TR (s) from a NIfTI header's ``pixdim[4]`` converted with ``xyzt_units`` (msec /1000, usec /1e6).
+
+    Returns 0.0 when the header has no time step. Unknown units are read as seconds (NIfTI default).
+    """
+    zooms = header.get_zooms()
+    if len(zooms) < 4:
+        return 0.0
+    value = float(zooms[3])
+    unit = header.get_xyzt_units()[1]
+    value /= {"msec": 1e3, "usec": 1e6}.get(unit, 1.0)
+    return value if math.isfinite(value) and value > 0 else 0.0
+
+
+def repetition_time(metadata: dict, path: Path, root: Path, header_tr: float = 0.0) -> tuple[float, list[str]]:
+    """RepetitionTime (s): the sidecar's (BIDS inheritance applied), else the NIfTI header's.
+
+    ``header_tr`` is the header's time step in seconds (:func:`header_repetition_time`), 0 if none.
+
+    Returns ``(tr, warnings)``: a warning when the header's TR is used, or when it differs from the
+    sidecar's by more than 1 % (the sidecar's is used, as BIDS says).
+
+    Raises
+    ------
+    ValueError
+        Missing in both, non-numeric, non-positive, or apparently in milliseconds (> 100); the message
+        names the file.
     """
     rel = relpath(path, root)
     if "RepetitionTime" not in metadata:
+        if header_tr > 100:
+            raise ValueError(messages.TR_MS.format(file=rel, tr=header_tr))
+        if header_tr > 0:
+            return header_tr, [messages.TR_FROM_HEADER.format(file=rel, tr=header_tr)]
         sidecar = rel.replace(".nii.gz", ".json").replace(".nii", ".json")
         raise ValueError(messages.TR_MISSING.format(file=rel, sidecar=sidecar))
     value = metadata["RepetitionTime"]
@@ -113,7 +219,39 @@ def repetition_time(metadata: dict, path: Path, root: Path) -> float:
         raise ValueError(messages.TR_BAD.format(file=rel, tr=value))
     if tr > 100:
         raise ValueError(messages.TR_MS.format(file=rel, tr=value))
-    return tr
+    warnings = []
+    if header_tr > 0 and abs(header_tr - tr) > 0.01 * tr:
+        warnings.append(messages.TR_DISAGREE.format(file=rel, tr=value, header=header_tr))
+    return tr, warnings
+
+
+#: Memory (bytes per voxel of the whole series) that conforming a BOLD run takes at its peak: the stored
+#: values (up to 4 bytes) and the float32 copy, plus masks (measured: 5.1 for int16 input, see
+#: tests/test_bugcases.py::test_br25_conform_holds_no_float64_copy_of_a_4d_series).
+BOLD_BYTES_PER_VOXEL = 9
+
+#: Fewest volumes a BOLD run needs to be used (shorter runs are skipped with a warning naming the file).
+MIN_BOLD_VOLUMES = 10
+
+#: pybids ignore patterns (paths relative to bids_dir, starting with '/'): raw data live only in
+#: sub-*/ folders, so every other top-level folder (derivatives/, sourcedata/, code/, __MACOSX/, an
+#: earlier run's outputs ...) is skipped; pybids itself always skips dot files and folders.
+INDEX_IGNORE = [r"^/(?!sub-)[^/]+/", r"/__MACOSX(/|$)"]
+
+
+def _t1w_order(path: str):
+    """Sort key of the documented T1w choice: earliest session, no ``acq`` before any, lowest run."""
+    from bids.layout import parse_file_entities
+
+    ents = parse_file_entities(path)
+    run = ents.get("run")
+    return (str(ents.get("session", "")), "acquisition" in ents, str(ents.get("acquisition", "")),
+            int(run) if str(run or "").isdigit() else -1, path)
+
+
+def _nested_datasets(bids_dir: Path) -> list[Path]:
+    """Folders inside sub-* that hold their own dataset_description.json (nested datasets)."""
+    return sorted(p.parent for p in bids_dir.glob("sub-*/**/dataset_description.json"))
 
 
 def collect_participants(
@@ -121,8 +259,22 @@ def collect_participants(
     labels: list[str] | None = None,
     bids_filters: dict | None = None,
     validate: bool = True,
+    min_volumes: int = MIN_BOLD_VOLUMES,
+    mem_gb: float | None = None,
 ) -> list[ParticipantInputs]:
     """Index ``bids_dir`` with pybids and decide, per participant, the inputs that will be used.
+
+    The one place that decides which participants and runs are usable, and says why:
+
+    - only ``sub-*`` folders are raw data (see :data:`INDEX_IGNORE`); dot files (``.DS_Store``,
+      AppleDouble ``._*``) and ``__MACOSX/`` are ignored at any depth;
+    - T1w: with several, the first by :func:`_t1w_order` (earliest session, no ``acq``, lowest run);
+      one 3-D volume required (trailing singleton dimensions allowed, several volumes refused);
+    - BOLD (``task-rest``): metadata by :func:`sidecar_metadata` (BIDS inheritance), TR by
+      :func:`repetition_time` (sidecar, else header); a ``(X,Y,Z,1,T)`` image counts as 4-D; runs with
+      fewer than ``min_volumes`` volumes are skipped with a warning; a run whose estimated memory
+      (:data:`BOLD_BYTES_PER_VOXEL`) exceeds ``mem_gb`` (``--mem``) is refused with an error that says so,
+      rather than being killed by the system.
 
     Returns one :class:`ParticipantInputs` per participant (sorted by label); a participant with
     an unusable T1w has ``errors`` and ``t1w=None``. Unusable BOLD runs are dropped with an error
@@ -131,23 +283,38 @@ def collect_participants(
     Raises
     ------
     InputError
-        pybids cannot index the dataset, no participant exists, or requested labels are absent.
+        pybids cannot index the dataset, no participant exists, requested labels are absent, or a
+        JSON file at the dataset root (which applies to every participant) cannot be read.
     """
-    from bids import BIDSLayout
+    import re
+
+    import nibabel as nb
+    from bids import BIDSLayout, BIDSLayoutIndexer
 
     bids_dir = Path(bids_dir)
+    ignore = [re.compile(pattern) for pattern in INDEX_IGNORE] + _nested_datasets(bids_dir)
     try:
-        layout = BIDSLayout(str(bids_dir), validate=validate)
+        indexer = BIDSLayoutIndexer(validate=validate, index_metadata=False, ignore=ignore)
+        layout = BIDSLayout(str(bids_dir), validate=validate, indexer=indexer)
     except Exception as err:
         raise InputError(messages.VALIDATION_FAILED.format(bids=bids_dir, why=err)) from err
+    for sidecar in sorted(bids_dir.glob("*.json")):  # root sidecars apply to everyone: a dataset error
+        if not sidecar.name.startswith("."):
+            try:
+                read_sidecar(sidecar, bids_dir)
+            except ValueError as err:
+                raise InputError(str(err)) from None
     found = sorted(layout.get_subjects())
     if labels:
         missing = [lab for lab in labels if lab not in found]
         if missing:
+            lower = {f.lower(): f for f in found}
+            hints = [f"sub-{lower[m.lower()]}" for m in missing if m.lower() in lower]
+            hint = messages.LABELS_CASE_HINT.format(labels=", ".join(hints)) if hints else ""
             raise InputError(
                 messages.LABELS_MISSING.format(
                     labels=", ".join(f"sub-{m}" for m in missing), bids=bids_dir, found=", ".join(found) or "none"
-                )
+                ) + hint
             )
         found = [lab for lab in found if lab in labels]
     if not found:
@@ -163,41 +330,64 @@ def collect_participants(
     participants = []
     for label in found:
         part = ParticipantInputs(label)
-        t1ws = sorted(layout.get(subject=label, return_type="filename", **queries["t1w"]))
+        t1ws = sorted(layout.get(subject=label, return_type="filename", **queries["t1w"]), key=_t1w_order)
         if not t1ws:
             part.errors.append(messages.T1W_MISSING_FILTERED.format(label=label, query=filters["t1w"])
                                if filters.get("t1w") else messages.T1W_MISSING.format(label=label))
         else:
             if len(t1ws) > 1:
-                part.warnings.append(
-                    messages.T1W_SEVERAL.format(label=label, n=len(t1ws), used=relpath(t1ws[0], bids_dir))
-                )
+                part.warnings.append(messages.T1W_SEVERAL.format(
+                    label=label, n=len(t1ws), used=relpath(t1ws[0], bids_dir),
+                    others=", ".join(relpath(t, bids_dir) for t in t1ws[1:])))
             problem = image_header_problem(Path(t1ws[0]), bids_dir, "T1w", 3)
             if problem:
                 part.errors.append(problem)
             else:
                 part.t1w = Path(t1ws[0])
         for bold in sorted(layout.get(subject=label, return_type="filename", **queries["bold"])):
-            problem = image_header_problem(Path(bold), bids_dir, "BOLD", 4)
-            if problem is None:
-                try:
-                    tr = repetition_time(layout.get_metadata(bold), Path(bold), bids_dir)
-                except ValueError as err:
-                    problem = str(err)
+            bold = Path(bold)
+            problem = image_header_problem(bold, bids_dir, "BOLD", 4)
             if problem:
                 part.errors.append(problem)
                 continue
-            import nibabel as nb
-
-            part.bold.append(BoldRun(Path(bold), tr, int(nb.load(bold).shape[3])))
+            header = nb.load(str(bold)).header
+            n_volumes = bold_volumes(header.get_data_shape())
+            if n_volumes < min_volumes:
+                part.warnings.append(messages.BOLD_TOO_SHORT.format(file=relpath(bold, bids_dir), n=n_volumes,
+                                                                    minimum=min_volumes))
+                continue
+            try:
+                metadata, _ = sidecar_metadata(bold, bids_dir)
+                tr, tr_warnings = repetition_time(metadata, bold, bids_dir, header_repetition_time(header))
+            except ValueError as err:
+                part.errors.append(str(err))
+                continue
+            need = math.prod(core_shape(header.get_data_shape())) * BOLD_BYTES_PER_VOXEL / 1e9
+            if mem_gb and need > mem_gb:
+                part.errors.append(messages.BOLD_MEMORY.format(file=relpath(bold, bids_dir), need=need, mem=mem_gb))
+                continue
+            part.warnings.extend(tr_warnings)
+            part.bold.append(BoldRun(bold, tr, n_volumes, round(need, 3)))
         if not part.bold and part.t1w is not None:
             part.warnings.append(messages.BOLD_MISSING.format(label=label))
         participants.append(part)
     return participants
 
 
+#: Cell values of participants.tsv read as missing (compared after stripping, case-insensitive).
+MISSING_VALUES = {"", "n/a", "na", "nan", "none", "null"}
+
+
 def read_participants_tsv(bids_dir: Path):
     """Read ``participants.tsv`` and map ``diagnosis`` to the paper's codes (CN 0, MCI 1, AD 2).
+
+    The one reader of participants.tsv. Tolerates what public datasets ship: UTF-8 with or without BOM,
+    CRLF or CR line endings, cells padded with spaces, ``n/a``/``NA``/``N/A``/``nan``/empty as missing,
+    ids with or without ``sub-`` (numbers are never re-padded), a repeated column (the first is used),
+    extra columns (ignored), one row per session (``session_id`` column: the earliest session's row is
+    used, as for the T1w), repeated rows (identical ones merged; conflicting diagnoses exclude the
+    participant). Every such fix is a warning, logged and kept in ``table.attrs["warnings"]``; ids
+    that match no ``sub-*`` folder and folders without a row are listed too.
 
     Returns a DataFrame indexed by label (without ``sub-``) with columns ``diagnosis`` (the raw
     text), ``label`` (Int64 code or <NA>) and ``reason`` (why the code is missing, else empty).
@@ -205,28 +395,63 @@ def read_participants_tsv(bids_dir: Path):
     Raises
     ------
     InputError
-        The file is missing, lacks a ``participant_id`` or ``diagnosis`` column, or lists a
-        participant twice.
+        The file is missing or not UTF-8, or lacks a ``participant_id`` or ``diagnosis`` column.
     """
+    import io
+
     import pandas as pd
 
-    path = Path(bids_dir) / "participants.tsv"
+    name = "participants.tsv"
+    path = Path(bids_dir) / name
     if not path.is_file():
         raise InputError(messages.NO_PARTICIPANTS_TSV.format(bids=bids_dir))
-    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    table.columns = [c.strip() for c in table.columns]
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise InputError(messages.TSV_NOT_UTF8.format(file=name, position=err.start)) from None
+    lines = [line for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n") if line.strip()]
+    if not lines:
+        raise InputError(messages.NO_ID_COLUMN.format(file=name, columns="none"))
+    header = [c.strip() for c in lines[0].split("\t")]
+    warnings = []
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        warnings.append(messages.TSV_REPEATED_COLUMN.format(file=name, columns=", ".join(repeated)))
+    table = pd.read_csv(io.StringIO("\n".join(lines[1:])), sep="\t", header=None, dtype=str,
+                        keep_default_na=False, names=range(len(header)), index_col=False)
+    table = table[[header.index(c) for c in dict.fromkeys(header)]]  # the first of repeated columns
+    table.columns = list(dict.fromkeys(header))
+    table = table.apply(lambda col: col.fillna("").str.strip())
     for column, message in (("participant_id", messages.NO_ID_COLUMN), ("diagnosis", messages.NO_DIAGNOSIS_COLUMN)):
         if column not in table.columns:
-            raise InputError(message.format(file="participants.tsv", columns=", ".join(table.columns)))
-    table["participant_id"] = table["participant_id"].str.strip().str.removeprefix("sub-")
-    duplicated = sorted(set(table.loc[table["participant_id"].duplicated(), "participant_id"]))
-    if duplicated:
-        raise InputError(messages.DUPLICATE_IDS.format(file="participants.tsv",
-                                                       labels=", ".join(f"sub-{d}" for d in duplicated)))
+            raise InputError(message.format(file=name, columns=", ".join(table.columns)))
+    table = table[table["participant_id"].str.lower().map(lambda v: v not in MISSING_VALUES)]
+    table["participant_id"] = table["participant_id"].str.removeprefix("sub-")
+    if "session_id" in table.columns and table["participant_id"].duplicated().any():
+        table = table.sort_values("session_id", kind="stable")
+        warnings.append(messages.TSV_SESSIONS.format(file=name))
+        table = table.drop_duplicates("participant_id", keep="first")
+    conflicting = []
+    for label, rows in table.groupby("participant_id", sort=False):
+        if len(rows) > 1 and rows["diagnosis"].str.lower().nunique() > 1:
+            conflicting.append(label)
+    if conflicting:
+        warnings.append(messages.TSV_CONFLICT.format(file=name, labels=", ".join(f"sub-{c}" for c in conflicting)))
+    table = table.drop_duplicates("participant_id", keep="first")
+    folders = {p.name.removeprefix("sub-") for p in Path(bids_dir).glob("sub-*") if p.is_dir()}
+    unmatched = [f"sub-{x}" for x in table["participant_id"] if x not in folders]
+    if unmatched and folders:
+        warnings.append(messages.TSV_UNMATCHED.format(file=name, labels=", ".join(unmatched)))
+    unlisted = sorted(folders - set(table["participant_id"]))
+    if unlisted:
+        warnings.append(messages.TSV_UNLISTED.format(file=name, labels=", ".join(f"sub-{x}" for x in unlisted)))
     codes, reasons = [], []
-    for raw in table["diagnosis"]:
+    for label, raw in zip(table["participant_id"], table["diagnosis"]):
         text = raw.strip()
-        if text.lower() in {"", "n/a", "na", "nan"}:
+        if label in conflicting:
+            codes.append(pd.NA)
+            reasons.append(messages.EXCLUDED_CONFLICT)
+        elif text.lower() in MISSING_VALUES:
             codes.append(pd.NA)
             reasons.append(messages.EXCLUDED_NO_DIAGNOSIS)
         elif text.lower() in DIAGNOSIS_SYNONYMS:
@@ -237,7 +462,11 @@ def read_participants_tsv(bids_dir: Path):
             reasons.append(messages.EXCLUDED_BAD_DIAGNOSIS.format(value=text))
     table["label"] = pd.array(codes, dtype="Int64")
     table["reason"] = reasons
-    return table.set_index("participant_id")[["diagnosis", "label", "reason"]]
+    result = table.set_index("participant_id")[["diagnosis", "label", "reason"]]
+    result.attrs["warnings"] = warnings
+    for warning in warnings:
+        LOGGER.warning(warning)
+    return result
 
 
 def derivative_path(out_dir: Path, source: Path, *, datatype: str, suffix: str, extension: str, **entities) -> Path:

@@ -13,7 +13,8 @@ NOT_BIDS = (
 )
 OUT_IS_BIDS = (
     "out_dir: {out} is the same as bids_dir or inside it; bidsad never writes into the input "
-    "dataset. Choose an output folder outside {bids}."
+    "dataset (it may be read-only, and outputs there could be indexed as raw data). Choose an output "
+    "folder outside {bids}, e.g. {bids}-derivatives/bidsad."
 )
 WORK_IN_BIDS = (
     "-w/--work-dir: {work} is inside bids_dir ({bids}); bidsad never writes into the input dataset. "
@@ -26,8 +27,11 @@ LABEL_EMPTY = "'{value}' is empty after removing the 'sub-' prefix."
 EXISTS_NOT_DIR = "{arg}: {path} exists and is not a directory; give a folder."
 CONFIG_VALUE = "--config-file {path}: [{section}] {name} = {value!r}: {why}"
 LABELS_MISSING = (
-    "--participant-label: no data for {labels} in {bids}. Participants found: {found}."
+    "--participant-label: participant label(s) not found in {bids}: {labels}. Participants found: {found}. "
+    "Labels are case-sensitive; pass them as they appear in the sub-<label> folder names."
 )
+LABELS_CASE_HINT = " Did you mean {labels}?"
+LABEL_NORMALISED = "participant label '{value}' interpreted as '{label}'."
 NO_PARTICIPANTS = "bids_dir: no sub-* folders with a T1w image in {bids}."
 FILTER_BAD = "--bids-filter-file: {path}: {why}. Expected JSON such as {{\"t1w\": {{\"session\": \"01\"}}, \"bold\": {{\"run\": 1}}}}."
 FILTER_QUERY_BAD = "--bids-filter-file: pybids refused the query for '{key}' ({why}). Use BIDS entity names (subject, session, run, acquisition, ...)."
@@ -55,11 +59,31 @@ VALIDATION_FAILED = (
 # --- participant level ----------------------------------------------------------------------------
 T1W_MISSING = "sub-{label}: no T1w image found; this participant is skipped. Add anat/sub-{label}_T1w.nii[.gz]."
 T1W_MISSING_FILTERED = "sub-{label}: no T1w image matches the --bids-filter-file query {query}; this participant is skipped."
-T1W_SEVERAL = "sub-{label}: {n} T1w images found; using {used} (select others with --bids-filter-file)."
-BOLD_MISSING = "sub-{label}: no task-rest BOLD run; MRI features only."
+T1W_SEVERAL = (
+    "sub-{label}: {n} T1w images found; using {used} (earliest session, no acq- entity, lowest run); not used: "
+    "{others}. Select another with --bids-filter-file."
+)
+BOLD_MISSING = "sub-{label}: no usable task-rest BOLD run; MRI features only."
+BOLD_TOO_SHORT = (
+    "{file}: skipping this BOLD run: {n} volume(s) < minimum {minimum}. Acquire or select a longer run."
+)
+BOLD_MEMORY = (
+    "{file}: reading this BOLD run needs about {need:.1f} GB of memory, more than --mem {mem:g} GB allows; the run "
+    "is skipped. Raise --mem, or select shorter runs with --bids-filter-file."
+)
+JSON_NOT_UTF8 = (
+    "{file}: the JSON sidecar is not valid UTF-8 (byte {position}); BIDS requires UTF-8 JSON. Re-save it as "
+    "UTF-8 (e.g. iconv -f latin1 -t utf-8)."
+)
+JSON_INVALID = (
+    "{file}: not valid JSON ({why} at line {line}, column {col}). Fix the file (typographic quotes are a "
+    "common cause: use straight \" quotes)."
+)
+JSON_NOT_OBJECT = "{file}: the JSON sidecar must hold an object ({{\"Key\": value, ...}}). Fix the file."
+JSON_UNREADABLE = "{file}: cannot read the JSON sidecar ({why}). Check its permissions."
 IMAGE_UNREADABLE = "{file}: cannot be read as NIfTI ({why}). Replace or remove the file."
 IMAGE_NDIM = "{file}: a {kind} image must be {expected}-D, this one has shape {shape}."
-IMAGE_ALL_NONFINITE = "{file}: no finite voxel values; the image is unusable."
+IMAGE_ALL_NONFINITE = "{file}: every voxel is non-finite (NaN or Inf); the image is unusable. Replace the file."
 IMAGE_NONFINITE = "{file}: {count} non-finite voxel values (NaN/Inf) were set to 0."
 IMAGE_MULTIVOLUME = (
     "{file}: a T1w image must be a single 3-D volume; this one holds {n} volumes (shape {shape}). "
@@ -97,7 +121,18 @@ TR_MISSING = (
     "Add \"RepetitionTime\" in seconds to {sidecar}."
 )
 TR_BAD = "{file}: RepetitionTime {tr!r} in the JSON sidecar is not a positive number of seconds."
-TR_MS = "{file}: RepetitionTime {tr} looks like milliseconds; BIDS requires seconds. Fix the sidecar."
+TR_MS = (
+    "{file}: RepetitionTime {tr} looks like milliseconds (BIDS requires seconds); not guessed. Give it in "
+    "seconds in the JSON sidecar."
+)
+TR_FROM_HEADER = (
+    "{file}: no RepetitionTime in the JSON sidecars; using the NIfTI header's time step, {tr:g} s. Add "
+    "\"RepetitionTime\" (seconds) to the sidecar to make this explicit."
+)
+TR_DISAGREE = (
+    "{file}: RepetitionTime {tr} s in the JSON sidecar differs from the NIfTI header's time step ({header:g} s); "
+    "the sidecar's value is used, as BIDS requires. Check the header."
+)
 FRAMES_CROPPED = "{file}: {n} volumes; the first {frames} are used by preset '{preset}'."
 FRAMES_PADDED = "{file}: {n} volumes; padded with {pad} empty frames to {frames} (frame_mask marks them)."
 PLUGIN_CLUSTER = (
@@ -105,8 +140,12 @@ PLUGIN_CLUSTER = (
     "bidsad on the compute nodes (a native installation, not one inside a container); for containers use "
     "one job per participant instead (README, 'SLURM')."
 )
+WORK_OTHER_VERSION = (
+    "-w/--work-dir: {work} was used by bidsad {old}; this is bidsad {new}, so its cached results are not "
+    "reused (everything is recomputed). Use a fresh work directory to save space."
+)
 PARTICIPANT_FAILED = "sub-{label}: failed: {why}"
-PARTICIPANTS_FAILED = "{n} of {total} participants failed: {labels}. See their reports and {log}."
+PARTICIPANTS_FAILED = "{n} of {total} participants failed: {labels}. See their reports (sub-<label>.html) and {log}."
 PARTICIPANT_DONE = "Participant level finished: {n} participant(s), outputs in {out}."
 
 # --- group level -----------------------------------------------------------------------------------
@@ -114,7 +153,18 @@ NO_PARTICIPANTS_TSV = (
     "participants.tsv not found in {bids}; the group level needs it with a 'diagnosis' column (CN, MCI, AD)."
 )
 NO_ID_COLUMN = "{file}: no 'participant_id' column (columns: {columns}). The first column must be participant_id (sub-<label>)."
-DUPLICATE_IDS = "{file}: participant(s) listed more than once: {labels}. Keep one row per participant."
+TSV_NOT_UTF8 = "{file}: not valid UTF-8 (byte {position}); BIDS requires UTF-8. Re-save it as UTF-8."
+TSV_REPEATED_COLUMN = "{file}: column(s) {columns} appear more than once; the first of each is used."
+TSV_SESSIONS = "{file}: one row per session (session_id column); the earliest session's diagnosis is used, as for the T1w."
+TSV_CONFLICT = (
+    "{file}: participant(s) {labels} have several rows with different diagnoses; they are excluded from "
+    "training. Keep one row per participant."
+)
+TSV_UNMATCHED = (
+    "{file}: participant_id(s) {labels} match no sub-* folder (ids are not re-padded: sub-3 is not sub-03); "
+    "those rows are ignored."
+)
+TSV_UNLISTED = "{file}: {labels} have data but no row; they have no diagnosis and are not used for training."
 NO_DIAGNOSIS_COLUMN = "{file}: no 'diagnosis' column (columns: {columns}). Add one with CN, MCI or AD per participant."
 NO_FEATURES = (
     "out_dir: no model features for preset '{preset}' in {out}.{found} Run the participant level first "
@@ -125,6 +175,7 @@ GROUP_REPLACED = "group/ of an earlier run (models: {models}) is replaced by thi
 EXCLUDED_NO_DIAGNOSIS = "no diagnosis in participants.tsv"
 EXCLUDED_BAD_DIAGNOSIS = "diagnosis '{value}' is not one of CN, MCI, AD (or a known synonym)"
 EXCLUDED_NOT_IN_TSV = "not listed in participants.tsv"
+EXCLUDED_CONFLICT = "several rows with different diagnoses in participants.tsv"
 EXCLUDED_NO_T1W_FEATURES = "no MRI features (participant level failed or not run)"
 PARAMETERS_MISMATCH = (
     "Group level: the features of preset '{preset}' in {out} were not all made with the same parameters, "

@@ -133,6 +133,14 @@ def test_broken_participant_fails_alone(tmp_path):
     assert not (out / "sub-05/features").exists()
     report = (out / "sub-05.html").read_text()
     assert "failed" in report and "sub-05_T1w.nii.gz" in report
+    # the run summary, the log file and the last line of stderr list the failure with its file
+    (summary,) = (out / "logs").glob("summary-participant-*.json")
+    summary = json.loads(summary.read_text())
+    assert [summary[f"sub-{x}"]["status"] for x in ("01", "04", "05")] == ["ok", "ok", "failed"]
+    assert summary["sub-05"]["errors"][0].startswith("sub-05/anat/sub-05_T1w.nii.gz: cannot be read as NIfTI")
+    (log,) = (out / "logs").glob("participant-*.log")
+    assert "sub-05: failed: sub-05/anat/sub-05_T1w.nii.gz: cannot be read as NIfTI" in log.read_text()
+    assert f"1 of 3 participants failed: sub-05. See their reports (sub-<label>.html) and {log}" in proc.stderr.splitlines()[-1]
 
 
 def test_group_with_excluded_participants_and_rerun_cleans_stale(demo_run, tmp_path):
@@ -173,11 +181,11 @@ def test_rerun_drops_tensors_of_inputs_that_became_unusable(demo_run, tmp_path):
     sidecar = bids / "sub-01/func/sub-01_task-rest_bold.json"
     sidecar.chmod(0o644)
     meta = json.loads(sidecar.read_text())
-    del meta["RepetitionTime"]
+    meta["RepetitionTime"] = 2520  # milliseconds: refused, never guessed (a missing TR falls back to the header)
     sidecar.write_text(json.dumps(meta))
     proc = run_bidsad(bids, out, "participant", "--preset", "small", "--anat-registration", "affine", "-w", work,
                       check_rc=1)
-    assert "RepetitionTime is missing" in proc.stderr
+    assert "sub-01/func/sub-01_task-rest_bold.nii.gz: RepetitionTime 2520 looks like milliseconds" in proc.stderr
     assert not bold.exists() and (out / "sub-01/features/sub-01_res-small_desc-model_T1w.npy").is_file()
 
 

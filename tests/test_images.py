@@ -42,7 +42,7 @@ def test_conform_nonfinite_and_dimensions(tmp_path):
     with pytest.raises(ValueError, match="sub-01/func/x.nii.gz: a BOLD image must be 4-D"):
         conform_image(tmp_path / "nan.nii.gz", tmp_path / "o.nii.gz", 4, "BOLD", "sub-01/func/x.nii.gz")
     nb.save(nb.Nifti1Image(np.full((4, 4, 4), np.nan, np.float32), np.eye(4)), tmp_path / "allnan.nii.gz")
-    with pytest.raises(ValueError, match="no finite voxel"):
+    with pytest.raises(ValueError, match="every voxel is non-finite"):
         conform_image(tmp_path / "allnan.nii.gz", tmp_path / "o.nii.gz", 3, "T1w", "allnan.nii.gz")
 
 

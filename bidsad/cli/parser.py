@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -67,6 +68,9 @@ def _positive_float(value: str) -> float:
     return number
 
 
+#: INFO messages of the last :func:`parse_args` (logged by the entry point once logging is set up).
+NOTES: list[tuple[int, str]] = []
+
 #: Pipelines whose outputs ``--derivatives`` accepts.
 DERIVATIVES_NAMES = ("fmriprep",)
 
@@ -84,6 +88,8 @@ def _participant_label(value: str) -> str:
     label = value.removeprefix("sub-")
     if not label:
         raise argparse.ArgumentTypeError(messages.LABEL_EMPTY.format(value=value))
+    if label != value:
+        NOTES.append((logging.INFO, messages.LABEL_NORMALISED.format(value=value, label=label)))
     return label
 
 
@@ -213,6 +219,7 @@ def parse_args(args: list[str] | None = None) -> Config:
     Exits with status 2 (``parser.error``) on any usage error, naming the argument.
     """
     parser = _build_parser()
+    NOTES.clear()
     opts = parser.parse_args(args)
 
     config = Config()

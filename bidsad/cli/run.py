@@ -66,6 +66,10 @@ def main(argv: list[str] | None = None) -> None:
 
     config = parse_args(argv)
     _setup_logging(config.execution.verbose)
+    from bidsad.cli.parser import NOTES
+
+    for level, note in NOTES:
+        LOGGER.log(level, note)
     from bidsad.bids import InputError
     from bidsad.config import seed_everything
 
@@ -139,6 +143,28 @@ def _crash_reasons(folder: Path) -> list[str]:
     return reasons
 
 
+def _check_work_stamp(work_dir: Path) -> None:
+    """Stamp ``work_dir`` with bidsad's version; warn when an earlier run used another version.
+
+    Cached results of another version are never reused: nipype's top workflow is named after the version
+    (:func:`bidsad.workflows.base.workflow_name`), and node caches are keyed on their inputs' content.
+    The same version after a crash reuses every finished node.
+    """
+    import json
+
+    from bidsad import __version__
+    from bidsad.utils import atomic_write_json
+
+    stamp = work_dir / "bidsad_stamp.json"
+    try:
+        earlier = json.loads(stamp.read_text(encoding="utf-8")).get("bidsad_version")
+    except (OSError, ValueError, AttributeError):
+        earlier = None
+    if earlier and earlier != __version__:
+        LOGGER.warning(messages.WORK_OTHER_VERSION.format(work=work_dir, old=earlier, new=__version__))
+    atomic_write_json(stamp, {"bidsad_version": __version__})
+
+
 def run_participant_level(config) -> int:
     """Collect inputs, run the nipype workflow, write reports; return the exit status."""
     import shutil
@@ -150,17 +176,25 @@ def run_participant_level(config) -> int:
     ex = config.execution
     bids_dir, out_dir = Path(ex.bids_dir), Path(ex.out_dir)
     participants = collect_participants(bids_dir, ex.participant_label, ex.bids_filters,
-                                        validate=not ex.skip_bids_validation)
+                                        validate=not ex.skip_bids_validation, mem_gb=config.nipype.mem_gb)
     write_dataset_description(out_dir, bids_dir, ex.derivatives)
+    log_file = _log_to_file(out_dir, "participant", ex.run_uuid)
+    _check_work_stamp(Path(ex.work_dir))
+    for part in participants:
+        for warning in part.warnings:
+            LOGGER.warning(warning)
     plugin, plugin_args = _nipype_setup(config)
-    if config.nipype.omp_nthreads:
+    if config.nipype.omp_nthreads:  # OpenMP (torch) and ITK (antspyx); 1 makes registration bit-reproducible
         os.environ["OMP_NUM_THREADS"] = str(config.nipype.omp_nthreads)
+        os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(config.nipype.omp_nthreads)
     for part in participants:
         # crash files of an earlier attempt must not count against this one, and model tensors of an
         # earlier run must not outlive an input that this run drops
         shutil.rmtree(crash_dir(config, part.label), ignore_errors=True)
         for stale in (out_dir / f"sub-{part.label}").rglob(f"features/*_res-{config.features.preset}_desc-model_*"):
             stale.unlink()
+        for partial in (out_dir / f"sub-{part.label}").rglob(".*.tmp"):  # a killed run's unfinished writes
+            partial.unlink()
     workflow = init_bidsad_wf(config, participants)
     LOGGER.info("Participant level: %d participant(s), plugin %s", len(participants), plugin)
     if workflow.list_node_names():
@@ -178,13 +212,34 @@ def run_participant_level(config) -> int:
                 LOGGER.error(messages.PARTICIPANT_FAILED.format(label=part.label, why=error))
         write_participant_report(config, part)
     _write_boilerplate(out_dir)
+    _write_summary(out_dir / "logs" / f"summary-participant-{ex.run_uuid}.json", participants, failed)
     if failed:
         LOGGER.error(messages.PARTICIPANTS_FAILED.format(
             n=len(failed), total=len(participants), labels=", ".join(f"sub-{f}" for f in failed),
-            log=Path(ex.work_dir) / "crash"))
+            log=log_file))
         return EXIT_FAILED
     LOGGER.info(messages.PARTICIPANT_DONE.format(n=len(participants), out=out_dir))
     return EXIT_OK
+
+
+def _log_to_file(out_dir: Path, level: str, run_uuid: str) -> Path:
+    """Copy bidsad's log messages to ``out_dir/logs/<level>-<run_uuid>.log`` (UTF-8 whatever the locale)."""
+    path = out_dir / "logs" / f"{level}-{run_uuid}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s bidsad %(levelname)s: %(message)s"))
+    LOGGER.addHandler(handler)
+    return path
+
+
+def _write_summary(path: Path, participants, failed: list[str]) -> None:
+    """Run summary (JSON, atomic): per participant its status, inputs used, warnings and errors."""
+    from bidsad.utils import atomic_write_json
+
+    atomic_write_json(path, {f"sub-{p.label}": {
+        "status": "failed" if p.label in failed else "ok",
+        "t1w": str(p.t1w) if p.t1w else None, "bold": [str(run.path) for run in p.bold],
+        "warnings": p.warnings, "errors": p.errors} for p in participants})
 
 
 def _write_boilerplate(out_dir: Path) -> None:

@@ -13,11 +13,46 @@ from nipype.interfaces.base import (
 )
 
 from bidsad import messages
+from bidsad.bids import core_shape, header_repetition_time
 
 
-def conform_image(in_file: Path, out_file: Path, ndim: int, kind: str, display_name: str) -> list[str]:
-    """Conform an image: apply NIfTI scaling, float32, squeeze trailing singleton dimensions,
-    reorient to RAS+ without resampling (nibabel ``as_closest_canonical``), non-finite voxels -> 0.
+def _scaled_float32(img):
+    """The image's values with NIfTI scaling applied, as float32, without a float64 copy of the whole array.
+
+    nibabel's own scaling promotes to float64 (twice the float32 size, plus the result); here the stored
+    values are cast once to float32 and scaled in place. ``scl_slope`` 0 or NaN means no scaling (nibabel
+    applies the NIfTI rule when it reads the header).
+    """
+    import numpy as np
+
+    proxy = img.dataobj
+    if not _is_proxy(proxy):
+        return np.asarray(proxy, dtype=np.float32)
+    data = np.asarray(proxy.get_unscaled()).astype(np.float32)
+    slope, inter = float(proxy.slope), float(proxy.inter)
+    if slope != 1.0:
+        data *= np.float32(slope)
+    if inter != 0.0:
+        data += np.float32(inter)
+    return data
+
+
+def _is_proxy(obj) -> bool:
+    """Whether ``obj`` is a nibabel array proxy (data still on disk)."""
+    import nibabel as nb
+
+    return nb.is_proxy(obj) and hasattr(obj, "get_unscaled")
+
+
+def conform_image(in_file: Path, out_file: Path, ndim: int, kind: str, display_name: str,
+                  repetition_time: float | None = None) -> list[str]:
+    """Conform an image: apply NIfTI scaling (``scl_slope`` 0 or NaN means none), float32 (never back to
+    the stored integer type), drop singleton dimensions beyond the third (``(X,Y,Z,1)`` -> 3-D,
+    ``(X,Y,Z,1,T)`` -> 4-D), reorient to RAS+ by axis permutation and flips only (nibabel
+    ``as_closest_canonical``; obliquity stays in the affine), non-finite voxels -> 0.
+
+    ``repetition_time`` (s), for 4-D images: written to ``pixdim[4]`` with time units ``sec`` (the
+    sidecar's TR is authoritative; see :func:`bidsad.bids.repetition_time`).
 
     One authoritative affine: nibabel's (the sform when its code is set, else the qform) is written
     to both qform and sform; a warning says when the two disagreed by more than 0.01 mm.
@@ -40,12 +75,11 @@ def conform_image(in_file: Path, out_file: Path, ndim: int, kind: str, display_n
 
     try:
         img = nb.load(str(in_file))
-        data = np.asarray(img.dataobj, dtype=np.float32)  # applies scl_slope / scl_inter
+        data = _scaled_float32(img)
     except Exception as err:  # truncated or corrupt files raise OSError, EOFError, zlib.error ...
         why = " ".join(str(err).split()) or type(err).__name__
         raise ValueError(messages.IMAGE_UNREADABLE.format(file=display_name, why=why)) from err
-    while data.ndim > ndim and data.shape[-1] == 1:
-        data = data[..., 0]
+    data = data.reshape(core_shape(data.shape))
     if ndim == 3 and data.ndim == 4:
         raise ValueError(messages.IMAGE_MULTIVOLUME.format(file=display_name, n=data.shape[3], shape=img.shape))
     if data.ndim != ndim:
@@ -71,6 +105,10 @@ def conform_image(in_file: Path, out_file: Path, ndim: int, kind: str, display_n
     out.header.set_slope_inter(1, 0)
     out.set_qform(img.affine, code=max(scode, qcode, 1))
     out.set_sform(img.affine, code=max(scode, qcode, 1))
+    if data.ndim == 4:
+        out.header.set_xyzt_units("mm", "sec")
+        zooms = out.header.get_zooms()
+        out.header.set_zooms(zooms[:3] + (float(repetition_time or header_repetition_time(img.header)),))
     out = nb.as_closest_canonical(out)
     nb.save(out, str(out_file))
     return warnings
@@ -81,6 +119,7 @@ class _ConformInputSpec(BaseInterfaceInputSpec):
     ndim = traits.Enum(3, 4, mandatory=True, desc="required dimensionality")
     kind = traits.Str("image", usedefault=True, desc="name of the image kind in messages (T1w, BOLD)")
     display_name = traits.Str(desc="file name used in messages (relative to bids_dir)")
+    repetition_time = traits.Float(desc="TR (s) written to pixdim[4] of a 4-D image")
 
 
 class _ConformOutputSpec(TraitedSpec):
@@ -99,7 +138,8 @@ class ConformImage(SimpleInterface):
         out_file = Path(runtime.cwd) / in_file.name.replace(".nii.gz", "").replace(".nii", "")
         out_file = out_file.with_name(out_file.name + "_ras.nii.gz")
         self._results["warnings"] = conform_image(
-            in_file, out_file, self.inputs.ndim, self.inputs.kind, self.inputs.display_name or in_file.name
+            in_file, out_file, self.inputs.ndim, self.inputs.kind, self.inputs.display_name or in_file.name,
+            self.inputs.repetition_time or None,
         )
         self._results["out_file"] = str(out_file)
         return runtime

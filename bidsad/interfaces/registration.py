@@ -46,7 +46,8 @@ def register_to_template(in_file: Path, mask_file: Path, out_dir: Path, *, metho
     coordinates (mm), so they apply to any grid.
 
     Returns the forward (T1w -> template, for resampling T1w images into the template) and inverse
-    ITK composite transform files (``.h5``). ``seed`` fixes antsRegistration's random sampling.
+    ITK composite transform files (``.h5``). ``seed`` fixes antsRegistration's random sampling (passed as
+    ``seed + 1``: ANTs reads 0 as "no fixed seed").
     """
     import ants
     import ants.config
@@ -57,7 +58,9 @@ def register_to_template(in_file: Path, mask_file: Path, out_dir: Path, *, metho
     out_dir = Path(out_dir)
     fixed = ants.image_read(str(template_file(out_dir, "T1w", 2)))
     moving = ants.image_read(str(in_file)) * ants.image_read(str(mask_file)).clone("float")
-    ants.config._random_seed = int(seed)  # what ants.set_ants_deterministic sets, without forcing 1 thread
+    # antsRegistration treats --random-seed 0 as "seed from the clock": shift by one so that every bidsad seed
+    # (0 included) fixes the sampling; bit-identical results also need one ITK thread (--omp-nthreads 1)
+    ants.config._random_seed = int(seed) + 1
     result = ants.registration(fixed=fixed, moving=moving, type_of_transform=TRANSFORMS[method],
                                outprefix=str(out_dir / "reg_"), write_composite_transform=True)
     return Path(result["fwdtransforms"]), Path(result["invtransforms"])

@@ -24,7 +24,8 @@ def segment_tissues(in_file: Path, mask_file: Path, out_dir: Path) -> list[Path]
     ref = nb.load(str(in_file))
     image = ants.image_read(str(in_file))
     mask = ants.image_read(str(mask_file)).clone("float")
-    result = ants.atropos(a=image, x=mask, i="Kmeans[3]", m="[0.2,1x1x1]", c="[5,0]")
+    # r=0: Atropos' constant internal seed (its default, 1, seeds from the clock: results changed run to run)
+    result = ants.atropos(a=image, x=mask, i="Kmeans[3]", m="[0.2,1x1x1]", c="[5,0]", r=0)
     outs = []
     for label, prob in zip(TISSUES, result["probabilityimages"]):
         out = Path(out_dir) / f"{label}_probseg.nii.gz"

@@ -75,7 +75,9 @@ def init_func_preproc_wf(*, run, bids_dir: Path, out_dir: str, preset: str, deno
                          name="outputnode")
     outputnode.inputs.repetition_time = tr
 
-    conform = pe.Node(ConformImage(in_file=source, ndim=4, kind="BOLD", display_name=display), name="conform_bold")
+    conform = pe.Node(ConformImage(in_file=source, ndim=4, kind="BOLD", display_name=display,
+                                   repetition_time=run.repetition_time),
+                      name="conform_bold", mem_gb=max(run.mem_gb, 0.1))
     boldref = pe.Node(motion.BoldReference(), name="bold_reference")
     hmc = pe.Node(motion.HeadMotion(nthreads=omp_nthreads, seed=seed), name="head_motion", n_procs=omp_nthreads)
     coreg = pe.Node(CoregisterBold(seed=seed), name="coregister", mem_gb=1.0)
