@@ -85,7 +85,7 @@ def collect_fmriprep(path: Path, part, bids_dir: Path) -> FmriprepInputs | None:
     base = {"subject": label, "datatype": "anat", **session}
 
     def anat(what, pattern, **query):
-        found = _one(layout.get(**base, **query, extension=nii if "extension" not in query else query.pop("extension")))
+        found = _one(layout.get(**base, **query, extension=nii))
         if found is None:
             part.errors.append(messages.FMRIPREP_MISSING.format(label=label, path=path, what=what, pattern=pattern))
         return found

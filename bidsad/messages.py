@@ -101,10 +101,6 @@ FMRIPREP_MISSING = (
 FMRIPREP_BOLD_MISSING = (
     "sub-{label}: --derivatives fmriprep={path}: no {what} for {run} ({pattern}); this run is skipped."
 )
-FMRIPREP_SPACE = (
-    "sub-{label}: fMRIPrep outputs in {space} are used as {target}; the two ICBM 2009 templates differ by a "
-    "few mm at most (recorded as SourceSpace in the sidecars)."
-)
 
 # --- anatomical preprocessing ------------------------------------------------------------------------
 DEEPBET_MISSING = (
