@@ -90,6 +90,9 @@ class Nipype:
 
 #: Values of ``--denoise`` (see :mod:`bidsad.interfaces.confounds`).
 DENOISE_STRATEGIES = ("none", "basic")
+#: Values of ``--split-protocol`` (see :mod:`bidsad.learn.splits`) and ``--class-weight``.
+SPLIT_PROTOCOLS = ("participant", "paper")
+CLASS_WEIGHTS = ("none", "balanced")
 
 #: Values of ``--anat-registration``.
 ANAT_REGISTRATIONS = ("affine", "syn")
@@ -125,6 +128,17 @@ class Learning:
     """Training epochs per fold (paper: 20)."""
     folds: int = 5
     """Number of participant-level cross-validation folds (reduced, with a warning, for small classes)."""
+    repeats: int = 1
+    """Repeats of the stratified k-fold, each with a new shuffle (seed ``random_seed + repeat - 1``);
+    pooled metrics use each participant's probabilities averaged over repeats."""
+    split_protocol: str = "participant"
+    """``participant`` (default): split by participant, then augment training participants only.
+    ``paper``: the paper's augment-then-split protocol, which LEAKS (copies of test participants in
+    training); for comparison only, flagged in every output."""
+    class_weight: str = "none"
+    """``none`` or ``balanced`` (loss weights ``n / (k * n_class)`` from each fold's training participants)."""
+    deterministic: bool = False
+    """Deterministic TensorFlow ops (``enable_op_determinism``): bit-identical reruns, slower on GPU."""
     batch_size: int = 2
     """Participants per training batch."""
     learning_rate: float = 1e-5
@@ -213,6 +227,11 @@ class Config:
             ("learning", "epochs", integer(self.learning.epochs, 1), "an integer >= 1"),
             ("learning", "folds", integer(self.learning.folds, 2), "an integer >= 2"),
             ("learning", "batch_size", integer(self.learning.batch_size, 1), "an integer >= 1"),
+            ("learning", "repeats", integer(self.learning.repeats, 1), "an integer >= 1"),
+            ("learning", "split_protocol", self.learning.split_protocol in SPLIT_PROTOCOLS,
+             f"one of {', '.join(SPLIT_PROTOCOLS)}"),
+            ("learning", "class_weight", self.learning.class_weight in CLASS_WEIGHTS, f"one of {', '.join(CLASS_WEIGHTS)}"),
+            ("learning", "deterministic", isinstance(self.learning.deterministic, bool), "true or false"),
             ("learning", "patience", integer(self.learning.patience, 1), "an integer >= 1"),
             ("learning", "augment", isinstance(self.learning.augment, bool), "true or false"),
             ("learning", "validation", isinstance(self.learning.validation, bool), "true or false"),

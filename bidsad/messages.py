@@ -220,3 +220,21 @@ FIGURE_FAILED = "This figure could not be drawn: {why}"
 
 # functional workflow
 DENOISE_SKIPPED = "{file}: --denoise cleaning skipped: {why}; the BOLD is used without it."
+# Group level: split protocol, resume, baselines
+SPLIT_PROTOCOL_PAPER = (
+    "SPLIT PROTOCOL 'paper' (comparison only): augmented copies of every participant were made BEFORE "
+    "splitting, so copies of test participants are in training. This LEAKS: its scores are inflated and "
+    "must not be reported as performance. The leakage check is knowingly bypassed. Use the default "
+    "(--split-protocol participant) for results."
+)
+LEAKAGE_BYPASSED = (
+    "Leakage check bypassed (--split-protocol paper): fold {fold} trains on copies of {n} of its test "
+    "participant(s)."
+)
+FOLD_RESUMED = "model {model}, {fold}: resuming from the checkpoint after epoch {epoch} in {path}."
+FOLD_REUSED = "model {model}, {fold}: finished with the same parameters in {path}; reusing it (not retrained)."
+BASELINES_SKIPPED = (
+    "Baselines on {what} skipped: {why}. They need the participant level's regional tables "
+    "(*_desc-gm_morph.tsv, *_atlas-<atlas>_timeseries.tsv); rerun the participant level with this version "
+    "of bidsad to make them."
+)

@@ -14,7 +14,10 @@ skull-stripped T1w and a resting-state BOLD run whose class effects are known:
   (``ventricle_sd_mm``), and a random rigid pose (up to ``max_rotation_deg`` and ``max_shift_mm``) written
   into the header, so that the classes differ only by the effects above.
 
-Run ``python -m bidsad.synthetic OUT --participants 60 --effect 1.0`` to write one.
+Run ``python -m bidsad.synthetic OUT --participants 60 --effect 1.0`` to write one. With
+``--derivatives`` (:func:`make_synthetic_derivatives`), the cohort is written directly as the group
+level's inputs (model tensors, sidecars, regional tables), bypassing preprocessing: for group-level
+tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -202,6 +205,166 @@ def make_synthetic_cohort(root: Path, n_participants: int = 60, *, seed: int = 0
     return root
 
 
+#: Atlas label of the synthetic regional tables (read from file names by the group level).
+SYNTHETIC_ATLAS = "synthetic"
+#: Regions of the synthetic regional tables; the first four form the "default mode" set.
+N_REGIONS = 12
+
+
+def _ellipsoid(shape, centre, radii):
+    """Boolean mask of an axis-aligned ellipsoid (voxel units) on a grid of ``shape``."""
+    import numpy as np
+
+    grid = np.ogrid[tuple(slice(0, n) for n in shape)]
+    return sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radii)) <= 1.0
+
+
+def synthetic_mri_tensor(severity: float, rng, shape, effect: float):
+    """A model-input MRI tensor (float32, ``shape``, z-scored inside a head ellipsoid, 0 outside).
+
+    Atrophy as in :func:`synthetic_t1w`, drawn directly on the grid: a central dark "ventricle"
+    ellipsoid whose radii grow by ``60% * severity * effect`` and two bright "hippocampus" spheres
+    that lose ``severity * effect`` of their contrast; smooth noise and a random shift of up to
+    two voxels make every participant different.
+    """
+    import numpy as np
+    from scipy import ndimage
+
+    shape = tuple(int(n) for n in shape)
+    centre = np.array(shape) / 2 + rng.uniform(-2, 2, 3)
+    head = _ellipsoid(shape, centre, np.array(shape) * 0.42)
+    data = ndimage.gaussian_filter(rng.normal(size=shape), 1.0).astype(np.float32) * 2.0
+    radii = np.array(shape) * 0.10 * (1 + 0.6 * severity * effect + rng.normal(0, 0.05))
+    data[_ellipsoid(shape, centre, radii)] -= 3.0
+    for side in (-1, 1):
+        spot = centre + np.array([side * shape[0] * 0.22, -shape[1] * 0.05, -shape[2] * 0.12])
+        data[_ellipsoid(shape, spot, np.array(shape) * 0.07)] += 2.0 * (1 - severity * effect)
+    data = np.where(head, data, 0.0)
+    data[head] = (data[head] - data[head].mean()) / data[head].std()
+    return data.astype(np.float32)
+
+
+def _dmn_signal(severity, rng, n_volumes, n_series, effect, params):
+    """``n_series`` time series (n_volumes, n_series): the first four share one signal whose weight
+    falls with severity (as :func:`synthetic_bold`), the rest are independent noise."""
+    import numpy as np
+    from scipy import ndimage
+
+    shared = ndimage.gaussian_filter1d(rng.normal(size=n_volumes), 1.5)
+    shared /= shared.std()
+    weight = params["dmn_coupling"] * (1 - 0.6 * severity * effect)
+    series = rng.normal(size=(n_volumes, n_series))
+    series[:, :4] = weight * shared[:, None] + np.sqrt(1 - weight**2) * series[:, :4]
+    return series
+
+
+def synthetic_bold_tensor(severity: float, rng, shape, frames: int, effect: float, params: dict):
+    """A model-input BOLD tensor (float32, ``(frames, *shape)``): four "default-mode" blobs share a
+    signal whose weight falls with severity; other voxels carry noise; z-scored per voxel."""
+    import numpy as np
+
+    shape = tuple(int(n) for n in shape)
+    data = rng.normal(size=(frames, *shape)).astype(np.float32)
+    series = _dmn_signal(severity, rng, frames, 4, effect, params)
+    spots = [(0.5, 0.3, 0.6), (0.5, 0.75, 0.4), (0.25, 0.3, 0.65), (0.75, 0.3, 0.65)]
+    for node, spot in enumerate(spots):
+        blob = _ellipsoid(shape, np.array(spot) * shape, np.array(shape) * 0.12)
+        data[:, blob] = series[:, node, None] + 0.3 * data[:, blob]
+    data = (data - data.mean(axis=0)) / data.std(axis=0)
+    return data.astype(np.float32)
+
+
+def make_synthetic_derivatives(root: Path, n_participants: int = 60, *, preset: str = "small", seed: int = 0,
+                               effect: float = 1.0, with_bold: bool = True, shuffle_labels: bool = False,
+                               n_volumes: int = 60, **params) -> tuple[Path, Path]:
+    """Write a synthetic cohort directly as group-level inputs, BYPASSING PREPROCESSING.
+
+    For group-level tests and benchmarks only: no image is preprocessed. Writes ``root/bids`` (a fake
+    BIDS dataset holding only ``dataset_description.json`` and ``participants.tsv``) and
+    ``root/derivatives`` with, per participant, exactly the files the participant level writes for the
+    group level: ``features/sub-<l>_res-<preset>_desc-model_T1w.npy`` (+ ``.json`` sidecar with the
+    fields and ``ParametersHash`` of :func:`bidsad.interfaces.tensors.finish_meta`), optionally
+    ``features/sub-<l>_task-rest_res-<preset>_desc-model_bold.npy`` (+ ``.json``), and the baseline
+    inputs (the participant level's regional tables): ``anat/sub-<l>_atlas-synthetic_desc-gm_morph.tsv`` (``index``,
+    ``name``, ``volume_ml``) and, with BOLD,
+    ``func/sub-<l>_task-rest_space-MNI152NLin2009aSym_atlas-synthetic_timeseries.tsv``
+    (``n_volumes`` rows x :data:`N_REGIONS` regions).
+
+    Classes cycle CN, MCI, AD (severity 0, 0.5, 1); ``effect`` scales every class effect (0: none).
+    ``shuffle_labels`` permutes the diagnoses in participants.tsv (seeded) after the data are drawn,
+    so that the data carry no information about the recorded labels. Returns ``(bids_dir, out_dir)``.
+    """
+    import numpy as np
+
+    from bidsad.config import PRESETS
+    from bidsad.interfaces.tensors import finish_meta, grid_affine, resize_mri_volume_grid
+
+    params = {**DEFAULTS, **params}
+    grid = PRESETS[preset]
+    root = Path(root)
+    bids_dir, out_dir = root / "bids", root / "derivatives"
+    bids_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (bids_dir / "dataset_description.json").write_text(json.dumps({
+        "Name": "bidsad synthetic derivatives (NOT real data; preprocessing bypassed)", "BIDSVersion": "1.10.0",
+        "DatasetType": "raw"}, indent=2))
+    (out_dir / "dataset_description.json").write_text(json.dumps({
+        "Name": "bidsad synthetic derivatives", "BIDSVersion": "1.10.0", "DatasetType": "derivative",
+        "GeneratedBy": [{"Name": "bidsad.synthetic.make_synthetic_derivatives",
+                         "Description": "group-level inputs drawn directly; preprocessing bypassed"}]}, indent=2))
+    common = {"preset": preset, "Space": "MNI152NLin2009aSym", "Synthetic": True}
+    how = {"normalisation": "synthetic: drawn z-scored (bidsad.synthetic, preprocessing bypassed)",
+           "interpolation": "none (drawn on the model grid)", "warnings": []}
+    rng = np.random.default_rng(seed)
+    diagnoses = [CLASS_NAMES[i % 3] for i in range(n_participants)]
+    names = [f"roi-{i + 1:03d}" for i in range(N_REGIONS)]
+    for index, diagnosis in enumerate(diagnoses):
+        label = f"{index + 1:03d}"
+        severity = SEVERITY[diagnosis]
+        sub_rng = np.random.default_rng(rng.integers(2**32))
+        features = out_dir / f"sub-{label}" / "features"
+        features.mkdir(parents=True, exist_ok=True)
+        mri = synthetic_mri_tensor(severity, sub_rng, grid["mri_shape"], effect)
+        stem = features / f"sub-{label}_res-{preset}_desc-model_T1w"
+        np.save(stem.with_suffix(".npy"), mri)
+        affine = resize_mri_volume_grid(grid["mri_shape"])
+        meta = {"shape": list(mri.shape), "dtype": "float32", "grid_affine": affine.round(6).tolist(),
+                "voxel_size_mm": [round(float(v), 6) for v in np.diag(affine)[:3]],
+                "field_of_view_mm": [197.0, 233.0, 189.0], "frames": None, "Modality": "T1w", **common}
+        stem.with_suffix(".json").write_text(json.dumps(finish_meta(meta, {}, **how), indent=2))
+        anat = out_dir / f"sub-{label}" / "anat"
+        anat.mkdir(parents=True, exist_ok=True)
+        volumes = 10.0 * sub_rng.uniform(0.95, 1.05) * (1 + 0.05 * sub_rng.normal(size=N_REGIONS))
+        volumes[:2] *= 1 - 0.4 * severity * effect  # "hippocampi" shrink with severity
+        pd_rows = ["index\tname\tvolume_ml"] + [f"{i + 1}\t{n}\t{v:.4f}" for i, (n, v) in enumerate(zip(names, volumes))]
+        (anat / f"sub-{label}_atlas-{SYNTHETIC_ATLAS}_desc-gm_morph.tsv").write_text("\n".join(pd_rows) + "\n")
+        if with_bold:
+            bold = synthetic_bold_tensor(severity, sub_rng, grid["bold_shape"], grid["frames"], effect, params)
+            stem = features / f"sub-{label}_task-rest_res-{preset}_desc-model_bold"
+            np.save(stem.with_suffix(".npy"), bold)
+            fov = [180.0, 216.0, 180.0]
+            meta = {"shape": list(bold.shape), "dtype": "float32",
+                    "grid_affine": grid_affine((0.0, -18.0, 22.0), fov, grid["bold_shape"]).round(6).tolist(),
+                    "voxel_size_mm": [round(f / n, 6) for f, n in zip(fov, grid["bold_shape"])],
+                    "field_of_view_mm": fov, "frames": grid["frames"], "n_volumes": grid["frames"],
+                    "frame_mask": [True] * grid["frames"], "Modality": "bold",
+                    "RepetitionTime": params["repetition_time"], **common}
+            stem.with_suffix(".json").write_text(json.dumps(finish_meta(meta, {}, **how), indent=2))
+            func = out_dir / f"sub-{label}" / "func"
+            func.mkdir(parents=True, exist_ok=True)
+            series = _dmn_signal(severity, sub_rng, n_volumes, N_REGIONS, effect, params)
+            lines = ["\t".join(names)] + ["\t".join(f"{v:.5f}" for v in row) for row in series]
+            stem = func / f"sub-{label}_task-rest_space-MNI152NLin2009aSym_atlas-{SYNTHETIC_ATLAS}_timeseries"
+            stem.with_suffix(".tsv").write_text("\n".join(lines) + "\n")
+            stem.with_suffix(".json").write_text(json.dumps({"Atlas": SYNTHETIC_ATLAS, "Denoise": "none (synthetic)",
+                                                             "RepetitionTime": params["repetition_time"]}))
+    if shuffle_labels:
+        diagnoses = list(np.random.default_rng(seed + 1).permutation(diagnoses))
+    rows = ["participant_id\tdiagnosis"] + [f"sub-{i + 1:03d}\t{d}" for i, d in enumerate(diagnoses)]
+    (bids_dir / "participants.tsv").write_text("\n".join(rows) + "\n")
+    return bids_dir, out_dir
+
+
 def main(argv=None) -> None:
     """``python -m bidsad.synthetic OUT [--participants N] [--effect E] [--seed S] [--no-bold]``."""
     import argparse
@@ -212,7 +375,14 @@ def main(argv=None) -> None:
     parser.add_argument("--effect", type=float, default=DEFAULTS["effect"], help="class effect strength (0: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-bold", action="store_true", help="T1w only")
+    parser.add_argument("--derivatives", metavar="PRESET",
+                        help="write OUT/bids + OUT/derivatives as group-level inputs of PRESET (bypasses preprocessing)")
+    parser.add_argument("--shuffle-labels", action="store_true", help="with --derivatives: permute the diagnoses")
     opts = parser.parse_args(argv)
+    if opts.derivatives:
+        make_synthetic_derivatives(opts.out, opts.participants, preset=opts.derivatives, seed=opts.seed,
+                                   effect=opts.effect, with_bold=not opts.no_bold, shuffle_labels=opts.shuffle_labels)
+        return
     make_synthetic_cohort(opts.out, opts.participants, seed=opts.seed, with_bold=not opts.no_bold, effect=opts.effect)
 
 

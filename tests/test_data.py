@@ -64,3 +64,57 @@ def test_train_fold_uses_the_inner_validation_split(tensors, tmp_path):
     assert {"val_loss", "val_accuracy"} <= set(history.columns) and np.isfinite(history.val_loss).all()
     assert 1 <= len(history) <= 4
     assert list(predictions.participant_id) == ["sub-3"]
+
+
+def test_interrupted_fold_resumes_after_its_last_epoch_and_a_finished_fold_is_reused(tensors, tmp_path):
+    import keras
+
+    from bidsad.config import Config
+    from bidsad.learn.train import train_fold
+
+    root, rows = tensors
+    config = Config()
+    config.learning.epochs, config.learning.patience = 4, 10
+    state = tmp_path / "work" / "model-3dcnn-gap" / "fold-1"
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 == 2:
+                raise RuntimeError("interrupted after epoch 2")
+
+    class Epochs(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.seen.append(epoch + 1)
+
+    def run(*callbacks, out="model"):
+        return train_fold(config, root, "3dcnn-gap", 1, rows.iloc[:2], rows.iloc[3:], tmp_path / out,
+                          validation_rows=rows.iloc[2:3], state_dir=state, extra_callbacks=callbacks)
+
+    with pytest.raises(RuntimeError, match="after epoch 2"):
+        run(Interrupt())
+    assert (state / "checkpoint.keras").is_file()
+    resumed = Epochs()
+    first = run(resumed)
+    assert resumed.seen == [3, 4]  # resumed from the checkpoint of epoch 2, not from scratch
+    history = pd.read_csv(tmp_path / "model" / "history.tsv", sep="\t")
+    assert list(history.epoch) == [1, 2, 3, 4] and np.isfinite(history.val_loss).all() and (history.seconds > 0).all()
+
+    reused = Epochs()
+    again = run(reused, out="model2")
+    assert reused.seen == [] and again.equals(first)  # finished with the same parameters: not retrained
+    config.learning.epochs = 3  # other parameters: trained afresh
+    fresh = Epochs()
+    run(fresh, out="model3")
+    assert fresh.seen == [1, 2, 3]
+
+
+def test_balanced_class_weights():
+    from bidsad.learn.train import class_weights
+
+    weights = class_weights([0, 0, 0, 1], "balanced")
+    assert weights == pytest.approx({0: 4 / 6, 1: 2.0, 2: 1.0})
+    assert class_weights([0, 1], "none") is None

@@ -212,3 +212,22 @@ def test_derivatives_needs_a_dataset_root(capsys, demo_dir, tmp_path):
     config = parse_args([str(demo_dir), str(tmp_path / "out"), "participant", "--derivatives",
                          f"FMRIPREP={tmp_path / 'fmriprep'}"])
     assert config.execution.derivatives == {"fmriprep": str((tmp_path / "fmriprep").resolve())}
+
+
+def test_split_protocol_repeats_class_weight_and_determinism(capsys, demo_dir, tmp_path):
+    argv = [str(demo_dir), str(tmp_path / "o"), "group", "-w", str(tmp_path / "w")]
+    defaults = parse_args(argv).learning
+    assert (defaults.split_protocol, defaults.repeats, defaults.class_weight, defaults.deterministic) == (
+        "participant", 1, "none", False)  # never the paper protocol by default
+    config = parse_args([*argv, "--split-protocol", "paper", "--repeats", "3", "--class-weight", "balanced",
+                         "--deterministic"])
+    learning = config.learning
+    assert (learning.split_protocol, learning.repeats, learning.class_weight, learning.deterministic) == (
+        "paper", 3, "balanced", True)
+    saved = config.save(tmp_path / "config.toml")
+    assert Config.load(saved).to_dict() == config.to_dict()
+    for bad in (["--repeats", "0"], ["--split-protocol", "slices"], ["--class-weight", "auto"]):
+        assert bad[0] in _usage_error(capsys, [*argv, *bad])
+    path = tmp_path / "c.toml"
+    path.write_text("[learning]\nsplit_protocol = \"samples\"\n")
+    assert "[learning] split_protocol = 'samples'" in _usage_error(capsys, [*argv, "--config-file", str(path)])

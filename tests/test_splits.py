@@ -110,3 +110,49 @@ def test_no_validation_when_training_classes_are_tiny():
     splits, _ = make_splits(ids, labels, folds=2, seed=0)
     with_val, warnings = add_validation(splits, dict(zip(ids, labels)), seed=0)
     assert with_val.equals(splits) and len(warnings) == 2 and "no inner validation" in warnings[0]
+
+
+def test_repeated_folds_reshuffle_and_test_everyone_once_per_repeat():
+    ids, labels = _ids(18), [i % 3 for i in range(18)]
+    splits, _ = make_splits(ids, labels, folds=3, seed=0, repeats=3)
+    assert sorted(splits.repeat.unique()) == [1, 2, 3]
+    tests = {}
+    for repeat, rows in splits.groupby("repeat"):
+        tested = rows[rows.role == "test"]
+        assert sorted(tested.participant_id) == sorted(ids)  # each participant tested exactly once per repeat
+        for _, fold in rows.groupby("fold"):
+            assert not set(fold[fold.role == "train"].participant_id) & set(fold[fold.role == "test"].participant_id)
+        tests[repeat] = {frozenset(f[f.role == "test"].participant_id) for _, f in rows.groupby("fold")}
+    assert tests[1] != tests[2] and tests[2] != tests[3]  # a new shuffle per repeat
+    first, _ = make_splits(ids, labels, folds=3, seed=0)
+    assert first.drop(columns="repeat").equals(splits[splits.repeat == 1].drop(columns="repeat").reset_index(drop=True))
+
+
+def test_paper_protocol_puts_copies_of_test_participants_in_training_and_says_so():
+    from bidsad.learn.splits import make_paper_splits
+
+    ids, labels = _ids(6), [i % 3 for i in range(6)]
+    splits, warnings = make_paper_splits(ids, labels, folds=3, seed=0, copies=10)
+    assert "LEAKS" in warnings[0]
+    assert len(splits[splits.fold == 1]) == 66 and set(splits["copy"]) == set(range(11))
+    leaked = 0
+    for fold, rows in splits.groupby("fold"):
+        train, test = set(rows[rows.role == "train"].participant_id), set(rows[rows.role == "test"].participant_id)
+        leaked += len(train & test)
+        if train & test:
+            with pytest.raises(LeakageError):
+                check_no_leakage(train, test, fold)
+    assert leaked >= 6  # every participant's copies are spread over folds: the leak the paper had
+
+
+def test_plan_splits_paper_protocol_is_flagged_first():
+    import pandas as pd
+
+    from bidsad.learn.splits import plan_splits
+
+    included = pd.DataFrame({"participant_id": _ids(6), "label": [i % 3 for i in range(6)], "mri": ["m"] * 6,
+                             "bold": [""] * 6})
+    splits, warnings = plan_splits(included, [("mri",)], folds=2, seed=0, protocol="paper")
+    assert "LEAKS" in warnings[0] and list(splits.columns) == ["cohort", "repeat", "fold", "participant_id", "copy", "role"]
+    honest, warnings = plan_splits(included, [("mri",)], folds=2, seed=0, repeats=2)
+    assert not any("LEAKS" in w for w in warnings) and (honest["copy"] == 0).all() and set(honest.repeat) == {1, 2}

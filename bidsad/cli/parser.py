@@ -13,7 +13,15 @@ import re
 from pathlib import Path
 
 from bidsad import __version__, messages
-from bidsad.config import ANAT_REGISTRATIONS, DENOISE_STRATEGIES, NIPYPE_PLUGINS, PRESETS, Config
+from bidsad.config import (
+    ANAT_REGISTRATIONS,
+    CLASS_WEIGHTS,
+    DENOISE_STRATEGIES,
+    NIPYPE_PLUGINS,
+    PRESETS,
+    SPLIT_PROTOCOLS,
+    Config,
+)
 
 _MEM_UNITS = {"": 1.0, "g": 1.0, "gb": 1.0, "m": 1e-3, "mb": 1e-3, "t": 1e3, "tb": 1e3}
 
@@ -198,6 +206,17 @@ def _build_parser() -> argparse.ArgumentParser:
     g_group.add_argument("--models", nargs="+", choices=MODEL_NAMES, metavar="MODEL", help=f"models to train: {', '.join(MODEL_NAMES)} (default: 3dcnn-lstm 3dcnn)")
     g_group.add_argument("--epochs", type=_int_at_least(1), help="training epochs per fold (default: 20, as the paper)")
     g_group.add_argument("--folds", type=_int_at_least(2), help="participant-level cross-validation folds (default: 5)")
+    g_group.add_argument("--repeats", type=_int_at_least(1),
+                         help="repeat the participant-level k-fold this many times with new shuffles (default: 1)")
+    g_group.add_argument(
+        "--split-protocol", choices=SPLIT_PROTOCOLS,
+        help="'participant' (default): split by participant, augment training participants only. 'paper': the "
+        "paper's augment-then-split protocol, which LEAKS copies of test participants into training and inflates "
+        "the scores; for comparison only, flagged in every output")
+    g_group.add_argument("--class-weight", choices=CLASS_WEIGHTS,
+                         help="loss weights per class: 'none' (default) or 'balanced' (from each fold's training participants)")
+    g_group.add_argument("--deterministic", action="store_true", default=None,
+                         help="deterministic TensorFlow ops: bit-identical reruns with the same seed (slower on GPU)")
     g_group.add_argument("--learning-rate", type=_positive_float, help="Adam learning rate (default: 1e-5, as the paper)")
     g_group.add_argument("--batch-size", type=_int_at_least(1), help="participants per training batch (default: 2)")
     g_group.add_argument("--patience", type=_int_at_least(1),
@@ -299,6 +318,10 @@ def parse_args(args: list[str] | None = None) -> Config:
         (config.learning, "models", opts.models),
         (config.learning, "epochs", opts.epochs),
         (config.learning, "folds", opts.folds),
+        (config.learning, "repeats", opts.repeats),
+        (config.learning, "split_protocol", opts.split_protocol),
+        (config.learning, "class_weight", opts.class_weight),
+        (config.learning, "deterministic", opts.deterministic),
         (config.learning, "learning_rate", opts.learning_rate),
         (config.learning, "batch_size", opts.batch_size),
         (config.learning, "patience", opts.patience),

@@ -74,6 +74,40 @@ def _rotation_matrix(angles_rad):
     return rz @ ry @ rx
 
 
+def _trilinear(volume, source, batch=None):
+    """Trilinear samples of ``volume`` at float voxel coordinates ``source`` (..., 3); zero outside.
+
+    ``volume``: (x, y, z, channels), or (frames, x, y, z) with ``batch`` = int32 frame index of each
+    point (shape ``source.shape[:-1]``). Returns (..., channels) or (...) respectively. The eight
+    neighbours are read with ``tf.gather`` on the flattened volume (faster than ``gather_nd`` on CPU).
+    """
+    tf = _tf()
+    shape = tf.shape(volume)
+    spatial = shape[:3] if batch is None else shape[1:4]
+    base = tf.floor(source)
+    frac = source - base
+    base = tf.cast(base, tf.int32)
+    if batch is None:
+        flat = tf.reshape(volume, (-1, shape[3]))
+        offset0 = 0
+    else:
+        flat = tf.reshape(volume, (-1,))
+        offset0 = batch * (spatial[0] * spatial[1] * spatial[2])
+    fx, fy, fz = frac[..., 0], frac[..., 1], frac[..., 2]
+    out = 0.0
+    for corner in range(8):
+        dx, dy, dz = (corner >> 2) & 1, (corner >> 1) & 1, corner & 1
+        ix, iy, iz = base[..., 0] + dx, base[..., 1] + dy, base[..., 2] + dz
+        weight = (fx if dx else 1.0 - fx) * (fy if dy else 1.0 - fy) * (fz if dz else 1.0 - fz)
+        valid = (ix >= 0) & (ix < spatial[0]) & (iy >= 0) & (iy < spatial[1]) & (iz >= 0) & (iz < spatial[2])
+        weight = tf.where(valid, weight, 0.0)
+        index = (tf.clip_by_value(ix, 0, spatial[0] - 1) * spatial[1] + tf.clip_by_value(iy, 0, spatial[1] - 1)) \
+            * spatial[2] + tf.clip_by_value(iz, 0, spatial[2] - 1) + offset0
+        values = tf.gather(flat, index)
+        out += values * (weight[..., None] if batch is None else weight)
+    return out
+
+
 def affine_resample_3d(volume, matrix, shift):
     """Resample ``volume`` ``(x, y, z[, channels])`` under a rigid/affine map about the grid centre.
 
@@ -92,36 +126,54 @@ def affine_resample_3d(volume, matrix, shift):
     centre = (dims - 1.0) / 2.0
     points = tf.reshape(grid, (-1, 3)) - centre - tf.cast(shift, tf.float32)
     source = tf.linalg.matvec(tf.linalg.inv(tf.cast(matrix, tf.float32)), points) + centre
-    base = tf.floor(source)
-    frac = source - base
-    base = tf.cast(base, tf.int32)
-    out = tf.zeros((tf.shape(points)[0], shape[3]), tf.float32)
-    for corner in range(8):
-        offset = tf.constant([(corner >> 2) & 1, (corner >> 1) & 1, corner & 1], tf.int32)
-        index = base + offset
-        weight = tf.reduce_prod(tf.where(tf.cast(offset, tf.bool), frac, 1.0 - frac), axis=-1)
-        valid = tf.reduce_all((index >= 0) & (index < shape[:3]), axis=-1)
-        values = tf.gather_nd(volume, tf.clip_by_value(index, 0, shape[:3] - 1))
-        out += values * tf.where(valid, weight, 0.0)[:, None]
-    out = tf.reshape(out, shape)
+    out = tf.reshape(_trilinear(volume, source), shape)
     return out[..., 0] if squeeze else out
+
+
+def affine_resample_frames(run, matrix, shifts):
+    """Resample every frame of ``run`` ``(frames, x, y, z)`` with one ``matrix`` and its own shift.
+
+    Frame ``t`` becomes ``affine_resample_3d(run[t], matrix, shifts[t])`` (``shifts``: (frames, 3)
+    voxels), computed in one batched trilinear pass (one interpolation per frame). float32, same shape.
+    """
+    tf = _tf()
+    run = tf.convert_to_tensor(run, tf.float32)
+    shape = tf.shape(run)
+    dims = tf.cast(shape[1:4], tf.float32)
+    grid = tf.stack(tf.meshgrid(tf.range(dims[0]), tf.range(dims[1]), tf.range(dims[2]), indexing="ij"), -1)
+    centre = (dims - 1.0) / 2.0
+    inverse = tf.linalg.inv(tf.cast(matrix, tf.float32))
+    source = tf.linalg.matvec(inverse, tf.reshape(grid, (-1, 3)) - centre) + centre  # (N, 3)
+    moved = source[None] - tf.linalg.matvec(inverse, tf.cast(shifts, tf.float32))[:, None, :]  # (F, N, 3)
+    frames = tf.broadcast_to(tf.range(shape[0])[:, None], tf.shape(moved)[:2])
+    return tf.reshape(_trilinear(run, moved, frames), shape)
+
+
+def _random_rotation(seed, max_degrees):
+    """3x3 rotation with angles uniform in ``[-max, max]`` degrees about each axis (stateless ``seed``)."""
+    tf = _tf()
+    limit = math.radians(float(max_degrees))
+    return _rotation_matrix(tf.random.stateless_uniform((3,), seed, -limit, limit))
+
+
+def _random_shift(seed, max_shift):
+    """Shift (3,) in voxels, uniform in ``[-max, max]`` per axis (stateless ``seed``)."""
+    tf = _tf()
+    return tf.random.stateless_uniform((3,), seed, -float(max_shift), float(max_shift))
 
 
 def random_rotate_3d(volume, seed, max_degrees=DEFAULTS["max_rotation_deg"]):
     """Rotate ``(x, y, z[, channels])`` about the grid centre by angles uniform in ``[-max, max]`` degrees
     about each axis (one draw for all channels). float32, same shape."""
     tf = _tf()
-    limit = math.radians(float(max_degrees))
-    angles = tf.random.stateless_uniform((3,), seed, -limit, limit)
-    return affine_resample_3d(volume, _rotation_matrix(angles), tf.zeros(3))
+    return affine_resample_3d(volume, _random_rotation(seed, max_degrees), tf.zeros(3))
 
 
 def random_shift_3d(volume, seed, max_shift=DEFAULTS["max_shift_vox"]):
     """Translate ``(x, y, z[, channels])`` by a shift uniform in ``[-max, max]`` voxels per axis
     (trilinear, zero fill). float32, same shape."""
     tf = _tf()
-    shift = tf.random.stateless_uniform((3,), seed, -float(max_shift), float(max_shift))
-    return affine_resample_3d(volume, tf.eye(3), shift)
+    return affine_resample_3d(volume, tf.eye(3), _random_shift(seed, max_shift))
 
 
 def random_intensity_scale(volume, seed, scale_range=DEFAULTS["intensity_scale"]):
@@ -142,8 +194,10 @@ def augment_mri(volume, seed, params=None):
     """The paper's MRI augmentations in sequence: rotation, shift, intensity scale, Gaussian noise."""
     p = {**DEFAULTS, **(params or {})}
     s = _split(seed, 4)
-    volume = random_rotate_3d(volume, s[0], p["max_rotation_deg"])
-    volume = random_shift_3d(volume, s[1], p["max_shift_vox"])
+    # rotation then shift, composed into one resampling (one interpolation; same draws as
+    # random_rotate_3d(s[0]) followed by random_shift_3d(s[1]))
+    volume = affine_resample_3d(volume, _random_rotation(s[0], p["max_rotation_deg"]),
+                                _random_shift(s[1], p["max_shift_vox"]))
     volume = random_intensity_scale(volume, s[2], p["intensity_scale"])
     return add_gaussian_noise(volume, s[3], p["noise_std"])
 
@@ -151,28 +205,28 @@ def augment_mri(volume, seed, params=None):
 def augment_fmri(run, seed, params=None):
     """The paper's fMRI augmentation for a run ``(frames, x, y, z)``, float32, same shape out.
 
-    1. One rotation and one shift for the whole run (frames as channels).
+    1. One rotation and one shift for the whole run.
     2. Temporal shift: ``tf.roll`` along frames by an integer uniform in ``[-k, k]``
        (``max_temporal_shift``), i.e. misalignment in time.
     3. Synthetic motion: every frame moved by its own translation, uniform in
        ``+-motion_max_shift_vox`` voxels per axis.
     4. Intensity scale and Gaussian noise.
+
+    Steps 1-3 are composed into one batched resampling per frame (:func:`affine_resample_frames`:
+    one interpolation, several times faster than resampling twice); the roll is applied first, which
+    commutes with the spatial transforms shared by all frames.
     """
     tf = _tf()
     p = {**DEFAULTS, **(params or {})}
     s = _split(seed, 6)
     run = tf.convert_to_tensor(run, tf.float32)
-    channels_last = tf.transpose(run, (1, 2, 3, 0))
-    channels_last = random_rotate_3d(channels_last, s[0], p["max_rotation_deg"])
-    channels_last = random_shift_3d(channels_last, s[1], p["max_shift_vox"])
-    run = tf.transpose(channels_last, (3, 0, 1, 2))
     k = int(p["max_temporal_shift"])
     if k:
         run = tf.roll(run, tf.random.stateless_uniform((), s[2], -k, k + 1, dtype=tf.int32), axis=0)
     limit = float(p["motion_max_shift_vox"])
+    shifts = tf.broadcast_to(_random_shift(s[1], p["max_shift_vox"]), (tf.shape(run)[0], 3))
     if limit:
-        shifts = tf.random.stateless_uniform((tf.shape(run)[0], 3), s[3], -limit, limit)
-        run = tf.map_fn(lambda args: affine_resample_3d(args[0], tf.eye(3), args[1]), (run, shifts),
-                        fn_output_signature=tf.float32)
+        shifts = shifts + tf.random.stateless_uniform((tf.shape(run)[0], 3), s[3], -limit, limit)
+    run = affine_resample_frames(run, _random_rotation(s[0], p["max_rotation_deg"]), shifts)
     run = random_intensity_scale(run, s[4], p["intensity_scale"])
     return add_gaussian_noise(run, s[5], p["noise_std"])

@@ -22,7 +22,15 @@ def make_dataset(out_dir: Path, rows, modalities, *, batch_size: int, shuffle: b
     ``augment`` (training data only): parameters for :func:`bidsad.learn.augment.augment_mri` and
     :func:`~bidsad.learn.augment.augment_fmri`, applied on the fly with per-sample stateless seeds
     drawn from ``seed`` (a new draw every epoch, the same sequence for the same seed).
+
+    Rows with a ``copy`` column > 0 (the paper's augment-then-split protocol,
+    :func:`bidsad.learn.splits.make_paper_splits`) are fixed augmented copies: copy ``c`` of a
+    participant is :func:`~bidsad.learn.augment.augment_mri` / ``augment_fmri`` with the stateless seed
+    ``(crc32(participant_id), c)``, the same in every epoch, fold and split; they are made once and
+    kept in memory (this comparison-only mode does not stream).
     """
+    import zlib
+
     import numpy as np
     import tensorflow as tf
 
@@ -30,6 +38,8 @@ def make_dataset(out_dir: Path, rows, modalities, *, batch_size: int, shuffle: b
     paths = {m: [str(out_dir / p) for p in rows[m]] for m in modalities}
     labels = [int(v) for v in rows["label"]] if with_labels else [0] * len(rows)
     shapes = tensor_shapes(out_dir, rows.iloc[0], modalities)
+    copies = [int(c) for c in rows["copy"]] if "copy" in rows else [0] * len(rows)
+    keys = [zlib.crc32(str(p).encode()) for p in rows["participant_id"]] if any(copies) else [0] * len(rows)
 
     def generate():
         for index in range(len(labels)):
@@ -42,6 +52,23 @@ def make_dataset(out_dir: Path, rows, modalities, *, batch_size: int, shuffle: b
     )
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(labels)))
+    if any(copies):
+        from bidsad.learn.augment import augment_fmri, augment_mri
+
+        fixed = tf.data.Dataset.from_tensor_slices(tf.constant([[k, c] for k, c in zip(keys, copies)], tf.int64))
+
+        def copied(sample, key):
+            inputs, label = sample
+            out = {}
+            for modality in modalities:
+                function = augment_mri if modality == "mri" else augment_fmri
+                volume = inputs[modality][..., 0]
+                out[modality] = tf.cond(key[1] > 0, lambda v=volume, f=function: f(v, key, {}),
+                                        lambda v=volume: v)[..., None]
+            return out, label
+
+        dataset = tf.data.Dataset.zip((dataset, fixed)).map(copied, num_parallel_calls=tf.data.AUTOTUNE,
+                                                             deterministic=True).cache()  # fixed copies: made once
     if shuffle:
         dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     if augment is not None:

@@ -80,7 +80,7 @@ def _head(features, n_classes: int, dropout: float):
 
     h = layers.Dense(64, activation="relu", name="fusion_dense")(features)
     h = layers.Dropout(dropout, name="fusion_dropout")(h)
-    return layers.Dense(n_classes, activation="softmax", name="probabilities")(h)
+    return layers.Dense(n_classes, activation="softmax", dtype="float32", name="probabilities")(h)
 
 
 def _fusion(input_shapes, n_classes, dropout, cell, name, gap=False):

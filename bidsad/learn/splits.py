@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from bidsad import messages
+from bidsad.config import SPLIT_PROTOCOLS  # noqa: F401  (participant: the default; paper: LEAKS, comparison only)
 
 LOGGER = logging.getLogger("bidsad")
 
@@ -13,15 +14,22 @@ class LeakageError(RuntimeError):
     """A participant is in both the training and the evaluation set of a fold."""
 
 
-def make_splits(participants: list[str], labels: list[int], folds: int, seed: int):
-    """Stratified k-fold over participants (scikit-learn), seeded.
+#: Samples per participant in the paper protocol: the original and 10 augmented copies (29 subjects
+#: grew to 319 samples in the paper).
+PAPER_COPIES = 10
 
-    One row per participant and fold: every participant is ``test`` in exactly one fold and
-    ``train`` in the others. ``folds`` is reduced (with a warning) to the size of the smallest class;
-    when that class has a single participant, unstratified folds are used, with a warning.
 
-    Returns ``(splits, warnings)``; ``splits`` is a DataFrame ``fold`` (1-based), ``participant_id``,
-    ``role``.
+def make_splits(participants: list[str], labels: list[int], folds: int, seed: int, repeats: int = 1):
+    """Stratified k-fold over participants (scikit-learn), seeded, repeated ``repeats`` times.
+
+    One row per repeat, participant and fold: in every repeat each participant is ``test`` in exactly
+    one fold and ``train`` in the others (all of a person's sessions follow the person, since the
+    cohort holds one row per participant). Repeat ``r`` (1-based) shuffles with seed ``seed + r - 1``.
+    ``folds`` is reduced (with a warning) to the size of the smallest class; when that class has a
+    single participant, unstratified folds are used, with a warning.
+
+    Returns ``(splits, warnings)``; ``splits`` is a DataFrame ``repeat`` (1-based), ``fold``
+    (1-based), ``participant_id``, ``role``.
 
     Raises
     ------
@@ -55,11 +63,35 @@ def make_splits(participants: list[str], labels: list[int], folds: int, seed: in
     if used < 2:
         raise ValueError(messages.TOO_FEW.format(n=len(participants), need=2))
     rows = []
-    for fold, (train, test) in enumerate(splitter.split(np.zeros(len(labels)), labels), start=1):
-        rows += [(fold, participants[i], "train") for i in train]
-        rows += [(fold, participants[i], "test") for i in test]
-    splits = pd.DataFrame(rows, columns=["fold", "participant_id", "role"])
-    return splits.sort_values(["fold", "role", "participant_id"], ignore_index=True), warnings
+    for repeat in range(1, repeats + 1):
+        splitter.random_state = seed + repeat - 1
+        for fold, (train, test) in enumerate(splitter.split(np.zeros(len(labels)), labels), start=1):
+            rows += [(repeat, fold, participants[i], "train") for i in train]
+            rows += [(repeat, fold, participants[i], "test") for i in test]
+    splits = pd.DataFrame(rows, columns=["repeat", "fold", "participant_id", "role"])
+    return splits.sort_values(["repeat", "fold", "role", "participant_id"], ignore_index=True), warnings
+
+
+def make_paper_splits(participants: list[str], labels: list[int], folds: int, seed: int, repeats: int = 1,
+                      copies: int = PAPER_COPIES):
+    """The paper's augment-then-split protocol, FOR COMPARISON ONLY: it leaks.
+
+    Kujur & Monfared (2026) made augmented copies of every subject first and split the samples
+    afterwards (``../shared/reference/method.md``), so copies of a test subject sit in training. Here
+    every participant becomes ``copies + 1`` samples (``copy`` 0 is the original; copy ``c`` > 0 is a
+    fixed augmentation drawn from the seed) and the samples are split by stratified k-fold.
+
+    Returns ``(splits, warnings)`` like :func:`make_splits`, with an extra ``copy`` column;
+    ``warnings`` always starts with :data:`bidsad.messages.SPLIT_PROTOCOL_PAPER`.
+    """
+    samples = [(p, c) for p in participants for c in range(copies + 1)]
+    sample_labels = [label for label in labels for _ in range(copies + 1)]
+    ids = [f"{p}#{c}" for p, c in samples]
+    splits, warnings = make_splits(ids, sample_labels, folds, seed, repeats)
+    split_ids = splits["participant_id"].str.rsplit("#", n=1)
+    splits["participant_id"] = split_ids.str[0]
+    splits.insert(3, "copy", split_ids.str[1].astype(int))
+    return splits, [messages.SPLIT_PROTOCOL_PAPER] + warnings
 
 
 def check_no_leakage(train_ids, test_ids, fold) -> None:
@@ -80,7 +112,7 @@ def cohort_name(modalities) -> str:
     return "+".join(modalities)
 
 
-def plan_splits(included, modality_sets, folds: int, seed: int):
+def plan_splits(included, modality_sets, folds: int, seed: int, repeats: int = 1, protocol: str = "participant"):
     """Participant-level splits of every sub-cohort that the requested models need.
 
     ``included`` is the cohort table of usable participants (columns ``participant_id``, ``label``,
@@ -88,8 +120,11 @@ def plan_splits(included, modality_sets, folds: int, seed: int):
     ``("mri", "bold")`` for the fusion models) is split on its own participants, so that its folds are
     stratified on the participants that model actually sees.
 
-    Returns ``(splits, warnings)``: ``splits`` has columns ``cohort``, ``fold``, ``participant_id``,
-    ``role``; a sub-cohort that cannot be split (too few participants, one class) is left out and
+    ``protocol`` ``paper`` uses :func:`make_paper_splits` (leaks; comparison only), otherwise
+    :func:`make_splits` with ``repeats``.
+
+    Returns ``(splits, warnings)``: ``splits`` has columns ``cohort``, ``repeat``, ``fold``,
+    ``participant_id``, ``copy`` (0 unless ``paper``), ``role``; a sub-cohort that cannot be split (too few participants, one class) is left out and
     its reason is in ``warnings``, as is every fold whose test classes are missing from training.
     """
     import pandas as pd
@@ -100,22 +135,29 @@ def plan_splits(included, modality_sets, folds: int, seed: int):
     for modalities in dict.fromkeys(tuple(m) for m in modality_sets):
         name = cohort_name(modalities)
         members = included[(included[list(modalities)] != "").all(axis=1)]
+        split = make_paper_splits if protocol == "paper" else make_splits
         try:
-            splits, notes = make_splits(members["participant_id"].to_list(), members["label"].astype(int).to_list(),
-                                        folds, seed)
+            splits, notes = split(members["participant_id"].to_list(), members["label"].astype(int).to_list(),
+                                  folds, seed, repeats)
         except ValueError as err:
             warnings.append(messages.SPLIT_COHORT.format(modalities=name, warning=err))
             continue
+        if protocol == "paper" and notes and notes[0] == messages.SPLIT_PROTOCOL_PAPER:
+            notes = notes[1:]
         warnings += [messages.SPLIT_COHORT.format(modalities=name, warning=note) for note in notes]
         labels = dict(zip(members["participant_id"], members["label"].astype(int)))
-        for fold, rows in splits.groupby("fold"):
+        if "copy" not in splits:
+            splits["copy"] = 0
+        for (_, fold), rows in splits.groupby(["repeat", "fold"]):
             seen = {labels[p] for p in rows.loc[rows["role"] == "train", "participant_id"]}
             unseen = sorted({labels[p] for p in rows.loc[rows["role"] == "test", "participant_id"]} - seen)
             if unseen:
                 warnings.append(messages.CLASS_UNSEEN.format(modalities=name, fold=fold,
                                                              classes=", ".join(class_name(c) for c in unseen)))
         frames.append(splits.assign(cohort=name))
-    columns = ["cohort", "fold", "participant_id", "role"]
+    if protocol == "paper":
+        warnings.insert(0, messages.SPLIT_PROTOCOL_PAPER)
+    columns = ["cohort", "repeat", "fold", "participant_id", "copy", "role"]
     splits = pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
     return splits, warnings
 
@@ -123,33 +165,36 @@ def plan_splits(included, modality_sets, folds: int, seed: int):
 def add_validation(splits, labels: dict, seed: int):
     """Move part of each fold's training participants to an inner ``validation`` role (early stopping).
 
-    Per fold, a stratified shuffle split (scikit-learn) of the training participants keeps about one
+    Per repeat and fold, a stratified shuffle split (scikit-learn) of the training participants keeps about one
     fold's worth (``n_train / (k - 1)``, at least one per class) for validation; test participants are
     never touched. A fold whose smallest training class has fewer than two participants keeps all of
     them for training and is named in the returned warnings.
 
-    ``splits``: DataFrame with ``fold``, ``participant_id``, ``role`` (``train``/``test``);
+    ``splits``: DataFrame with ``fold``, ``participant_id``, ``role`` (``train``/``test``) and
+    optionally ``repeat``;
     ``labels``: participant_id -> class code. Returns ``(splits, warnings)``.
     """
     import numpy as np
     from sklearn.model_selection import StratifiedShuffleSplit
 
     splits = splits.copy()
+    if "repeat" not in splits:
+        splits["repeat"] = 1
     k = int(splits["fold"].nunique())
     warnings = []
-    for fold, rows in splits.groupby("fold"):
+    for (repeat, fold), rows in splits.groupby(["repeat", "fold"]):
         train = rows[rows["role"] == "train"]
         y = np.array([labels[p] for p in train["participant_id"]])
         counts = np.bincount(y)
         if counts[counts > 0].min() < 2:
-            warnings.append(messages.NO_VALIDATION.format(fold=fold))
+            warnings.append(messages.NO_VALIDATION.format(fold=fold if repeat == 1 else f"{fold} of repeat {repeat}"))
             continue
         n_classes = int((counts > 0).sum())
         size = min(max(n_classes, int(round(len(train) / max(k - 1, 1)))), len(train) - n_classes)
         if size < n_classes:
-            warnings.append(messages.NO_VALIDATION.format(fold=fold))
+            warnings.append(messages.NO_VALIDATION.format(fold=fold if repeat == 1 else f"{fold} of repeat {repeat}"))
             continue
-        splitter = StratifiedShuffleSplit(n_splits=1, test_size=size, random_state=seed + int(fold))
+        splitter = StratifiedShuffleSplit(n_splits=1, test_size=size, random_state=seed + int(fold) + 1000 * (int(repeat) - 1))
         _, validation = next(splitter.split(np.zeros(len(y)), y))
         splits.loc[train.index[validation], "role"] = "validation"
     return splits, warnings

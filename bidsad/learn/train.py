@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 from bidsad import __version__, messages
@@ -33,65 +34,281 @@ def fold_seed(seed: int, model: str, fold: int) -> int:
     return (seed * 1_000_003 + zlib.crc32(model.encode()) + fold) % 2**31
 
 
+def average_repeats(predictions):
+    """One out-of-fold prediction per participant (per sample in the paper protocol): the class
+    probabilities averaged over repeats (every repeat's model never saw that participant), argmax."""
+    keys = ["participant_id"] + (["copy"] if "copy" in predictions else [])
+    if "repeat" not in predictions or predictions["repeat"].nunique() == 1:
+        return predictions
+    probabilities = [f"probability_{c}" for c in CLASS_NAMES]
+    first = predictions.groupby(keys, sort=False)[["diagnosis", "label"]].first()
+    mean = predictions.groupby(keys, sort=False)[probabilities].mean()
+    out = first.join(mean).reset_index()
+    out["predicted_label"] = out[probabilities].to_numpy().argmax(axis=1)
+    out["predicted_diagnosis"] = [CLASS_NAMES[c] for c in out["predicted_label"]]
+    return out
+
+
+def fold_tag(repeat: int, fold: int, repeats: int) -> str:
+    """Folder name of one fold: ``fold-<k>``, or ``repeat-<r>_fold-<k>`` with repeated cross-validation."""
+    return f"fold-{fold}" if repeats == 1 else f"repeat-{repeat}_fold-{fold}"
+
+
+def fold_label(tag: str) -> str:
+    """Readable name of a fold folder: ``fold-2`` -> ``fold 2``, ``repeat-3_fold-2`` -> ``fold 2 of repeat 3``."""
+    match = re.fullmatch(r"(?:repeat-(\d+)_)?fold-(\d+)", tag)
+    if not match:
+        return tag
+    return f"fold {match.group(2)}" + (f" of repeat {match.group(1)}" if match.group(1) else "")
+
+
+def compute_device(config):
+    """Where and how the group level trains: ``(strategy, description)``.
+
+    With GPUs, Keras' global policy becomes ``mixed_bfloat16`` (bf16 compute, float32 weights; the
+    softmax layer stays float32) and several GPUs are used through ``tf.distribute.MirroredStrategy``
+    (the global batch is split between them). Without a GPU: float32 on the CPU (default strategy).
+    ``config.learning.deterministic`` turns on ``tf.config.experimental.enable_op_determinism``
+    (bit-identical reruns with the same seed, slower on GPU).
+    """
+    import keras
+    import tensorflow as tf
+
+    if config.learning.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        keras.mixed_precision.set_global_policy("float32")
+        return tf.distribute.get_strategy(), "CPU, float32"
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy(), f"{len(gpus)} GPUs (MirroredStrategy), mixed_bfloat16"
+    return tf.distribute.get_strategy(), "1 GPU, mixed_bfloat16"
+
+
+def class_weights(labels, mode: str) -> dict | None:
+    """Keras ``class_weight`` for ``mode`` ``balanced`` (scikit-learn's ``n / (k * n_c)`` over the classes
+    present in ``labels``; absent classes get 1.0), or ``None`` for ``none``."""
+    if mode != "balanced":
+        return None
+    import numpy as np
+    from sklearn.utils.class_weight import compute_class_weight
+
+    labels = np.asarray(labels, dtype=int)
+    present = np.unique(labels)
+    weights = compute_class_weight("balanced", classes=present, y=labels)
+    return {c: float(dict(zip(present, weights)).get(c, 1.0)) for c in range(len(CLASS_NAMES))}
+
+
+def _fold_parameters(config, out_dir: Path, model_name: str, tag: str, rows: dict) -> str:
+    """Hash of everything that determines one fold's result: settings, members and their tensor files."""
+    from bidsad.learn.models import MODALITIES
+    from bidsad.utils import params_hash
+
+    learning = config.learning
+    members = {}
+    for role, table in rows.items():
+        if table is None:
+            continue
+        entries = []
+        for _, row in table.iterrows():
+            files = []
+            for modality in MODALITIES[model_name]:
+                stat = (Path(out_dir) / row[modality]).stat()
+                files.append([row[modality], stat.st_size, stat.st_mtime_ns])
+            entries.append([row["participant_id"], int(row.get("copy", 0)), int(row["label"]), files])
+        members[role] = entries
+    settings = {k: getattr(learning, k) for k in ("epochs", "batch_size", "learning_rate", "dropout", "augment",
+                                                  "patience", "class_weight", "deterministic")}
+    return params_hash({"model": model_name, "fold": tag, "seed": config.seeds.random_seed,
+                        "preset": config.features.preset, "settings": settings, "members": members})
+
+
+def _callbacks(keras, state_dir: Path | None, state: dict, model_name: str, tag: str, validation: bool, patience: int):
+    """Progress in the log, per-epoch checkpoints (``state_dir``) and resumable early stopping."""
+    import json
+    import time
+
+    import numpy as np
+
+    from bidsad.utils import atomic_write_text
+
+    class Progress(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = dict(logs or {})
+            seconds = time.perf_counter() - self.started
+            logs["seconds"] = seconds
+            state["history"].append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
+            LOGGER.info("model %s, %s, epoch %d: %s", model_name, fold_label(tag), epoch + 1,
+                        ", ".join(f"{k} {float(v):.4g}" for k, v in logs.items()))
+
+    class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            saved = state.get("early_stopping")
+            if saved and state_dir is not None and (state_dir / "best.weights.npz").is_file():
+                self.best, self.wait, self.best_epoch = saved["best"], saved["wait"], saved["best_epoch"]
+                with np.load(state_dir / "best.weights.npz") as arrays:
+                    self.best_weights = [arrays[f"w{i}"] for i in range(len(arrays.files))]
+
+    class Checkpoint(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if stopper is not None:
+                if stopper.best_weights is not None and stopper.best_epoch == epoch:
+                    tmp = state_dir / ".best.weights.tmp.npz"
+                    np.savez(tmp, **{f"w{i}": w for i, w in enumerate(stopper.best_weights)})
+                    os.replace(tmp, state_dir / "best.weights.npz")
+                state["early_stopping"] = {"best": None if stopper.best is None else float(stopper.best),
+                                           "wait": int(stopper.wait),
+                                           "best_epoch": int(stopper.best_epoch)}
+            tmp = state_dir / ".checkpoint.tmp.keras"
+            self.model.save(tmp)
+            os.replace(tmp, state_dir / "checkpoint.keras")
+            state["epoch"] = epoch + 1
+            atomic_write_text(state_dir / "state.json", json.dumps(state))
+
+    stopper = None
+    if validation:
+        stopper = ResumableEarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+    callbacks = [Progress()] + ([stopper] if stopper else [])
+    if state_dir is not None:
+        callbacks.append(Checkpoint())
+    return callbacks
+
+
 def train_fold(config, out_dir: Path, model_name: str, fold: int, train_rows, test_rows, model_dir: Path,
-               saliency=None, validation_rows=None):
+               saliency=None, validation_rows=None, *, repeat: int = 1, repeats: int = 1, state_dir: Path | None = None,
+               strategy=None, extra_callbacks=()):
     """Train one model on one fold's training participants and predict its test participants.
 
-    Training data are augmented on the fly unless ``config.learning.augment`` is off; with
-    ``validation_rows`` (training participants held out, never test ones), training stops early when
-    the validation loss has not improved for ``config.learning.patience`` epochs, keeping the best weights.
+    Adam (``config.learning.learning_rate``, paper 1e-5), sparse categorical cross-entropy, optional
+    ``balanced`` class weights (:func:`class_weights`). Training data are augmented on the fly unless
+    ``config.learning.augment`` is off (rows with ``copy`` > 0 are the paper protocol's fixed copies and
+    are not augmented again); with ``validation_rows`` (training participants held out, never test
+    ones), training stops early when the validation loss has not improved for
+    ``config.learning.patience`` epochs, keeping the best weights.
 
-    Writes ``model.keras``, ``history.tsv`` (loss and accuracy per epoch) and ``predictions.tsv``
-    into ``model_dir``; returns the predictions DataFrame. For models with an MRI branch, the test
+    With ``state_dir`` (under the work directory), the model, early-stopping state and history are saved
+    there after every epoch; a rerun with the same parameters (hash of settings, members and tensor
+    files) resumes from the last finished epoch, and a finished fold is reused without training.
+
+    Writes ``model.keras``, ``history.tsv`` (loss, accuracy and seconds per epoch) and ``predictions.tsv``
+    into ``model_dir``; returns the predictions DataFrame (one row per test participant, or per test
+    sample with a ``copy`` column in the paper protocol). For models with an MRI branch, the test
     participants' gradient saliency maps are added to ``saliency`` (a
     :class:`bidsad.learn.saliency.SaliencyAccumulator`) when one is given.
     """
+    import json
+    import shutil
+
     import keras
     import pandas as pd
+    import tensorflow as tf
 
     from bidsad.learn.data import make_dataset, tensor_shapes
     from bidsad.learn.models import MODALITIES, build_model
     from bidsad.utils import atomic_write_text
 
     learning = config.learning
-    seed = fold_seed(config.seeds.random_seed, model_name, fold)
+    tag = fold_tag(repeat, fold, repeats)
+    seed = fold_seed(config.seeds.random_seed, model_name, fold + 1000 * (repeat - 1))
     keras.utils.set_random_seed(seed)
+    strategy = strategy or tf.distribute.get_strategy()
     modalities = MODALITIES[model_name]
-    shapes = tensor_shapes(out_dir, train_rows.iloc[0], modalities)
-    model = build_model(model_name, shapes, len(CLASS_NAMES), dropout=learning.dropout)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning.learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    augment = {} if learning.augment else None
-    train_ds = make_dataset(out_dir, train_rows, modalities, batch_size=learning.batch_size, shuffle=True, seed=seed,
-                            augment=augment)
-    fit_args = {}
-    if validation_rows is not None and len(validation_rows):
-        fit_args["validation_data"] = make_dataset(out_dir, validation_rows, modalities,
-                                                   batch_size=learning.batch_size, shuffle=False, seed=seed)
-        fit_args["callbacks"] = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=learning.patience,
-                                                               restore_best_weights=True)]
-    history = model.fit(train_ds, epochs=learning.epochs, shuffle=False, verbose=0, **fit_args)  # tf.data shuffles
-    test_ds = make_dataset(out_dir, test_rows, modalities, batch_size=learning.batch_size, shuffle=False,
-                           seed=seed, with_labels=False)
-    proba = model.predict(test_ds, verbose=0)
+    model_dir = Path(model_dir)
+    parameters = _fold_parameters(config, out_dir, model_name, tag,
+                                  {"train": train_rows, "validation": validation_rows, "test": test_rows})
+    state = {"parameters": parameters, "epoch": 0, "history": [], "done": False}
+    if state_dir is not None:
+        state_dir = Path(state_dir)
+        try:
+            saved = json.loads((state_dir / "state.json").read_text())
+        except (OSError, ValueError):
+            saved = None
+        if saved and saved.get("parameters") == parameters:
+            state = saved
+        else:
+            shutil.rmtree(state_dir, ignore_errors=True)
+        state_dir.mkdir(parents=True, exist_ok=True)
+
+    def finish(model):
+        proba_model = model
+        test_ds = make_dataset(out_dir, test_rows, modalities, batch_size=learning.batch_size, shuffle=False,
+                               seed=seed, with_labels=False)
+        proba = proba_model.predict(test_ds, verbose=0).astype("float64")
+        predictions = pd.DataFrame({
+            "participant_id": test_rows["participant_id"].to_list(),
+            "repeat": repeat,
+            "fold": fold,
+            "diagnosis": test_rows["diagnosis"].to_list(),
+            "label": test_rows["label"].astype(int).to_list(),
+            "predicted_label": proba.argmax(axis=1),
+        })
+        if "copy" in test_rows and test_rows["copy"].astype(int).any():
+            predictions.insert(1, "copy", test_rows["copy"].astype(int).to_list())
+        predictions["predicted_diagnosis"] = [CLASS_NAMES[c] for c in predictions["predicted_label"]]
+        for code, name in enumerate(CLASS_NAMES):
+            predictions[f"probability_{name}"] = proba[:, code].round(6)
+        return predictions
+
+    if state["done"] and (state_dir / "model.keras").is_file():
+        import bidsad.learn.layers  # noqa: F401  (registers the custom layer for loading)
+
+        LOGGER.info(messages.FOLD_REUSED.format(model=model_name, fold=fold_label(tag), path=state_dir))
+        with strategy.scope():
+            model = keras.models.load_model(state_dir / "model.keras")
+        predictions = pd.read_csv(state_dir / "predictions.tsv", sep="\t")
+    else:
+        with strategy.scope():
+            if state["epoch"] > 0 and (state_dir / "checkpoint.keras").is_file():
+                import bidsad.learn.layers  # noqa: F401
+
+                LOGGER.warning(messages.FOLD_RESUMED.format(model=model_name, fold=fold_label(tag), epoch=state["epoch"],
+                                                            path=state_dir))
+                model = keras.models.load_model(state_dir / "checkpoint.keras")
+            else:
+                state.update(epoch=0, history=[], early_stopping=None)
+                shapes = tensor_shapes(out_dir, train_rows.iloc[0], modalities)
+                model = build_model(model_name, shapes, len(CLASS_NAMES), dropout=learning.dropout)
+                model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning.learning_rate),
+                              loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        paper_copies = "copy" in train_rows and train_rows["copy"].astype(int).any()
+        augment = {} if learning.augment and not paper_copies else None
+        train_ds = make_dataset(out_dir, train_rows, modalities, batch_size=learning.batch_size, shuffle=True,
+                                seed=seed + state["epoch"], augment=augment)
+        validation = validation_rows is not None and len(validation_rows) > 0
+        fit_args = {"class_weight": class_weights(train_rows["label"].astype(int), learning.class_weight)}
+        if validation:
+            fit_args["validation_data"] = make_dataset(out_dir, validation_rows, modalities,
+                                                       batch_size=learning.batch_size, shuffle=False, seed=seed)
+        callbacks = _callbacks(keras, state_dir, state, model_name, tag, validation, learning.patience)
+        if state["epoch"] < learning.epochs:
+            model.fit(train_ds, epochs=learning.epochs, initial_epoch=state["epoch"], shuffle=False, verbose=0,
+                      callbacks=callbacks + list(extra_callbacks), **fit_args)  # tf.data shuffles
+        elif validation and state_dir is not None and (state_dir / "best.weights.npz").is_file():
+            import numpy as np  # all epochs were done before an interruption: restore the best weights
+
+            with np.load(state_dir / "best.weights.npz") as arrays:
+                model.set_weights([arrays[f"w{i}"] for i in range(len(arrays.files))])
+        predictions = finish(model)
+        if state_dir is not None:
+            tmp = state_dir / ".model.tmp.keras"
+            model.save(tmp)
+            os.replace(tmp, state_dir / "model.keras")
+            atomic_write_text(state_dir / "predictions.tsv", predictions.to_csv(sep="\t", index=False))
+            state["done"] = True
+            atomic_write_text(state_dir / "state.json", json.dumps(state))
+            (state_dir / "checkpoint.keras").unlink(missing_ok=True)
 
     model_dir.mkdir(parents=True, exist_ok=True)
     tmp_model = model_dir / ".model.keras.tmp.keras"
     model.save(tmp_model)
     os.replace(tmp_model, model_dir / "model.keras")
-    hist = pd.DataFrame(history.history)
-    hist.insert(0, "epoch", range(1, len(hist) + 1))
+    hist = pd.DataFrame(state["history"])
     atomic_write_text(model_dir / "history.tsv", hist.to_csv(sep="\t", index=False))
-    predictions = pd.DataFrame({
-        "participant_id": test_rows["participant_id"].to_list(),
-        "fold": fold,
-        "diagnosis": test_rows["diagnosis"].to_list(),
-        "label": test_rows["label"].astype(int).to_list(),
-        "predicted_label": proba.argmax(axis=1),
-    })
-    predictions["predicted_diagnosis"] = [CLASS_NAMES[c] for c in predictions["predicted_label"]]
-    for code, name in enumerate(CLASS_NAMES):
-        predictions[f"probability_{name}"] = proba[:, code].round(6)
     atomic_write_text(model_dir / "predictions.tsv", predictions.to_csv(sep="\t", index=False))
     if saliency is not None and "mri" in modalities:
         from bidsad.learn.saliency import fold_saliency
@@ -99,8 +316,8 @@ def train_fold(config, out_dir: Path, model_name: str, fold: int, train_rows, te
         try:
             fold_saliency(model, out_dir, test_rows, modalities, learning.batch_size, saliency)
         except Exception as err:  # saliency is a report, never a reason to lose the fold
-            LOGGER.debug("saliency of model %s, fold %d failed", model_name, fold, exc_info=True)
-            saliency.failures.append(messages.SALIENCY_FAILED.format(model=f"{model_name}, fold {fold}", why=err))
+            LOGGER.debug("saliency of model %s, %s failed", model_name, fold_label(tag), exc_info=True)
+            saliency.failures.append(messages.SALIENCY_FAILED.format(model=f"{model_name}, {fold_label(tag)}", why=err))
     return predictions
 
 
@@ -137,22 +354,28 @@ def run_group_level(config) -> int:
     ex, learning = config.execution, config.learning
     out_dir, bids_dir = Path(ex.out_dir), Path(ex.bids_dir)
     group_dir = out_dir / "group"
+    state_root = Path(ex.work_dir) / "bidsad_group" if ex.work_dir else None
     seed_everything(config.seeds.random_seed)
-    tf.config.experimental.enable_op_determinism()
     if not ex.verbose:
         tf.get_logger().setLevel("ERROR")
     keras.utils.set_random_seed(config.seeds.random_seed)
+    strategy, device = compute_device(config)
+    LOGGER.info("group level: training on %s; deterministic ops %s", device, "on" if learning.deterministic else "off")
+    paper = learning.split_protocol == "paper"
 
     cohort = build_cohort(out_dir, bids_dir, config.features.preset)
     previous = sorted(p.name.removeprefix("model-") for p in group_dir.glob("model-*"))
     if previous:
         LOGGER.warning(messages.GROUP_REPLACED.format(models=", ".join(previous)))
     shutil.rmtree(group_dir, ignore_errors=True)  # group/ always describes one run
-    atomic_write_text(group_dir / "cohort.tsv", cohort.to_csv(sep="\t", index=False, na_rep="n/a"))
     included = cohort[cohort["included"]].reset_index(drop=True)
     models = list(dict.fromkeys(learning.models))
     splits, warnings = plan_splits(included, [MODALITIES[m] for m in models], learning.folds,
-                                   config.seeds.random_seed)
+                                   config.seeds.random_seed, learning.repeats, learning.split_protocol)
+    members = {name: set(part["participant_id"]) for name, part in splits.groupby("cohort")}
+    cohort["models"] = [" ".join(m for m in models if pid in members.get(cohort_name(MODALITIES[m]), ()))
+                        for pid in cohort["participant_id"]]  # who went where (fusion models: MRI and BOLD)
+    atomic_write_text(group_dir / "cohort.tsv", cohort.to_csv(sep="\t", index=False, na_rep="n/a"))
     if splits.empty:
         raise InputError("; ".join(warnings))
     if learning.validation:
@@ -182,31 +405,39 @@ def run_group_level(config) -> int:
             warn(messages.MODEL_SKIPPED.format(model=model_name, why=f"its {cohort_name(modalities)} cohort cannot be split"))
             continue
         fold_predictions, saliency = [], SaliencyAccumulator()
-        for fold, members in model_splits.groupby("fold"):
+        for (repeat, fold), members in model_splits.groupby(["repeat", "fold"]):
             train_rows, validation_rows, test_rows = (
-                usable[usable["participant_id"].isin(members.loc[members["role"] == role, "participant_id"])]
+                members.loc[members["role"] == role, ["participant_id", "copy"]].merge(usable, on="participant_id")
                 for role in ("train", "validation", "test"))
-            check_no_leakage(list(train_rows["participant_id"]) + list(validation_rows["participant_id"]),
-                             test_rows["participant_id"], fold)
-            LOGGER.info("model %s, fold %d: training on %d, testing on %d participants", model_name, fold, len(train_rows), len(test_rows))
+            tag = fold_tag(int(repeat), int(fold), learning.repeats)
+            label = fold_label(tag)
+            trained_on = list(train_rows["participant_id"]) + list(validation_rows["participant_id"])
+            if paper:
+                overlap = set(trained_on) & set(test_rows["participant_id"])
+                if overlap:
+                    warn(messages.LEAKAGE_BYPASSED.format(fold=label.removeprefix("fold "), n=len(overlap)))
+            else:
+                check_no_leakage(trained_on, test_rows["participant_id"], label.removeprefix("fold "))
+            LOGGER.info("model %s, %s: training on %d, testing on %d participants", model_name, label, len(train_rows), len(test_rows))
             try:
                 predictions = train_fold(config, out_dir, model_name, int(fold), train_rows, test_rows,
-                                         group_dir / f"model-{model_name}" / f"fold-{fold}", saliency,
-                                         validation_rows)
+                                         group_dir / f"model-{model_name}" / tag, saliency, validation_rows,
+                                         repeat=int(repeat), repeats=learning.repeats, strategy=strategy,
+                                         state_dir=state_root / f"model-{model_name}" / tag if state_root else None)
             except Exception as err:  # one model's failure must not lose the others
-                LOGGER.exception("model %s, fold %d failed", model_name, fold)
-                warn(f"model {model_name}, fold {fold} failed: {err}")
+                LOGGER.exception("model %s, %s failed", model_name, label)
+                warn(f"model {model_name}, {label} failed: {err}")
                 status = 1
                 continue
             fold_predictions.append(predictions)
             fold_metrics = classification_metrics(predictions["label"], predictions[[f"probability_{c}" for c in CLASS_NAMES]])
-            metric_rows += metrics_rows(model_name, str(fold), fold_metrics)
-            results.setdefault(model_name, {"folds": {}})["folds"][str(fold)] = fold_metrics
+            metric_rows += metrics_rows(model_name, tag.removeprefix("fold-"), fold_metrics)
+            results.setdefault(model_name, {"folds": {}})["folds"][tag.removeprefix("fold-")] = fold_metrics
         if not fold_predictions:
             continue
         pooled = pd.concat(fold_predictions, ignore_index=True)
         atomic_write_text(group_dir / f"model-{model_name}" / "predictions.tsv", pooled.to_csv(sep="\t", index=False))
-        evaluation = evaluate_predictions(pooled, n_bootstrap=learning.n_bootstrap,
+        evaluation = evaluate_predictions(average_repeats(pooled), n_bootstrap=learning.n_bootstrap,
                                           n_permutations=learning.n_permutations, seed=config.seeds.random_seed)
         metric_rows += metrics_rows(model_name, "pooled", evaluation["pooled"], evaluation["ci"])
         permutation = evaluation["permutation"]
@@ -224,13 +455,30 @@ def run_group_level(config) -> int:
                 LOGGER.debug("saliency maps of model %s failed", model_name, exc_info=True)
                 warn(messages.SALIENCY_FAILED.format(model=model_name, why=err))
 
-    metrics = pd.DataFrame(metric_rows, columns=["model", "fold", "metric", "value", "ci_low", "ci_high"])
+    baseline_results, baseline_rows = {}, []
+    try:
+        from bidsad.learn.baselines import run_baselines
+
+        baseline_results, baseline_rows, notes = run_baselines(out_dir, included, splits, config)
+        for note in notes:
+            warn(note)
+    except Exception as err:  # baselines are a comparison, never a reason to lose the models
+        LOGGER.exception("baselines failed")
+        warn(f"baselines failed: {err}")
+    metrics = pd.DataFrame(metric_rows + baseline_rows, columns=["model", "fold", "metric", "value", "ci_low", "ci_high"])
+    if paper:
+        metrics.insert(0, "split_protocol", "paper (LEAKS: copies of test participants in training)")
     atomic_write_text(group_dir / "metrics.tsv", metrics.to_csv(sep="\t", index=False))
+    protocol = ("paper: augment-then-split (LEAKS; comparison only)" if paper else
+                "participant-level stratified k-fold" + (f", repeated {learning.repeats} times" if learning.repeats > 1 else ""))
     atomic_write_json(group_dir / "metrics.json", {
-        "models": results, "preset": config.features.preset, "folds": {c: int(f.max()) for c, f in splits.groupby("cohort")["fold"]},
+        "models": results, "baselines": baseline_results, "preset": config.features.preset,
+        "folds": {c: int(f.max()) for c, f in splits.groupby("cohort")["fold"]}, "repeats": learning.repeats,
         "random_seed": config.seeds.random_seed, "epochs": learning.epochs, "learning_rate": learning.learning_rate,
-        "batch_size": learning.batch_size, "split_protocol": "participant-level stratified k-fold",
+        "batch_size": learning.batch_size, "split_protocol": protocol, "split_protocol_name": learning.split_protocol,
+        "leaks": paper, "paper_protocol_warning": messages.SPLIT_PROTOCOL_PAPER if paper else None,
         "augmentation": learning.augment, "inner_validation": learning.validation, "patience": learning.patience,
+        "class_weight": learning.class_weight, "deterministic": learning.deterministic, "device": device,
         "versions": software_versions(), "warnings": warnings, "models_requested": list(dict.fromkeys(learning.models)),
         "dropout": learning.dropout, "n_bootstrap": learning.n_bootstrap, "n_permutations": learning.n_permutations,
         "run_uuid": ex.run_uuid,
@@ -249,4 +497,6 @@ def run_group_level(config) -> int:
     except Exception as err:  # never fatal: the outputs are written
         LOGGER.warning(messages.BOILERPLATE_FAILED.format(why=err))
     LOGGER.info(messages.GROUP_DONE.format(report=report))
+    if paper:
+        LOGGER.warning(messages.SPLIT_PROTOCOL_PAPER)
     return status

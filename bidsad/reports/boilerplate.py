@@ -219,7 +219,9 @@ def group_facts(out_dir: Path) -> dict | None:
     return {
         **{k: summary.get(k) for k in ("epochs", "learning_rate", "batch_size", "dropout", "random_seed",
                                        "preset", "n_bootstrap", "n_permutations", "augmentation",
-                                       "inner_validation", "patience")},
+                                       "inner_validation", "patience", "repeats", "class_weight", "deterministic",
+                                       "leaks", "paper_protocol_warning", "device")},
+        "baselines": {name: r.get("atlas", "") for name, r in summary.get("baselines", {}).items() if r.get("pooled")},
         "cross_validation": _cross_validation(summary.get("folds")),
         "n_participants": max((r.get("n_participants", 0) for r in summary.get("models", {}).values()), default=0),
         "models": [{"name": m, "title": MODEL_TEXT.get(m, (m, ""))[0], "description": MODEL_TEXT.get(m, ("", m))[1]}

@@ -1,11 +1,10 @@
 """``group/group.html``: one offline file (figures embedded) built from the group outputs on disk.
 
 Everything is read back from ``out_dir/group`` (``metrics.json``, ``cohort.tsv``, ``splits.tsv``,
-``model-<name>/predictions.tsv``, ``model-<name>/fold-<k>/history.tsv``, ``model-<name>/saliency/``),
+``model-<name>/predictions.tsv``, ``model-<name>/[repeat-<r>_]fold-<k>/history.tsv``, ``model-<name>/saliency/``),
 so the report can be rebuilt without training (``--reports-only``). Figures are also saved as SVG
-under ``group/figures/``. Baselines, when a future run records them under ``metrics.json["baselines"]``
-(same structure as ``"models"``, predictions in ``group/baseline-<name>/predictions.tsv``), are shown
-beside the models.
+under ``group/figures/``. Baselines (``metrics.json["baselines"]``, same structure as ``"models"``,
+predictions in ``group/baseline-<name>/predictions.tsv``) are shown beside the models.
 """
 
 from __future__ import annotations
@@ -51,6 +50,7 @@ def _figures(group_dir: Path, summary: dict) -> list[dict]:
     """Render every figure (saved under ``group/figures/``); return ``[{"id", "title", "caption", "uri"}]``."""
     import numpy as np
 
+    from bidsad.learn.train import average_repeats
     from bidsad.reports import figures
     from bidsad.utils import atomic_write_text
 
@@ -60,9 +60,10 @@ def _figures(group_dir: Path, summary: dict) -> list[dict]:
         for name in names:
             path = group_dir / f"{kind}-{name}" / "predictions.tsv"
             if path.is_file():
-                predictions[name if kind == "model" else f"{name} (baseline)"] = _read_tsv(path)
+                # one prediction per participant: probabilities averaged over --repeats, as the pooled metrics
+                predictions[name if kind == "model" else f"{name} (baseline)"] = average_repeats(_read_tsv(path))
     for name in models:
-        for path in sorted((group_dir / f"model-{name}").glob("fold-*/history.tsv")):
+        for path in sorted((group_dir / f"model-{name}").glob("*fold-*/history.tsv")):  # repeat-<r>_fold-<k> too
             histories.setdefault(name, {})[path.parent.name.removeprefix("fold-")] = _read_tsv(path)
     specs = [
         ("models", "Models and baselines with 95% confidence intervals",

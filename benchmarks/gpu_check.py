@@ -1,0 +1,136 @@
+"""B4: GPU check at the paper's sizes: seconds per epoch over 319 samples and peak GPU memory.
+
+One command on an accelerator machine (``python benchmarks/gpu_check.py``): builds a model of the
+registry (default ``3dcnn-lstm``, MRI 128x128x176 + fMRI 216 x 64x64x32, the paper's sizes) with the
+group level's settings (Adam, sparse categorical cross-entropy, batch 2; ``mixed_bfloat16`` on a GPU
+as the group level sets it, softmax in float32) and trains it for 2 epochs over 319 synthetic samples
+(the paper's augmented sample count) for every combination of XLA (``jit_compile``) on/off and cuDNN
+recurrent kernels on/off. Samples cycle through a small pool of random tensors held in host memory
+and are fed through ``tf.data`` with prefetch, so the figure is the model's, not the disk's.
+
+Prints, per configuration, the seconds of each epoch (the first includes graph tracing and XLA
+compilation) and the peak GPU memory (``tf.config.experimental.get_memory_info``; on a CPU the
+process's peak RSS instead). ``--small`` runs the same code at the small preset with 8 samples, so
+that it is tested on a CPU. Target (issue 10): <= 5 s per epoch on one H200.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import resource
+import time
+
+
+def run_config(model_name, shapes, samples, epochs, batch_size, xla, cudnn, pool):
+    """Train one configuration; return (seconds per epoch list, peak memory in MB, memory kind)."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from bidsad.learn.models import MODALITIES, build_model
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        tf.config.experimental.reset_memory_stats("GPU:0")
+    modalities = MODALITIES[model_name]
+    model = build_model(model_name, shapes, 3)
+    def walk(layers):
+        for layer in layers:
+            yield layer
+            yield from walk(getattr(layer, "layers", []))
+
+    for layer in walk(model.layers):
+        if isinstance(layer, (keras.layers.LSTM, keras.layers.GRU)):
+            layer.use_cudnn = "auto" if cudnn else False  # read when the layer is called (traced) in fit
+    model.compile(optimizer=keras.optimizers.Adam(1e-5), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], jit_compile=xla)
+
+    def generate():
+        for index in range(samples):
+            sample = pool[index % len(pool)]
+            yield {m: sample[m] for m in modalities}, np.int32(index % 3)
+
+    signature = ({m: tf.TensorSpec(shapes[m], tf.float32) for m in modalities}, tf.TensorSpec((), tf.int32))
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(samples)).batch(batch_size).prefetch(4)
+
+    class Timer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self.start)
+
+    timer = Timer()
+    model.fit(dataset, epochs=epochs, verbose=0, callbacks=[timer])
+    if gpus:
+        return timer.seconds, tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20, "GPU peak"
+    return timer.seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "RSS peak (CPU)"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="small preset, 8 samples: a CPU test of this script")
+    parser.add_argument("--model", default="3dcnn-lstm")
+    parser.add_argument("--samples", type=int, help="samples per epoch (default 319; 8 with --small)")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--xla", choices=["on", "off", "both"], default="both")
+    parser.add_argument("--cudnn", choices=["on", "off", "both"], default="both")
+    parser.add_argument("--precision", choices=["auto", "bf16", "float32"], default="auto",
+                        help="auto: mixed_bfloat16 on a GPU (as the group level), float32 on a CPU")
+    opts = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from bidsad.config import PRESETS
+    from bidsad.learn.models import MODALITIES
+
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        tf.config.experimental.set_memory_growth(gpu, True)  # so that the peak is what the model needs
+    precision = opts.precision if opts.precision != "auto" else ("bf16" if gpus else "float32")
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bf16" else "float32")
+    preset = PRESETS["small" if opts.small else "paper"]
+    samples = opts.samples or (8 if opts.small else 319)
+    shapes = {"mri": (*preset["mri_shape"], 1), "bold": (preset["frames"], *preset["bold_shape"], 1)}
+    shapes = {m: shapes[m] for m in MODALITIES[opts.model]}
+    rng = np.random.default_rng(0)
+    pool = [{m: rng.standard_normal(shape, dtype=np.float32) for m, shape in shapes.items()} for _ in range(4)]
+    device = ", ".join(tf.config.experimental.get_device_details(g).get("device_name", "GPU") for g in gpus) or "CPU only"
+    print(f"device: {device}; TensorFlow {tf.__version__}, Keras {keras.__version__}; precision {precision}")
+    print(f"model {opts.model}, input shapes {shapes}, {samples} samples per epoch, batch {opts.batch_size}, "
+          f"{opts.epochs} epochs")
+    choices = {"on": [True], "off": [False], "both": [True, False]}
+    best = None
+    for xla, cudnn in itertools.product(choices[opts.xla], choices[opts.cudnn]):
+        label = f"XLA {'on' if xla else 'off'}, cuDNN RNN {'on' if cudnn else 'off'}"
+        try:
+            seconds, memory, kind = run_config(opts.model, shapes, samples, opts.epochs, opts.batch_size, xla, cudnn, pool)
+        except Exception as err:  # one configuration failing (e.g. XLA unsupported) must not hide the others
+            print(f"{label}: FAILED ({type(err).__name__}: {str(err).splitlines()[0][:200]})")
+            continue
+        steady = seconds[-1]
+        print(f"{label}: seconds per epoch {', '.join(f'{s:.2f}' for s in seconds)} (first includes compilation); "
+              f"{kind} {memory:.0f} MB")
+        if best is None or steady < best[1]:
+            best = (label, steady, memory, kind)
+    if best is None:
+        print("B4 gpu_check: every configuration failed")
+        return
+    print(f"B4 {opts.model} {'small' if opts.small else 'paper'} sizes, {samples} samples, {precision} on {device}: "
+          f"best {best[1]:.2f} s/epoch ({best[0]}), {best[3]} {best[2]:.0f} MB (target on an H200: <= 5 s/epoch)")
+
+
+if __name__ == "__main__":
+    main()
