@@ -472,8 +472,8 @@ def read_participants_tsv(bids_dir: Path):
 def derivative_path(out_dir: Path, source: Path, *, datatype: str, suffix: str, extension: str, **entities) -> Path:
     """BIDS-Derivatives path for an output of ``source`` (its sub/ses/task/run entities kept).
 
-    ``entities`` adds ``from``, ``to``, ``mode`` (transforms), ``space``, ``res``, ``label``, ``desc`` in
-    BIDS order; ``None`` values are omitted.
+    ``entities`` adds ``from``, ``to``, ``mode`` (transforms), ``space``, ``atlas``, ``res``, ``label``,
+    ``desc``, ``meas`` in BIDS (and BEP017 connectivity) order; ``None`` values are omitted.
     """
     from bids.layout import parse_file_entities
 
@@ -481,7 +481,8 @@ def derivative_path(out_dir: Path, source: Path, *, datatype: str, suffix: str, 
     order = [("sub", src.get("subject")), ("ses", src.get("session")), ("task", src.get("task")),
              ("acq", src.get("acquisition")), ("run", src.get("run")), ("from", entities.get("from")),
              ("to", entities.get("to")), ("mode", entities.get("mode")), ("space", entities.get("space")),
-             ("res", entities.get("res")), ("label", entities.get("label")), ("desc", entities.get("desc"))]
+             ("atlas", entities.get("atlas")), ("res", entities.get("res")), ("label", entities.get("label")),
+             ("desc", entities.get("desc")), ("meas", entities.get("meas"))]
     name = "_".join(f"{key}-{value}" for key, value in order if value not in (None, "")) + f"_{suffix}{extension}"
     folder = Path(out_dir) / f"sub-{src['subject']}"
     if src.get("session"):
@@ -489,10 +490,18 @@ def derivative_path(out_dir: Path, source: Path, *, datatype: str, suffix: str, 
     return folder / datatype / name
 
 
-def write_dataset_description(out_dir: Path, bids_dir: Path) -> Path:
+#: Our files that the BIDS validator does not know (written to ``out_dir/.bidsignore``): reports, model
+#: tensors, figures, logs, group results, and the connectivity / morphometry files of BEP017-style names.
+BIDSIGNORE = "\n".join(["*.html", "*/features/", "*/figures/", "logs/", "group/", ".bidsad.lock",
+                         "*_relmat.tsv", "*_relmat.json", "*_morph.tsv", "*_morph.json",
+                         "*_atlas-*_timeseries.tsv", "*_atlas-*_timeseries.json", ""])
+
+
+def write_dataset_description(out_dir: Path, bids_dir: Path, links: dict | None = None) -> Path:
     """Create ``dataset_description.json`` and ``.bidsignore`` in ``out_dir`` under a file lock.
 
-    ``DatasetLinks`` maps ``raw`` to ``bids_dir`` (the target of the ``bids:raw:`` URIs in ``Sources``).
+    ``DatasetLinks`` maps ``raw`` to ``bids_dir`` (the target of the ``bids:raw:`` URIs in ``Sources``) and
+    each of ``links`` (name -> path, e.g. ``fmriprep`` for ``--derivatives``) to its path.
 
     Safe when many participant jobs (e.g. a SLURM array) share one ``out_dir``: the first writes,
     the others find it.
@@ -512,12 +521,13 @@ def write_dataset_description(out_dir: Path, bids_dir: Path) -> Path:
                     "BIDSVersion": "1.10.0",
                     "DatasetType": "derivative",
                     "GeneratedBy": [{"Name": "bidsad", "Version": __version__}],
-                    "DatasetLinks": {"raw": str(Path(bids_dir).resolve())},
+                    "DatasetLinks": {"raw": str(Path(bids_dir).resolve()),
+                                     **{k: str(Path(v).resolve()) for k, v in (links or {}).items()}},
                 },
             )
         ignore = out_dir / ".bidsignore"
         if not ignore.exists():
-            atomic_write_text(ignore, "*.html\n*/features/\n*/figures/\nlogs/\ngroup/\n.bidsad.lock\n")
+            atomic_write_text(ignore, BIDSIGNORE)
     return desc
 
 

@@ -27,7 +27,7 @@ PRESETS: dict[str, dict] = {
     "small": {"mri_shape": (48, 56, 48), "bold_shape": (24, 28, 20), "frames": 16},
 }
 
-#: Field of view (mm, RAS x, y, z) of the model grids, centred on the head's centre of mass.
+#: Field of view (mm, RAS x, y, z) of the fMRI model grid, centred on the MNI template box (bidsad.interfaces.tensors).
 #: Sized to the MNI152 brain (about 150 x 190 x 160 mm) with a margin.
 GRID_FOV_MM = (180.0, 216.0, 180.0)
 
@@ -54,6 +54,9 @@ class Execution:
     """Participant labels without the ``sub-`` prefix; ``None`` selects every participant."""
     bids_filters: dict | None = None
     """pybids queries that override the defaults for ``t1w`` and ``bold`` (``--bids-filter-file``)."""
+    derivatives: dict | None = None
+    """Preprocessed inputs by pipeline name (``--derivatives NAME=PATH``); ``{"fmriprep": PATH}`` makes the
+    participant level use fMRIPrep's outputs instead of its own preprocessing (see :mod:`bidsad.fmriprep`)."""
     skip_bids_validation: bool = False
     """Skip pybids' validation of file names."""
     verbose: int = 0

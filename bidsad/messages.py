@@ -43,6 +43,14 @@ PLUGIN_ARG_BAD = (
 PLUGIN_BAD = "--plugin: unknown nipype plugin '{plugin}' (choose from {choices})."
 PLUGIN_ARGS_NOT_TABLE = "--config-file: [nipype] plugin_args must be a table of KEY = VALUE, got {value!r}."
 ANAT_REGISTRATION_BAD = "--anat-registration: unknown value '{value}' (choose from {choices})."
+DERIVATIVES_BAD = (
+    "--derivatives: '{value}' is not NAME=PATH with a supported NAME ({names}). "
+    "Example: --derivatives fmriprep=/data/derivatives/fmriprep"
+)
+DERIVATIVES_NOT_DATASET = (
+    "--derivatives {name}={path}: no dataset_description.json there, so it is not a derivatives dataset "
+    "root. Point it at the folder that holds dataset_description.json and the sub-* folders."
+)
 VALIDATION_FAILED = (
     "bids_dir: pybids could not index {bids}: {why}. Fix the dataset, or pass --skip-bids-validation "
     "to index files whose names are not valid BIDS."
@@ -84,6 +92,14 @@ IMAGE_MULTIVOLUME = (
 IMAGE_QFORM_SFORM = (
     "{file}: the qform and sform of the header disagree (by up to {diff:.2f} mm); the sform is used. "
     "Check the image's orientation in the report."
+)
+
+FMRIPREP_MISSING = (
+    "sub-{label}: --derivatives fmriprep={path}: no {what} found ({pattern}); this participant is skipped. "
+    "Run fMRIPrep with --output-spaces MNI152NLin2009cAsym (or MNI152NLin6Asym), or drop --derivatives."
+)
+FMRIPREP_BOLD_MISSING = (
+    "sub-{label}: --derivatives fmriprep={path}: no {what} for {run} ({pattern}); this run is skipped."
 )
 
 # --- anatomical preprocessing ------------------------------------------------------------------------
@@ -157,7 +173,12 @@ EXCLUDED_BAD_DIAGNOSIS = "diagnosis '{value}' is not one of CN, MCI, AD (or a kn
 EXCLUDED_NOT_IN_TSV = "not listed in participants.tsv"
 EXCLUDED_CONFLICT = "several rows with different diagnoses in participants.tsv"
 EXCLUDED_NO_T1W_FEATURES = "no MRI features (participant level failed or not run)"
-EXCLUDED_MISMATCH = "features made with different parameters ({what}); rerun its participant level"
+PARAMETERS_MISMATCH = (
+    "Group level: the features of preset '{preset}' in {out} were not all made with the same parameters, "
+    "and bidsad does not mix them:\n  {items}\nRerun the participant level of the participants named "
+    "(same bidsad version and options as the others), or remove their features."
+)
+MISMATCH_ITEM = "{participant}: {tensor}: {parameter} = {value} (the others: {expected})"
 TOO_FEW = "Group level: {n} usable participant(s); at least {need} are needed for cross-validation."
 ONE_CLASS = "Group level: every usable participant has diagnosis {label}; classification needs at least two classes."
 FOLDS_REDUCED = (

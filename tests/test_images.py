@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bidsad.interfaces.images import conform_image
-from bidsad.interfaces.tensors import grid_affine, make_model_tensor
+from bidsad.interfaces.tensors import grid_affine
 
 
 def _blob(shape=(40, 48, 40), center=(20, 24, 20), radius=12.0):
@@ -51,37 +51,6 @@ def test_grid_affine_centres_the_field_of_view():
     centre = affine @ [(48 - 1) / 2, (56 - 1) / 2, (48 - 1) / 2, 1]
     assert np.allclose(centre[:3], [10.0, -20.0, 5.0])
     assert np.allclose(np.diag(affine)[:3], [3.75, 216 / 56, 3.75])
-
-
-def test_model_tensor_3d_centres_the_head_and_standardises(tmp_path):
-    data = _blob(center=(14, 30, 22))  # off-centre blob, 2 mm voxels
-    affine = np.diag([2.0, 2.0, 2.0, 1.0])
-    affine[:3, 3] = [-40, -48, -40]
-    nb.save(nb.Nifti1Image(data, affine), tmp_path / "t1.nii.gz")
-    meta = make_model_tensor(tmp_path / "t1.nii.gz", tmp_path / "t.npy", shape=(24, 24, 24), fov_mm=(96.0, 96.0, 96.0))
-    tensor = np.load(tmp_path / "t.npy")
-    assert tensor.shape == (24, 24, 24) and tensor.dtype == np.float32 and meta["shape"] == [24, 24, 24]
-    inside = tensor != 0
-    assert abs(tensor[inside].mean()) < 1e-4 and tensor[inside].std() == pytest.approx(1.0, abs=1e-3)
-    # the blob's centre of mass lands in the middle of the grid (within one 4 mm voxel)
-    com = np.array(np.nonzero(inside)).mean(axis=1)
-    assert np.allclose(com, 11.5, atol=1.0)
-
-
-@pytest.mark.parametrize(("n_volumes", "frames", "kept"), [(5, 8, 5), (12, 8, 8)])
-def test_model_tensor_frames_crop_and_pad(tmp_path, n_volumes, frames, kept):
-    base = _blob((20, 20, 16), (10, 10, 8), 6)
-    series = np.stack([base * (1 + 0.01 * t) for t in range(n_volumes)], axis=-1)
-    nb.save(nb.Nifti1Image(series, np.diag([3.0, 3.0, 3.0, 1.0])), tmp_path / "bold.nii.gz")
-    meta = make_model_tensor(tmp_path / "bold.nii.gz", tmp_path / "b.npy", shape=(10, 10, 8),
-                             fov_mm=(60.0, 60.0, 48.0), frames=frames)
-    tensor = np.load(tmp_path / "b.npy")
-    assert tensor.shape == (frames, 10, 10, 8) and meta["n_volumes"] == n_volumes
-    assert meta["frame_mask"] == [t < kept for t in range(frames)]
-    assert np.all(tensor[kept:] == 0) and np.any(tensor[kept - 1] != 0)
-    # intensity rises 1% per volume: the standardised frames keep that order inside the mask
-    means = [tensor[t][tensor[0] != 0].mean() for t in range(kept)]
-    assert np.all(np.diff(means) > 0)
 
 
 def test_conform_refuses_multivolume_t1w(tmp_path):

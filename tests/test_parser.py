@@ -194,6 +194,26 @@ def test_anat_registration_option(capsys, demo_dir, tmp_path):
     assert "--anat-registration: unknown value 'bspline'" in _usage_error(capsys, [*base, "--config-file", str(toml)])
 
 
+@pytest.mark.parametrize(("value", "expected"), [
+    ("fmriprep", "NAME=PATH"), ("freesurfer=/x", "NAME=PATH"), ("fmriprep=", "NAME=PATH"),
+    ("fmriprep=/nonexistent/fmriprep", "/nonexistent/fmriprep"),
+])
+def test_derivatives_usage_errors_name_the_argument(capsys, demo_dir, tmp_path, value, expected):
+    err = _usage_error(capsys, [str(demo_dir), str(tmp_path / "out"), "participant", "--derivatives", value])
+    assert "--derivatives" in err and expected in err
+
+
+def test_derivatives_needs_a_dataset_root(capsys, demo_dir, tmp_path):
+    (tmp_path / "fmriprep").mkdir()
+    err = _usage_error(capsys, [str(demo_dir), str(tmp_path / "out"), "participant", "--derivatives",
+                                f"fmriprep={tmp_path / 'fmriprep'}"])
+    assert "--derivatives fmriprep=" in err and "dataset_description.json" in err
+    (tmp_path / "fmriprep" / "dataset_description.json").write_text("{}")
+    config = parse_args([str(demo_dir), str(tmp_path / "out"), "participant", "--derivatives",
+                         f"FMRIPREP={tmp_path / 'fmriprep'}"])
+    assert config.execution.derivatives == {"fmriprep": str((tmp_path / "fmriprep").resolve())}
+
+
 def test_split_protocol_repeats_class_weight_and_determinism(capsys, demo_dir, tmp_path):
     argv = [str(demo_dir), str(tmp_path / "o"), "group", "-w", str(tmp_path / "w")]
     defaults = parse_args(argv).learning

@@ -79,6 +79,17 @@ def _positive_float(value: str) -> float:
 #: INFO messages of the last :func:`parse_args` (logged by the entry point once logging is set up).
 NOTES: list[tuple[int, str]] = []
 
+#: Pipelines whose outputs ``--derivatives`` accepts.
+DERIVATIVES_NAMES = ("fmriprep",)
+
+
+def _derivatives(value: str) -> tuple[str, Path]:
+    """Parse one ``--derivatives`` item ``NAME=PATH`` (nipreps style); NAME in :data:`DERIVATIVES_NAMES`."""
+    name, sep, path = value.partition("=")
+    if not sep or name.strip().lower() not in DERIVATIVES_NAMES or not path.strip():
+        raise argparse.ArgumentTypeError(messages.DERIVATIVES_BAD.format(value=value, names=", ".join(DERIVATIVES_NAMES)))
+    return name.strip().lower(), Path(path.strip())
+
 
 def _participant_label(value: str) -> str:
     """Accept ``01`` and ``sub-01``: remove one exact leading ``sub-`` (never a character strip)."""
@@ -127,6 +138,14 @@ def _build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help="JSON file of pybids queries overriding the defaults for 't1w' and 'bold'",
+    )
+    g_bids.add_argument(
+        "--derivatives",
+        nargs="+",
+        type=_derivatives,
+        metavar="NAME=PATH",
+        help="use existing preprocessing instead of bidsad's: fmriprep=PATH takes fMRIPrep's desc-preproc T1w, "
+        "brain mask, tissue maps, transforms, MNI152NLin2009cAsym or MNI152NLin6Asym BOLD and confounds",
     )
     g_bids.add_argument(
         "--skip-bids-validation", action="store_true", help="do not validate file names when indexing bids_dir"
@@ -264,7 +283,21 @@ def parse_args(args: list[str] | None = None) -> Config:
         ):
             parser.error(messages.FILTER_BAD.format(path=opts.bids_filter_file, why="keys must be 't1w' and/or 'bold', each an object"))
 
+    derivatives = config.execution.derivatives
+    if opts.derivatives:
+        derivatives = {name: str(path) for name, path in opts.derivatives}
+    for name, path in (derivatives or {}).items():
+        if name not in DERIVATIVES_NAMES:
+            parser.error(messages.DERIVATIVES_BAD.format(value=f"{name}={path}", names=", ".join(DERIVATIVES_NAMES)))
+        root = Path(path).expanduser().absolute()
+        if not root.is_dir():
+            parser.error(messages.PATH_MISSING.format(arg=f"--derivatives {name}", path=path))
+        if not (root / "dataset_description.json").is_file():
+            parser.error(messages.DERIVATIVES_NOT_DATASET.format(name=name, path=path))
+        derivatives[name] = str(root.resolve())
+
     ex = config.execution
+    ex.derivatives = derivatives or None
     ex.bids_dir, ex.out_dir, ex.work_dir = str(bids_dir), str(out_dir), str(work_dir)
     ex.analysis_level = opts.analysis_level
     ex.bids_filters = bids_filters

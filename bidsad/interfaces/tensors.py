@@ -1,4 +1,4 @@
-"""Model-input tensors: an image resampled onto a preset grid, standardised, saved as ``.npy``."""
+"""Model-input tensors: MRI and fMRI on the preset grids in ``MNI152NLin2009aSym``, standardised, saved as ``.npy``."""
 
 from __future__ import annotations
 
@@ -12,13 +12,7 @@ from nipype.interfaces.base import (
     traits,
 )
 
-#: Recorded in every tensor sidecar; part of the parameter hash the group level compares.
-NORMALISATION = (
-    "z-score inside a foreground mask (voxels above 10% of the 99th intensity percentile of the "
-    "resampled image, or of its temporal mean for BOLD); voxels outside the mask set to 0"
-)
-INTERPOLATION = "Gaussian anti-aliasing (FWHM = sqrt(target^2 - source^2) mm per axis) then trilinear (nilearn)"
-#: The same fields for the MRI tensor made from the MNI-normalised T1w.
+#: Recorded in every tensor sidecar (part of the parameter hash the group level compares): MRI tensor.
 MRI_NORMALISATION = (
     "T1w z-scored inside its brain mask (native space), resampled, then z-scored again inside the "
     "resampled brain mask (> 0.5); voxels outside the mask set to 0"
@@ -43,78 +37,6 @@ def grid_affine(center_mm, fov_mm, shape):
     # voxel centres span the FOV: first centre at center - fov/2 + voxel/2
     affine[:3, 3] = np.asarray(center_mm, float) - np.asarray(fov_mm, float) / 2 + voxel / 2
     return affine
-
-
-def foreground_center(img):
-    """World coordinates (mm) of the intensity centre of mass of the image's foreground (3-D or mean of 4-D)."""
-    import numpy as np
-    from scipy import ndimage
-
-    data = np.asarray(img.dataobj, dtype=np.float32)
-    if data.ndim == 4:
-        data = data.mean(axis=3)
-    weights = np.where(data > 0.1 * np.percentile(data, 99), data, 0)
-    com = ndimage.center_of_mass(weights)
-    return (img.affine @ np.array([*com, 1.0]))[:3]
-
-
-def make_model_tensor(in_file, out_file, *, shape, fov_mm, frames=None):
-    """Resample a conformed image onto a model grid, standardise it and save it as ``.npy``.
-
-    Parameters
-    ----------
-    in_file : 3-D (T1w) or 4-D (BOLD) float32 RAS+ NIfTI.
-    shape : grid shape in voxels (x, y, z), RAS order.
-    fov_mm : field of view (mm) of the grid, centred on the foreground centre of mass.
-    frames : for 4-D inputs, the number of frames of the tensor: longer runs keep their first
-        ``frames`` volumes, shorter runs are padded with zero frames (``frame_mask`` marks real ones).
-
-    Returns a dict of sidecar metadata: ``shape`` (of the saved array: (x, y, z) or (frames, x, y, z)),
-    ``dtype`` float32, ``grid_affine``, ``voxel_size_mm``, ``frames``, ``n_volumes``, ``frame_mask``.
-    """
-    import nibabel as nb
-    import numpy as np
-    from nilearn.image import resample_img, smooth_img
-
-    img = nb.load(str(in_file))
-    affine = grid_affine(foreground_center(img), fov_mm, shape)
-    source_voxel = np.sqrt((img.affine[:3, :3] ** 2).sum(axis=0))
-    target_voxel = np.diag(affine)[:3]
-    fwhm = np.sqrt(np.clip(target_voxel**2 - source_voxel**2, 0, None))
-    if fwhm.any():
-        img = smooth_img(img, fwhm=np.where(fwhm > 0, fwhm, 1e-3))
-    grid = resample_img(img, target_affine=affine, target_shape=tuple(shape), interpolation="linear",
-                        fill_value=0, force_resample=True, copy_header=True)
-    data = np.asarray(grid.dataobj, dtype=np.float32)
-    meta = {"n_volumes": None, "frames": None, "frame_mask": None}
-    if data.ndim == 4:
-        data = np.moveaxis(data, 3, 0)  # (T, x, y, z)
-        reference = data.mean(axis=0)
-    else:
-        reference = data
-    mask = reference > 0.1 * np.percentile(reference, 99)
-    values = data[..., mask] if data.ndim == 4 else data[mask]
-    mean, std = float(values.mean()), float(values.std())
-    data = np.where(mask, (data - mean) / (std if std > 0 else 1.0), 0.0).astype(np.float32)
-    if data.ndim == 4:
-        n_vol = data.shape[0]
-        keep = min(n_vol, frames)
-        tensor = np.zeros((frames, *data.shape[1:]), dtype=np.float32)
-        tensor[:keep] = data[:keep]
-        data = tensor
-        meta.update(n_volumes=n_vol, frames=frames, frame_mask=[i < keep for i in range(frames)])
-    if not np.isfinite(data).all():
-        raise ValueError(f"{in_file}: non-finite values after resampling (bug); please report it")
-    np.save(out_file, data, allow_pickle=False)
-    meta.update(
-        shape=list(data.shape),
-        dtype="float32",
-        grid_affine=affine.round(6).tolist(),
-        voxel_size_mm=[round(float(v), 6) for v in target_voxel],
-        field_of_view_mm=[float(v) for v in fov_mm],
-        mask_fraction=round(float(mask.mean()), 6),
-    )
-    return meta
 
 
 def resize_mri_volume_grid(shape):
@@ -174,6 +96,105 @@ def make_mri_tensor(in_file, mask_file, transform, out_file, *, shape):
     }
 
 
+BOLD_NORMALISATION = (
+    "z-score over all voxels of the kept (real) frames inside the BOLD brain mask (resampled to the model grid, "
+    "nearest neighbour); voxels outside the mask and padded frames set to 0"
+)
+BOLD_INTERPOLATION = "as the input model-grid BOLD (recorded by the workflow that made it)"
+FMRIPREP_BOLD_INTERPOLATION = (
+    "fMRIPrep's template-space BOLD, Gaussian anti-aliasing (FWHM = sqrt(target^2 - source^2) mm per axis) "
+    "then trilinear resampling onto the model grid (nilearn); a second interpolation after fMRIPrep's"
+)
+#: How runs of another length than the preset's frame count are handled (sidecar ``FramePolicy``).
+FRAME_POLICY = (
+    "first `frames` volumes (after non-steady-state removal) are kept; a longer run is cropped, a shorter "
+    "one padded at the end with zero frames; frame_mask marks the real frames (true) and the padding (false)"
+)
+
+
+def bold_model_grid(shape):
+    """Affine (4x4, RAS+, mm) of the fMRI model grid in ``MNI152NLin2009aSym``: :data:`bidsad.config.GRID_FOV_MM`
+    (180 x 216 x 180 mm) centred on the template box's centre, ``shape`` voxels (paper: 64x64x32 voxels of
+    about 2.8 x 3.4 x 5.6 mm). The functional workflow's ``bold_model`` uses the same grid."""
+    from bidsad.config import GRID_FOV_MM
+
+    return grid_affine(TEMPLATE_CENTER_MM, GRID_FOV_MM, shape)
+
+
+def resample_to_model_grid(in_file, out_file, *, shape):
+    """Resample a template-space 3-D/4-D image onto :func:`bold_model_grid` (``shape`` voxels): Gaussian
+    anti-aliasing where the grid is coarser, then trilinear (nilearn). Writes float32 NIfTI."""
+    import nibabel as nb
+    import numpy as np
+    from nilearn.image import resample_img, smooth_img
+
+    img = nb.load(str(in_file))
+    affine = bold_model_grid(shape)
+    source_voxel = np.sqrt((img.affine[:3, :3] ** 2).sum(axis=0))
+    fwhm = np.sqrt(np.clip(np.diag(affine)[:3] ** 2 - source_voxel**2, 0, None))
+    if fwhm.any():
+        img = smooth_img(img, fwhm=np.where(fwhm > 0, fwhm, 1e-3))
+    grid = resample_img(img, target_affine=affine, target_shape=tuple(shape), interpolation="linear",
+                        fill_value=0, force_resample=True, copy_header=True)
+    nb.save(nb.Nifti1Image(np.asarray(grid.dataobj, dtype=np.float32), affine), str(out_file))
+    return Path(out_file)
+
+
+def make_bold_tensor(in_file, out_file, *, frames: int, mask_file=None, shape=None):
+    """fMRI model tensor from a BOLD run already on the model grid (``bold_model``).
+
+    Parameters
+    ----------
+    in_file : 4-D float NIfTI (x, y, z, t) on the model grid, non-steady-state volumes removed.
+    frames : the preset's frame count; see :data:`FRAME_POLICY` (crop or zero-pad, ``frame_mask``).
+    mask_file : BOLD brain mask (any grid; resampled to the model grid, nearest neighbour); without it,
+        voxels of the temporal mean above 10% of its 99th percentile.
+    shape : expected spatial shape; a different ``in_file`` grid raises ``ValueError``.
+
+    Saves a float32 ``.npy`` of shape (frames, x, y, z), z-scored inside the mask over the real frames
+    (:data:`BOLD_NORMALISATION`), and returns sidecar metadata (``shape``, ``dtype``, ``grid_affine``,
+    ``voxel_size_mm``, ``field_of_view_mm``, ``frames``, ``n_volumes``, ``frame_mask``, ``mask_fraction``).
+    """
+    import nibabel as nb
+    import numpy as np
+    from nilearn.image import resample_to_img
+
+    img = nb.load(str(in_file))
+    if img.ndim != 4:
+        raise ValueError(f"{in_file}: a BOLD run must be 4-D, this one has shape {img.shape}")
+    if shape is not None and tuple(img.shape[:3]) != tuple(shape):
+        raise ValueError(f"{in_file}: grid {img.shape[:3]} is not the preset's {tuple(shape)}")
+    data = np.moveaxis(np.asarray(img.dataobj, dtype=np.float32), 3, 0)  # (T, x, y, z)
+    if mask_file is not None:
+        ref = nb.Nifti1Image(np.zeros(img.shape[:3], np.float32), img.affine)
+        mask = np.asarray(resample_to_img(str(mask_file), ref, interpolation="nearest", force_resample=True,
+                                          copy_header=True).dataobj) > 0
+    else:
+        mean = data.mean(axis=0)
+        mask = mean > 0.1 * np.percentile(mean, 99)
+    if not mask.any():
+        raise ValueError(f"{in_file}: the BOLD brain mask has no voxel on the model grid")
+    n_vol = data.shape[0]
+    keep = min(n_vol, frames)
+    data = data[:keep]  # statistics over the frames the tensor keeps
+    values = data[:, mask]
+    mu, sd = float(values.mean()), float(values.std())
+    data = np.where(mask, (data - mu) / (sd if sd > 0 else 1.0), 0.0).astype(np.float32)
+    tensor = np.zeros((frames, *data.shape[1:]), dtype=np.float32)
+    tensor[:keep] = data[:keep]
+    if not np.isfinite(tensor).all():
+        raise ValueError(f"{in_file}: non-finite values in the BOLD tensor (bug); please report it")
+    np.save(out_file, tensor, allow_pickle=False)
+    voxel = np.sqrt((img.affine[:3, :3] ** 2).sum(axis=0))
+    return {
+        "shape": list(tensor.shape), "dtype": "float32", "grid_affine": img.affine.round(6).tolist(),
+        "voxel_size_mm": [round(float(v), 6) for v in voxel],
+        "field_of_view_mm": [round(float(v * s), 4) for v, s in zip(voxel, img.shape[:3])],
+        "frames": frames, "n_volumes": n_vol, "frame_mask": [i < keep for i in range(frames)],
+        "FramePolicy": FRAME_POLICY, "mask_fraction": round(float(mask.mean()), 6), "Space": "MNI152NLin2009aSym",
+    }
+
+
 def finish_meta(meta: dict, extra: dict, *, normalisation: str, interpolation: str, warnings) -> dict:
     """Add the run's fields and the ``ParametersHash`` (over ``COMPARED_PARAMETERS`` of the group level)."""
     from bidsad import __version__
@@ -223,25 +244,26 @@ class MriTensor(SimpleInterface):
         return runtime
 
 
-class _TensorInputSpec(_TensorBaseInputSpec):
-    in_file = File(exists=True, mandatory=True, desc="conformed 3-D or 4-D image")
-    fov_mm = traits.Tuple(traits.Float, traits.Float, traits.Float, mandatory=True, desc="grid field of view (mm)")
-    frames = traits.Int(desc="frames of a BOLD tensor")
+class _BoldTensorInputSpec(_TensorBaseInputSpec):
+    in_file = File(exists=True, mandatory=True, desc="4-D BOLD on the model grid (bold_model)")
+    mask_file = File(exists=True, desc="BOLD brain mask (any grid)")
+    frames = traits.Int(mandatory=True, desc="the preset's frame count")
+    interpolation = traits.Str(BOLD_INTERPOLATION, usedefault=True, desc="how in_file was made (sidecar)")
 
 
-class ModelTensor(SimpleInterface):
-    """nipype wrapper of :func:`make_model_tensor`."""
+class BoldTensor(SimpleInterface):
+    """nipype wrapper of :func:`make_bold_tensor`."""
 
-    input_spec = _TensorInputSpec
+    input_spec = _BoldTensorInputSpec
     output_spec = _TensorOutputSpec
 
     def _run_interface(self, runtime):
-        out_file = Path(runtime.cwd) / "tensor.npy"
-        frames = self.inputs.frames if self.inputs.frames else None
-        meta = make_model_tensor(self.inputs.in_file, out_file, shape=self.inputs.shape,
-                                 fov_mm=self.inputs.fov_mm, frames=frames)
-        self._results["out_file"] = str(out_file)
-        self._results["meta"] = finish_meta(meta, self.inputs.meta, normalisation=NORMALISATION,
-                                            interpolation=INTERPOLATION, warnings=self.inputs.warnings)
-        return runtime
+        from nipype.interfaces.base import isdefined
 
+        out_file = Path(runtime.cwd) / "tensor.npy"
+        meta = make_bold_tensor(self.inputs.in_file, out_file, frames=self.inputs.frames, shape=self.inputs.shape,
+                                mask_file=self.inputs.mask_file if isdefined(self.inputs.mask_file) else None)
+        self._results["out_file"] = str(out_file)
+        self._results["meta"] = finish_meta(meta, self.inputs.meta, normalisation=BOLD_NORMALISATION,
+                                            interpolation=self.inputs.interpolation, warnings=self.inputs.warnings)
+        return runtime

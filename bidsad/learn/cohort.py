@@ -32,13 +32,14 @@ def build_cohort(out_dir: Path, bids_dir: Path, preset: str):
 
     Returns a DataFrame with :data:`COHORT_COLUMNS`: ``mri``/``bold`` are tensor paths relative to
     ``out_dir`` (empty when absent); ``included`` is False with a ``reason`` for every participant
-    that cannot be used (no diagnosis, no MRI features, tensors made with other parameters). A BOLD
-    tensor whose parameters differ from the majority is dropped (MRI kept) and the reason recorded.
+    that cannot be used (no diagnosis, no MRI features).
 
     Raises
     ------
     InputError
-        No feature of the preset exists in ``out_dir``, or participants.tsv is unusable.
+        No feature of the preset exists in ``out_dir``, participants.tsv is unusable, or tensors of one
+        kind were made with different parameters (:data:`COMPARED_PARAMETERS`; compared with the most
+        common ``ParametersHash``): the message names each participant, tensor and parameter.
     """
     import pandas as pd
 
@@ -76,6 +77,7 @@ def build_cohort(out_dir: Path, bids_dir: Path, preset: str):
         found = messages.FEATURES_OTHER_PRESETS.format(presets=", ".join(others), first=others[0]) if others else ""
         raise InputError(messages.NO_FEATURES.format(preset=preset, out=out_dir, bids=bids_dir, found=found))
 
+    mismatches = []
     for column in ("mri", "bold"):
         metas = {i: _sidecar(out_dir / cohort.at[i, column]) for i in cohort.index
                  if cohort.at[i, "included"] and cohort.at[i, column]}
@@ -84,13 +86,13 @@ def build_cohort(out_dir: Path, bids_dir: Path, preset: str):
         hashes = pd.Series({i: m.get("ParametersHash") for i, m in metas.items()})
         reference = metas[hashes[hashes == hashes.mode().iloc[0]].index[0]]
         for i, meta in metas.items():
-            differing = _mismatch(meta, reference)
-            if differing:
-                reason = messages.EXCLUDED_MISMATCH.format(what=f"{column}: {', '.join(differing)}")
-                if column == "mri":
-                    cohort.loc[i, ["included", "reason"]] = [False, reason]
-                else:
-                    cohort.loc[i, ["bold", "reason"]] = ["", reason]
+            for key in _mismatch(meta, reference):
+                mismatches.append(messages.MISMATCH_ITEM.format(
+                    participant=cohort.at[i, "participant_id"], tensor=cohort.at[i, column], parameter=key,
+                    value=json.dumps(meta.get(key)), expected=json.dumps(reference.get(key))))
+    if mismatches:
+        raise InputError(messages.PARAMETERS_MISMATCH.format(preset=preset, out=out_dir,
+                                                             items="\n  ".join(mismatches)))
     return cohort
 
 

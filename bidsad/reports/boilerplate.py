@@ -36,6 +36,7 @@ TEMPLATES = {
     "MNI152NLin2009aSym": {"name": "ICBM 152 Nonlinear Symmetric 2009a (as distributed with Nilearn)",
                            "cite": ["fonov2009unbiased", "fonov2011unbiased"]},
     "MNI152NLin2009cAsym": {"name": "ICBM 152 Nonlinear Asymmetric 2009c", "cite": ["fonov2009unbiased", "fonov2011unbiased"]},
+    "MNI152NLin6Asym": {"name": "FSL MNI152 Nonlinear 6th generation asymmetric", "cite": []},
 }
 #: Atlases recognised in ``atlas-<label>`` entities (label prefix, lower-case) with their references.
 ATLASES = {"power": ("Power et al. (2011) 264-region", "power2011functional"),
@@ -144,7 +145,8 @@ def participant_facts(out_dir: Path) -> dict | None:
     names = [p.name for p in out_dir.glob("sub-*/**/*") if p.is_file()]
     spaces = sorted({m for n in names for m in re.findall(r"_space-([a-zA-Z0-9]+)", n)})
     atlases = []
-    for label in sorted({m for n in names for m in re.findall(r"_atlas-([a-zA-Z0-9]+)", n)}):
+    roi_names = [n for n in names if n.endswith("_timeseries.tsv")]
+    for label in sorted({m for n in roi_names for m in re.findall(r"_atlas-([a-zA-Z0-9]+)", n)}):
         known = next((v for k, v in ATLASES.items() if label.lower().startswith(k)), None)
         atlases.append({"name": known[0] if known else label, "cite": known[1] if known else None})
     anat = None
@@ -162,7 +164,17 @@ def participant_facts(out_dir: Path) -> dict | None:
                     denoise=next((d.get("Method") for d in denoise if d.get("Applied")), None),
                     denoise_skipped=sum(1 for d in denoise if d.get("Strategy", "none") != "none" and not d.get("Applied")))
     first = (mri or metas)[0]
+    roi_sidecars = sorted(out_dir.glob("sub-*/**/func/*_atlas-*_timeseries.json"))
+    features = {
+        "denoise": json.loads(roi_sidecars[0].read_text()).get("Denoise", "") if roi_sidecars else "",
+        "parcellations": sorted({m for n in names if n.endswith("_morph.tsv")
+                                 for m in re.findall(r"_atlas-([a-zA-Z0-9]+)", n)}),
+        "gm_4mm": any(n.endswith("_res-4_label-GM_probseg.nii.gz") for n in names),
+        "fmriprep": any(m.get("PreprocessingSource") == "fmriprep" for m in metas),
+        "source_space": sorted({m["SourceSpace"] for m in metas if m.get("SourceSpace")}),
+    }
     return {
+        "features": features,
         "func": func,
         "anat": anat,
         "bidsad_version": first.get("bidsad_version", __version__),
@@ -179,6 +191,7 @@ def participant_facts(out_dir: Path) -> dict | None:
         "bold_voxel": [round(v, 2) for v in bold[0]["voxel_size_mm"]] if bold and bold[0].get("voxel_size_mm") else None,
         "bold_interpolation": bold[0].get("Interpolation", "") if bold else "",
         "bold_normalisation": bold[0].get("Normalisation", "") if bold else "",
+        "bold_space": bold[0].get("Space", "") if bold else "",
         "spaces": spaces,
         "templates": {s: TEMPLATES.get(s, {"name": s, "cite": []}) for s in spaces},
         "atlases": atlases,

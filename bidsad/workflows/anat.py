@@ -31,7 +31,7 @@ def init_anat_preproc_wf(*, t1w: Path, bids_dir: Path, out_dir: str, preset: str
 
     Returns a nipype workflow; its ``outputnode`` has ``t1w_preproc`` (N4, native), ``t1w_mask``,
     ``t1w_std`` (standardised, native), ``t1w2mni_xfm`` / ``mni2t1w_xfm`` (``.h5``), ``probseg`` (CSF,
-    GM, WM, native) and ``tensor``, for downstream workflows (e.g. BOLD to T1w registration).
+    GM, WM, native), ``probseg_std`` (the same in ``MNI152NLin2009aSym`` at 2 mm) and ``tensor``, for downstream workflows (e.g. BOLD to T1w registration).
     """
     from nipype.interfaces import utility as niu
     from nipype.pipeline import engine as pe
@@ -53,7 +53,8 @@ def init_anat_preproc_wf(*, t1w: Path, bids_dir: Path, out_dir: str, preset: str
                 "syn": "antspyx registration (rigid, affine, then SyN; Mattes MI, centre-of-mass initialisation)"}
     workflow = pe.Workflow(name=name)
     outputnode = pe.Node(niu.IdentityInterface(fields=["t1w_preproc", "t1w_mask", "t1w_std", "t1w2mni_xfm",
-                                                       "mni2t1w_xfm", "probseg", "tensor"]), name="outputnode")
+                                                       "mni2t1w_xfm", "probseg", "probseg_std", "tensor"]),
+                         name="outputnode")
 
     conform = pe.Node(ConformImage(in_file=source, ndim=3, kind="T1w", display_name=relpath(t1w, bids_dir)),
                       name="conform_t1w")
@@ -104,6 +105,7 @@ def init_anat_preproc_wf(*, t1w: Path, bids_dir: Path, out_dir: str, preset: str
         (std, outputnode, [("out_file", "t1w_std")]),
         (reg, outputnode, [("forward", "t1w2mni_xfm"), ("inverse", "mni2t1w_xfm")]),
         (seg, outputnode, [("probseg", "probseg")]),
+        (probs_mni, outputnode, [("out_file", "probseg_std")]),
         (tensor, outputnode, [("out_file", "tensor")]),
     ])
 

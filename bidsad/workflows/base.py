@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bidsad import __version__
 from bidsad.bids import ParticipantInputs, bids_uri, relpath
-from bidsad.config import GRID_FOV_MM, PRESETS, Config
+from bidsad.config import Config
 
 
 def workflow_name() -> str:
@@ -27,7 +27,8 @@ def init_bidsad_wf(config: Config, participants: list[ParticipantInputs]):
         if part.t1w is None:
             continue
         sub_wf = init_single_subject_wf(config, part)
-        workflow.add_nodes([sub_wf])
+        if sub_wf is not None:
+            workflow.add_nodes([sub_wf])
     return workflow
 
 
@@ -44,32 +45,34 @@ def _omp_nthreads(config: Config) -> int:
     return config.nipype.omp_nthreads or max(1, min(8, nprocs))
 
 
-def _tensor_meta(base: dict, dummy_scans: int, extra: dict) -> dict:
-    """BOLD tensor sidecar: the tensor's metadata plus ``NonSteadyStateVolumes`` and ``Denoise``."""
-    return {**base, "NonSteadyStateVolumes": int(dummy_scans), "Denoise": dict(extra)}
-
-
 def init_single_subject_wf(config: Config, part: ParticipantInputs):
     """Preprocess the T1w (:func:`bidsad.workflows.anat.init_anat_preproc_wf`) and every resting-state
     BOLD run (:func:`bidsad.workflows.func.init_func_preproc_wf`); store model tensors of the preset.
 
     T1w: see the anatomical workflow (derivatives in ``anat/``, tensor in ``features/``, QC in ``figures/``).
-    BOLD (every usable ``task-rest`` run): the functional workflow's model-grid BOLD (MNI, one
-    interpolation, non-steady-state volumes removed) made into the preset's fMRI tensor.
+    BOLD (every usable ``task-rest`` run): the functional workflow (MNI, one interpolation,
+    non-steady-state volumes removed). Features (:func:`bidsad.workflows.features.init_features_wf`):
+    grey-matter maps and volumes, and per run the fMRI tensor from ``bold_model``, ROI time series and
+    connectivity.
+
+    With ``--derivatives fmriprep=PATH`` the preprocessing is fMRIPrep's
+    (:mod:`bidsad.workflows.fmriprep`); returns ``None`` (errors in ``part.errors``) when the
+    participant's fMRIPrep outputs are incomplete.
     """
     from nipype.pipeline import engine as pe
 
-    from nipype.interfaces import utility as niu
-
-    from bidsad.interfaces.tensors import ModelTensor
+    from bidsad.interfaces.resample import MODEL_INTERPOLATION
     from bidsad.workflows.anat import init_anat_preproc_wf
+    from bidsad.workflows.features import BOLD_FIELDS, OPTIONAL_BOLD_FIELDS, init_features_wf
     from bidsad.workflows.func import init_func_preproc_wf
-    from bidsad.workflows.outputs import init_ds_tensor_wf
 
     bids_dir = Path(config.execution.bids_dir)
     out_dir = config.execution.out_dir
     preset_name = config.features.preset
-    preset = PRESETS[preset_name]
+    fmriprep_dir = (config.execution.derivatives or {}).get("fmriprep")
+    if fmriprep_dir:
+        workflow = _fmriprep_subject_wf(config, part, Path(fmriprep_dir))
+        return _set_crash_dir(workflow, config, part.label) if workflow is not None else None
     workflow = pe.Workflow(name=f"single_subject_{part.label}_wf")
 
     anat_wf = init_anat_preproc_wf(
@@ -77,7 +80,15 @@ def init_single_subject_wf(config: Config, part: ParticipantInputs):
         registration=config.preprocessing.anat_registration, omp_nthreads=_omp_nthreads(config),
         seed=config.seeds.random_seed,
     )
-    workflow.add_nodes([anat_wf])
+    sources = {str(path): bids_uri(path, bids_dir) for path in [part.t1w, *(run.path for run in part.bold)]}
+    features_wf = init_features_wf(out_dir=out_dir, t1w_source=str(part.t1w),
+                                   bold_sources=[str(run.path) for run in part.bold], preset=preset_name,
+                                   sources=sources, bold_interpolation=MODEL_INTERPOLATION)
+    workflow.connect([
+        (anat_wf, features_wf, [("outputnode.probseg", "inputnode.probseg"),
+                                ("outputnode.probseg_std", "inputnode.probseg_std"),
+                                ("outputnode.mni2t1w_xfm", "inputnode.mni2t1w_xfm")]),
+    ])
 
     for index, run in enumerate(part.bold):
         func_wf = init_func_preproc_wf(
@@ -85,31 +96,61 @@ def init_single_subject_wf(config: Config, part: ParticipantInputs):
             denoise=config.preprocessing.denoise, omp_nthreads=_omp_nthreads(config),
             seed=config.seeds.random_seed, name=f"func_preproc_{index}_wf",
         )
-        bold_tensor = pe.Node(
-            ModelTensor(
-                shape=preset["bold_shape"], fov_mm=GRID_FOV_MM, frames=preset["frames"],
-                meta={"preset": preset_name, "Modality": "bold", "RepetitionTime": run.repetition_time,
-                      "Sources": [bids_uri(run.path, bids_dir)]},
-            ),
-            name=f"bold_tensor_{index}",
-        )
-        tensor_meta = pe.Node(niu.Function(input_names=["base", "dummy_scans", "extra"], output_names=["meta"],
-                                           function=_tensor_meta), name=f"bold_tensor_meta_{index}",
-                              run_without_submitting=True)
-        ds_bold = init_ds_tensor_wf(out_dir=out_dir, source_file=str(run.path), suffix="bold",
-                                    preset=preset_name, name=f"ds_bold_tensor_{index}_wf")
         workflow.connect([
             (anat_wf, func_wf, [("outputnode.t1w_preproc", "inputnode.t1w_preproc"),
                                 ("outputnode.t1w_mask", "inputnode.t1w_mask"),
                                 ("outputnode.t1w2mni_xfm", "inputnode.t1w2mni_xfm"),
                                 ("outputnode.probseg", "inputnode.probseg")]),
-            (func_wf, bold_tensor, [("outputnode.bold_model", "in_file"), ("outputnode.warnings", "warnings")]),
-            (bold_tensor, tensor_meta, [("meta", "base")]),
-            (func_wf, tensor_meta, [("outputnode.dummy_scans", "dummy_scans"), ("outputnode.denoise", "extra")]),
-            (bold_tensor, ds_bold, [("out_file", "inputnode.tensor")]),
-            (tensor_meta, ds_bold, [("meta", "inputnode.meta")]),
+            (func_wf, features_wf, [(f"outputnode.{field}", f"bold_inputnode_{index}.{field}")
+                                    for field in BOLD_FIELDS + OPTIONAL_BOLD_FIELDS]),
         ])
-    # nipype merges only node-level config over the top workflow's: set the crash folder per node
+    return _set_crash_dir(workflow, config, part.label)
+
+
+def _set_crash_dir(workflow, config: Config, label: str):
+    """nipype merges only node-level config over the top workflow's: set the crash folder per node."""
     for node in workflow._get_all_nodes():
-        node.config = {"execution": {"crashdump_dir": str(crash_dir(config, part.label))}}
+        node.config = {"execution": {"crashdump_dir": str(crash_dir(config, label))}}
+    return workflow
+
+
+def _fmriprep_subject_wf(config: Config, part: ParticipantInputs, fmriprep_dir: Path):
+    """Participant workflow on fMRIPrep's outputs: model tensors and features, no preprocessing."""
+    from nipype.pipeline import engine as pe
+
+    from bidsad.fmriprep import collect_fmriprep
+    from bidsad.interfaces.tensors import FMRIPREP_BOLD_INTERPOLATION
+    from bidsad.workflows.features import BOLD_FIELDS, init_features_wf
+    from bidsad.workflows.fmriprep import init_fmriprep_anat_wf, init_fmriprep_bold_wf
+
+    bids_dir = Path(config.execution.bids_dir)
+    found = collect_fmriprep(fmriprep_dir, part, bids_dir)
+    if found is None:
+        return None
+    preset = config.features.preset
+    out_dir = config.execution.out_dir
+
+    def uri(path):
+        return f"bids:fmriprep:{relpath(path, fmriprep_dir)}"
+
+    anat_sources = [uri(p) for p in (found.t1w_preproc, found.t1w_mask, found.t1w2mni_xfm)]
+    workflow = pe.Workflow(name=f"single_subject_{part.label}_wf")
+    anat_wf = init_fmriprep_anat_wf(inputs=found, t1w_source=str(part.t1w), out_dir=out_dir, preset=preset,
+                                    sources=anat_sources)
+    sources = {str(part.t1w): uri(found.probseg[1])}
+    sources.update({str(run.source): uri(run.bold) for run in found.bold})
+    features_wf = init_features_wf(out_dir=out_dir, t1w_source=str(part.t1w),
+                                   bold_sources=[str(run.source) for run in found.bold], preset=preset,
+                                   sources=sources, source="fmriprep", bold_interpolation=FMRIPREP_BOLD_INTERPOLATION)
+    workflow.connect([
+        (anat_wf, features_wf, [("outputnode.probseg", "inputnode.probseg"),
+                                ("outputnode.probseg_std", "inputnode.probseg_std"),
+                                ("outputnode.mni2t1w_xfm", "inputnode.mni2t1w_xfm")]),
+    ])
+    trs = {str(run.path): run.repetition_time for run in part.bold}
+    for index, run in enumerate(found.bold):
+        bold_wf = init_fmriprep_bold_wf(run=run, repetition_time=trs[str(run.source)], preset=preset,
+                                        name=f"fmriprep_bold_{index}_wf")
+        workflow.connect([(bold_wf, features_wf, [(f"outputnode.{f}", f"bold_inputnode_{index}.{f}")
+                                                  for f in BOLD_FIELDS])])
     return workflow

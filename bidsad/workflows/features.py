@@ -1,0 +1,136 @@
+"""Participant features: BOLD model tensor, ROI time series, connectivity, grey-matter features."""
+
+from __future__ import annotations
+
+#: Fields of each run's input node (the functional workflow's outputnode, see the contract in DESIGN.md).
+BOLD_FIELDS = ["bold_std", "bold_mask_std", "bold_model", "confounds", "repetition_time", "dummy_scans"]
+#: Optional fields of each run's input node: ``denoise`` (dict recorded as the tensor's ``Denoise``) and
+#: ``warnings`` (list of str recorded in the tensor sidecar).
+OPTIONAL_BOLD_FIELDS = ["denoise", "warnings"]
+
+
+def init_features_wf(*, out_dir: str, t1w_source: str, bold_sources: list[str], preset: str,
+                     sources: dict, source: str = "bidsad", bold_interpolation: str | None = None,
+                     name: str = "features_wf"):
+    """Features of one participant from its preprocessed images.
+
+    Anatomical (``inputnode``: ``probseg`` native CSF/GM/WM maps, ``probseg_std`` the same in
+    ``MNI152NLin2009aSym`` at 2 mm, ``mni2t1w_xfm``):
+
+    - ``anat/<t1w entities>_space-MNI152NLin2009aSym_res-4_label-GM_probseg.nii.gz``: GM probability at
+      4 mm (2x2x2 block mean of the 2 mm map, :mod:`bidsad.interfaces.morphometry`);
+    - ``anat/<t1w entities>_atlas-gmkmeans100_desc-gm_morph.tsv``: native GM volume (ml) per region of the
+      shipped parcellation (:mod:`bidsad.atlases`).
+
+    Per BOLD run ``i`` (``bold_inputnode_<i>`` with :data:`BOLD_FIELDS`; ``bold_sources[i]`` its raw file):
+
+    - ``features/<bold entities>_res-<preset>_desc-model_bold.npy`` (+ JSON): the fMRI model tensor from
+      ``bold_model`` (:func:`bidsad.interfaces.tensors.make_bold_tensor`);
+    - ``func/<bold entities>_space-MNI152NLin2009aSym_atlas-power2011_timeseries.tsv`` and
+      ``..._atlas-power2011_meas-pearsoncorrelation_relmat.tsv`` from ``bold_std``
+      (:mod:`bidsad.interfaces.connectivity`).
+
+    ``sources`` maps each source file (``t1w_source`` and each of ``bold_sources``) to its BIDS URI;
+    ``source`` (``bidsad`` or ``fmriprep``) is recorded as ``PreprocessingSource`` in every sidecar.
+    ``bold_interpolation`` overrides the BOLD tensor's recorded interpolation (fMRIPrep input).
+    """
+    from nipype.interfaces import utility as niu
+    from nipype.pipeline import engine as pe
+
+    from bidsad.atlases import ATLAS_INFO, PARCELLATION, ROI_ATLAS
+    from bidsad.config import PRESETS
+    from bidsad.interfaces.bids import DerivativesDataSink
+    from bidsad.interfaces.connectivity import RoiConnectivity
+    from bidsad.interfaces.morphometry import GM_4MM_METHOD, REGIONAL_METHOD, GmProbability4mm, RegionalGmVolumes
+    from bidsad.interfaces.registration import TEMPLATE_SPACE
+    from bidsad.interfaces.tensors import BoldTensor
+    from bidsad.workflows.outputs import init_ds_tensor_wf
+
+    grid = PRESETS[preset]
+    workflow = pe.Workflow(name=name)
+    inputnode = pe.Node(niu.IdentityInterface(fields=["probseg", "probseg_std", "mni2t1w_xfm"]), name="inputnode")
+
+    def sink(node_name, source_file, meta, **kwargs):
+        meta = {"Sources": [sources[source_file]], "PreprocessingSource": source, **meta}
+        return pe.Node(DerivativesDataSink(base_directory=out_dir, source_file=source_file, meta_dict=meta,
+                                           **kwargs), name=node_name, run_without_submitting=True)
+
+    pick_gm = pe.Node(niu.Select(index=1), name="select_gm", run_without_submitting=True)
+    pick_gm_std = pe.Node(niu.Select(index=1), name="select_gm_std", run_without_submitting=True)
+    gm4 = pe.Node(GmProbability4mm(), name="gm_res4")
+    regional = pe.Node(RegionalGmVolumes(), name="regional_gm")
+    ds_gm4 = sink("ds_gm_res4", t1w_source, {"Method": GM_4MM_METHOD, "Space": TEMPLATE_SPACE}, datatype="anat",
+                  suffix="probseg", space=TEMPLATE_SPACE, res="4", label="GM")
+    ds_morph = sink("ds_gm_morph", t1w_source, {"Atlas": PARCELLATION, "AtlasDescription": ATLAS_INFO[PARCELLATION],
+                                                "License": ATLAS_INFO[PARCELLATION]["License"], "Method": REGIONAL_METHOD,
+                                                "Columns": {"index": "region label in the parcellation",
+                                                            "name": "region name",
+                                                            "volume_ml": "native-space grey-matter volume (ml)"}},
+                    datatype="anat", suffix="morph", atlas=PARCELLATION, desc="gm")
+    workflow.connect([
+        (inputnode, pick_gm, [("probseg", "inlist")]),
+        (inputnode, pick_gm_std, [("probseg_std", "inlist")]),
+        (pick_gm_std, gm4, [("out", "in_file")]),
+        (pick_gm, regional, [("out", "gm_file")]),
+        (inputnode, regional, [("mni2t1w_xfm", "transform")]),
+        (gm4, ds_gm4, [("out_file", "in_file")]),
+        (regional, ds_morph, [("out_file", "in_file")]),
+    ])
+
+    for index, bold_source in enumerate(bold_sources):
+        run_in = pe.Node(niu.IdentityInterface(fields=BOLD_FIELDS + OPTIONAL_BOLD_FIELDS),
+                         name=f"bold_inputnode_{index}")
+        extra = {"preset": preset, "Modality": "bold", "Sources": [sources[bold_source]],
+                 "PreprocessingSource": source}
+        tensor = pe.Node(BoldTensor(shape=grid["bold_shape"], frames=grid["frames"], meta=extra), name=f"bold_tensor_{index}")
+        if bold_interpolation:
+            tensor.inputs.interpolation = bold_interpolation
+        meta = pe.Node(niu.Function(function=_tensor_meta, input_names=["meta", "repetition_time", "dummy_scans", "denoise"],
+                                    output_names=["meta"]), name=f"bold_tensor_meta_{index}",
+                       run_without_submitting=True)
+        ds_tensor = init_ds_tensor_wf(out_dir=out_dir, source_file=bold_source, suffix="bold", preset=preset,
+                                      name=f"ds_bold_tensor_{index}_wf")
+        roi = pe.Node(RoiConnectivity(atlas=ROI_ATLAS), name=f"roi_connectivity_{index}")
+        roi_meta = pe.Node(niu.Function(function=_with_sources, input_names=["meta", "extra"], output_names=["meta"]),
+                           name=f"roi_meta_{index}", run_without_submitting=True)
+        roi_meta.inputs.extra = {"Sources": [sources[bold_source]], "PreprocessingSource": source}
+        rel_meta = pe.Node(niu.Function(function=_with_sources, input_names=["meta", "extra"], output_names=["meta"]),
+                           name=f"relmat_meta_{index}", run_without_submitting=True)
+        rel_meta.inputs.extra = roi_meta.inputs.extra
+        ds_ts = pe.Node(DerivativesDataSink(base_directory=out_dir, source_file=bold_source, datatype="func",
+                                            suffix="timeseries", space=TEMPLATE_SPACE, atlas=ROI_ATLAS,
+                                            extension=".tsv"), name=f"ds_timeseries_{index}",
+                        run_without_submitting=True)
+        ds_rel = pe.Node(DerivativesDataSink(base_directory=out_dir, source_file=bold_source, datatype="func",
+                                             suffix="relmat", space=TEMPLATE_SPACE, atlas=ROI_ATLAS,
+                                             meas="pearsoncorrelation", extension=".tsv"),
+                         name=f"ds_relmat_{index}", run_without_submitting=True)
+        workflow.connect([
+            (run_in, tensor, [("bold_model", "in_file"), ("bold_mask_std", "mask_file"), ("warnings", "warnings")]),
+            (tensor, meta, [("meta", "meta")]),
+            (run_in, meta, [("repetition_time", "repetition_time"), ("dummy_scans", "dummy_scans"),
+                            ("denoise", "denoise")]),
+            (tensor, ds_tensor, [("out_file", "inputnode.tensor")]),
+            (meta, ds_tensor, [("meta", "inputnode.meta")]),
+            (run_in, roi, [("bold_std", "bold_file"), ("bold_mask_std", "mask_file"), ("confounds", "confounds"),
+                           ("repetition_time", "repetition_time")]),
+            (roi, roi_meta, [("timeseries_meta", "meta")]),
+            (roi, rel_meta, [("relmat_meta", "meta")]),
+            (roi, ds_ts, [("timeseries", "in_file")]),
+            (roi_meta, ds_ts, [("meta", "meta_dict")]),
+            (roi, ds_rel, [("relmat", "in_file")]),
+            (rel_meta, ds_rel, [("meta", "meta_dict")]),
+        ])
+    return workflow
+
+
+def _tensor_meta(meta, repetition_time, dummy_scans, denoise=None):
+    """Add the run's TR (s), removed non-steady-state volumes and denoising record to a tensor sidecar."""
+    meta = {**meta, "RepetitionTime": float(repetition_time), "NonSteadyStateVolumes": int(dummy_scans)}
+    if denoise:
+        meta["Denoise"] = dict(denoise)
+    return meta
+
+
+def _with_sources(meta, extra):
+    return {**meta, **extra}
