@@ -12,9 +12,9 @@ NOT_BIDS = (
     "Point bids_dir at the folder that holds dataset_description.json and the sub-* folders."
 )
 OUT_IS_BIDS = (
-    "out_dir: {out} is the same as bids_dir or inside it; bidsad never writes into the input "
-    "dataset (it may be read-only, and outputs there could be indexed as raw data). Choose an output "
-    "folder outside {bids}, e.g. {bids}-derivatives/bidsad."
+    "out_dir: {out} is the same as bids_dir or inside it, outside its derivatives/ folder; bidsad never "
+    "writes among the raw data (outputs there could be indexed as raw data). Choose {bids}/derivatives/bidsad "
+    "or a folder outside {bids}, e.g. {bids}-derivatives/bidsad."
 )
 WORK_IN_BIDS = (
     "-w/--work-dir: {work} is inside bids_dir ({bids}); bidsad never writes into the input dataset. "

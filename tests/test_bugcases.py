@@ -120,7 +120,7 @@ def test_br06_raw_queries_skip_nested_outputs(tmp_path):
 
 @pytest.mark.parametrize(("out", "work", "words"), [
     ("bids", "w", "out_dir: .* is the same as bids_dir or inside it"),
-    ("bids/derivatives/bidsad", "w", "out_dir: .* is the same as bids_dir or inside it"),
+    ("bids/code/bidsad", "w", "out_dir: .* is the same as bids_dir or inside it"),
     ("out", "bids/work", "-w/--work-dir: .* is inside bids_dir"),
 ])
 def test_br06_out_and_work_dir_inside_bids_refused(tmp_path, capsys, out, work, words):

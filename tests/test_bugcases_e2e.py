@@ -132,3 +132,29 @@ def test_br26_killed_run_resumes_to_the_same_outputs(tmp_path):
     differing = [k for k in checked if first[k] != second[k]]
     print(f"{len(first)} files; {len(checked)} tensors/TSVs/images/sidecars compared; differing: {differing}")
     assert not differing
+
+
+@pytest.mark.slow  # about 1 min (run with -m slow); the parser side is in the default suite
+def test_br06_out_dir_under_bids_derivatives_with_decoys(tmp_path):
+    """Outputs in <bids_dir>/derivatives/bidsad (BIDS's place for them) beside decoy derivatives of all-zero
+    images: the raw T1w is used (non-zero output, Sources name it only); a rerun gives the same outputs."""
+    bids = _copy_demo(tmp_path / "bids", labels=("04",))  # sub-04: T1w only
+    zeros = nb.Nifti1Image(np.zeros((16, 16, 16), np.int16), np.eye(4))
+    for folder in ("derivatives/other", "old_run", "sourcedata"):
+        (bids / folder / "sub-04/anat").mkdir(parents=True)
+        (bids / folder / "dataset_description.json").write_text('{"Name": "o", "BIDSVersion": "1.8.0", "DatasetType": "derivative"}')
+        nb.save(zeros, bids / folder / "sub-04/anat/sub-04_T1w.nii.gz")
+    out, work = bids / "derivatives" / "bidsad", tmp_path / "work"
+    first = _bidsad(bids, out, "participant", *FAST, "-w", work)
+    assert first.returncode == 0, first.stderr
+    preproc = out / "sub-04/anat/sub-04_desc-preproc_T1w.nii.gz"
+    assert np.abs(nb.load(preproc).get_fdata()).max() > 0
+    sources = json.loads(preproc.with_name("sub-04_desc-preproc_T1w.json").read_text())["Sources"]
+    assert sources == ["bids:raw:sub-04/anat/sub-04_T1w.nii.gz"]
+    digests = _digests(out)
+    second = _bidsad(bids, out, "participant", *FAST, "-w", work)
+    assert second.returncode == 0, second.stderr
+    assert _digests(out) == digests
+    for out_dir, work_dir in ((bids, work), (tmp_path / "o", bids / "work")):  # refused before any processing
+        refused = _bidsad(bids, out_dir, "participant", "-w", work_dir)
+        assert refused.returncode == 2 and str(out_dir if out_dir == bids else work_dir) in refused.stderr

@@ -36,10 +36,18 @@ def test_not_a_bids_root(capsys, tmp_path):
     assert "dataset_description.json" in err
 
 
-@pytest.mark.parametrize("out", [".", "derivatives/bidsad", "sub-01"])
+@pytest.mark.parametrize("out", [".", "sub-01", "code/bidsad", "derivatives"])
 def test_out_dir_inside_bids_dir_refused(capsys, demo_dir, out):
     err = _usage_error(capsys, [str(demo_dir), str(demo_dir / out), "participant"])
-    assert "out_dir" in err and "never writes into the input dataset" in err
+    assert "out_dir" in err and "never writes among the raw data" in err and "derivatives/bidsad" in err
+
+
+def test_out_dir_under_derivatives_allowed(demo_dir, tmp_path):
+    """BIDS's place for outputs (BR-06): <bids_dir>/derivatives/<name> is accepted (nothing is created by parsing)."""
+    out = demo_dir.resolve() / "derivatives" / "bidsad"
+    config = parse_args([str(demo_dir), str(out), "participant", "-w", str(tmp_path / "w")])
+    assert config.execution.out_dir == str(out)
+    assert not (demo_dir / "derivatives").exists()
 
 
 def test_work_dir_inside_bids_dir_refused(capsys, demo_dir, tmp_path):

@@ -95,6 +95,7 @@ echo "Submitted batch job $id"
 """
 
 
+@pytest.mark.slow  # about 2 min: one Python process per node (run with -m slow)
 @pytest.mark.integration
 def test_participant_level_through_slurm_plugin(tmp_path, monkeypatch):
     """The SLURM plugin really submits every node through ``sbatch`` with the user's arguments.

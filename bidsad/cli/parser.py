@@ -261,7 +261,9 @@ def parse_args(args: list[str] | None = None) -> Config:
         parser.error(messages.NOT_BIDS.format(path=bids_dir))
 
     out_dir = opts.out_dir.expanduser().resolve()
-    if _is_within(out_dir, bids_dir):
+    # BIDS reserves <bids_dir>/derivatives/ for outputs (raw-data queries never look there); anywhere
+    # else inside the dataset is refused: outputs there could be indexed as raw data
+    if _is_within(out_dir, bids_dir) and not (bids_dir / "derivatives") in out_dir.parents:
         parser.error(messages.OUT_IS_BIDS.format(out=out_dir, bids=bids_dir))
     work_dir = (opts.work_dir or Path(config.execution.work_dir or "work")).expanduser().resolve()
     if _is_within(work_dir, bids_dir):
