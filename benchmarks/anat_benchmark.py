@@ -13,39 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from measure import run_measured
 
 ROOT = Path(__file__).resolve().parents[1]
 COLIN = ROOT / "tests" / "data" / "colin27" / "ch2_colin27_T1w.nii.gz"
-
-
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory (MB) of ``pid`` and all its descendants, from /proc (Linux)."""
-    children: dict[int, list[int]] = {}
-    rss = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            pages = int((entry / "statm").read_text().split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-        rss[int(entry.name)] = pages * os.sysconf("SC_PAGE_SIZE") / 1e6
-    total, stack = 0.0, [pid]
-    while stack:
-        current = stack.pop()
-        total += rss.get(current, 0.0)
-        stack.extend(children.get(current, []))
-    return total
 
 
 def main() -> None:
@@ -63,18 +39,11 @@ def main() -> None:
         cmd = [sys.executable, "-m", "bidsad", str(bids), str(Path(tmp) / "out"), "participant", "--nprocs",
                str(args.nprocs), "--preset", args.preset, "--anat-registration", args.anat_registration,
                "-w", str(Path(tmp) / "work")]
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        peak = 0.0
-        while proc.poll() is None:
-            peak = max(peak, tree_rss_mb(proc.pid))
-            time.sleep(0.2)
-        wall = time.perf_counter() - start
-        output = proc.stdout.read()
-        largest = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e3
-        if proc.returncode != 0:
+        result = run_measured(cmd)
+        wall, peak, largest, output = result["wall"], result["peak_mb"], result["largest_mb"], result["output"]
+        if result["returncode"] != 0:
             print(output)
-            sys.exit(f"bidsad failed with exit status {proc.returncode}")
+            sys.exit(f"bidsad failed with exit status {result['returncode']}")
         print(f"input: colin27 T1w 181x217x181 at 1 mm; preset {args.preset}; --anat-registration "
               f"{args.anat_registration}; --nprocs {args.nprocs}; CPUs on this machine: {os.cpu_count()}")
         print(f"wall time: {wall:.1f} s")

@@ -19,17 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from anat_benchmark import tree_rss_mb  # noqa: E402
+from measure import run_measured  # noqa: E402
 
 MINI = ROOT / "tests" / "data" / "bids-real-mini"
 
@@ -100,20 +97,11 @@ def run_case(case: str, args, tmp: Path) -> dict:
     work = tmp / case / "work"
     cmd = [sys.executable, "-m", "bidsad", str(bids), str(tmp / case / "out"), "participant", "--nprocs",
            str(args.nprocs), "--preset", args.preset, "-w", str(work)]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peak = 0.0
-    while proc.poll() is None:
-        peak = max(peak, tree_rss_mb(proc.pid))
-        time.sleep(0.2)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    output = proc.stdout.read()
-    if proc.returncode != 0:
-        print(output)
-        sys.exit(f"bidsad failed on case {case} with exit status {proc.returncode}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result = run_measured(cmd)
+    wall, cpu, peak = result["wall"], result["cpu"], result["peak_mb"]
+    if result["returncode"] != 0:
+        print(result["output"])
+        sys.exit(f"bidsad failed on case {case} with exit status {result['returncode']}")
     print(f"== case {case}: preset {args.preset}, --nprocs {args.nprocs}, CPUs on this machine {os.cpu_count()}")
     print(f"wall time {wall:.1f} s; CPU time (process tree) {cpu:.1f} s; peak RSS (tree, sampled) {peak:.0f} MB")
     for seconds, name in node_times(work):
