@@ -149,11 +149,12 @@ def estimate_motion(bold_file, reference_file, out_dir, *, nthreads: int = 1, se
     :mod:`this module's convention <bidsad.interfaces.motion>`, ``params`` (T, 6) float64).
     """
     import ants
-    import ants.config
     import nibabel as nb
     import numpy as np
 
-    ants.config._random_seed = int(seed)  # antsRegistration's random sampling (as the anatomical workflow)
+    from bidsad.interfaces.registration import set_ants_seed
+
+    set_ants_seed(seed)  # antsRegistration's random sampling, as the anatomical workflow
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(max(1, nthreads))
     out_dir = Path(out_dir)
     ref_img = nb.load(str(reference_file))

@@ -12,6 +12,17 @@ TEMPLATE_SPACE = "MNI152NLin2009aSym"
 TRANSFORMS = {"affine": "Affine", "syn": "SyN"}
 
 
+def set_ants_seed(seed: int) -> None:
+    """Fix antsRegistration's random sampling for this process (antspyx reads ``ants.config._random_seed``).
+
+    ANTs reads a seed of 0 as "seed from the clock", so every bidsad seed (0 included) is passed plus one.
+    Bit-identical results also need one ITK thread (``--omp-nthreads 1``).
+    """
+    import ants.config
+
+    ants.config._random_seed = int(seed) + 1
+
+
 def template_image(kind: str = "T1w", resolution: int = 2):
     """nilearn's MNI152NLin2009aSym image (nibabel, in memory, no download).
 
@@ -50,7 +61,6 @@ def register_to_template(in_file: Path, mask_file: Path, out_dir: Path, *, metho
     ``seed + 1``: ANTs reads 0 as "no fixed seed").
     """
     import ants
-    import ants.config
 
     method = method.lower()
     if method not in TRANSFORMS:
@@ -58,9 +68,7 @@ def register_to_template(in_file: Path, mask_file: Path, out_dir: Path, *, metho
     out_dir = Path(out_dir)
     fixed = ants.image_read(str(template_file(out_dir, "T1w", 2)))
     moving = ants.image_read(str(in_file)) * ants.image_read(str(mask_file)).clone("float")
-    # antsRegistration treats --random-seed 0 as "seed from the clock": shift by one so that every bidsad seed
-    # (0 included) fixes the sampling; bit-identical results also need one ITK thread (--omp-nthreads 1)
-    ants.config._random_seed = int(seed) + 1
+    set_ants_seed(seed)
     result = ants.registration(fixed=fixed, moving=moving, type_of_transform=TRANSFORMS[method],
                                outprefix=str(out_dir / "reg_"), write_composite_transform=True)
     return Path(result["fwdtransforms"]), Path(result["invtransforms"])
@@ -167,14 +175,13 @@ def coregister_bold(ref_file: Path, ref_mask: Path, t1w_file: Path, t1w_mask: Pa
     BOLD reference onto the T1w) and the BOLD reference resampled onto the T1w grid (for the reportlet).
     """
     import ants
-    import ants.config
 
     out_dir = Path(out_dir)
     t1w = ants.image_read(str(t1w_file))
     moving = t1w * ants.image_read(str(t1w_mask)).clone("float")
     reference = ants.image_read(str(ref_file))
     fixed = reference * ants.image_read(str(ref_mask)).clone("float")
-    ants.config._random_seed = int(seed)
+    set_ants_seed(seed)
     result = ants.registration(fixed=fixed, moving=moving, type_of_transform="Rigid", aff_metric="mattes",
                                aff_random_sampling_rate=1.0, outprefix=str(out_dir / "coreg_"))
     transform = out_dir / "coreg_t1w_to_boldref.mat"
