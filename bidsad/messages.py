@@ -37,7 +37,7 @@ FILTER_BAD = "--bids-filter-file: {path}: {why}. Expected JSON such as {{\"t1w\"
 FILTER_QUERY_BAD = "--bids-filter-file: pybids refused the query for '{key}' ({why}). Use BIDS entity names (subject, session, run, acquisition, ...)."
 CONFIG_BAD = "--config-file: {why}"
 PLUGIN_ARG_BAD = (
-    "--plugin-args: '{value}' is not KEY=VALUE. Example: --plugin-args n_procs=4 memory_gb=16, or for "
+    "'{value}' is not KEY=VALUE. Example: --plugin-args n_procs=4 memory_gb=16, or for "
     "SLURM --plugin-args \"sbatch_args=--mem=8G --time=02:00:00\"."
 )
 PLUGIN_BAD = "--plugin: unknown nipype plugin '{plugin}' (choose from {choices})."
