@@ -284,6 +284,7 @@ sys.exit(subprocess.call([sys.executable, "-m", "bidsad", *args]))
 """
 
 
+@pytest.mark.slow  # about 35 s: a real participant-level task through the recipe (run with -m slow)
 @pytest.mark.integration
 def test_slurm_recipe_submits_and_runs(tmp_path):
     """Submission (array + dependent GPU job) and one array task, with stand-ins for sbatch and apptainer."""
