@@ -169,9 +169,8 @@ def run_baselines(out_dir: Path, included, splits, config):
     """
     import pandas as pd
 
-    from bidsad.learn.evaluate import classification_metrics, evaluate_predictions, metrics_rows
-    from bidsad.learn.train import average_repeats, fold_label, fold_tag
-    from bidsad.utils import atomic_write_text
+    from bidsad.learn.evaluate import classification_metrics, metrics_rows
+    from bidsad.learn.train import evaluate_pooled, fold_label, fold_tag
 
     out_dir = Path(out_dir)
     group_dir = out_dir / "group"
@@ -223,14 +222,8 @@ def run_baselines(out_dir: Path, included, splits, config):
                 results[name]["folds"][tag.removeprefix("fold-")] = fold_metrics
             if not predictions:
                 continue
-            pooled = pd.concat(predictions, ignore_index=True)
-            atomic_write_text(group_dir / f"baseline-{name}" / "predictions.tsv", pooled.to_csv(sep="\t", index=False))
-            evaluation = evaluate_predictions(average_repeats(pooled), n_bootstrap=learning.n_bootstrap,
-                                              n_permutations=learning.n_permutations, seed=seed)
-            rows += metrics_rows(name, "pooled", evaluation["pooled"], evaluation["ci"])
-            permutation = evaluation["permutation"]
-            rows.append({"model": name, "fold": "pooled", "metric": "permutation_p_value",
-                         "value": "n/a" if permutation["p_value"] is None else permutation["p_value"],
-                         "ci_low": "n/a", "ci_high": "n/a"})
+            _, evaluation, pooled_rows = evaluate_pooled(name, predictions, group_dir / f"baseline-{name}" / "predictions.tsv",
+                                                         learning, seed)
+            rows += pooled_rows
             results[name].update(evaluation)
     return results, rows, notes

@@ -49,6 +49,31 @@ def average_repeats(predictions):
     return out
 
 
+def evaluate_pooled(name: str, fold_predictions: list, out_file: Path, learning, seed: int):
+    """Pool one model's (or baseline's) out-of-fold predictions, write them to ``out_file`` (TSV, atomically),
+    and evaluate them once per participant (:func:`average_repeats`, then
+    :func:`bidsad.learn.evaluate.evaluate_predictions` with ``learning.n_bootstrap`` / ``n_permutations``).
+
+    Returns ``(pooled, evaluation, rows)``: the pooled predictions (DataFrame, as written), the evaluation dict
+    and its ``metrics.tsv`` rows (pooled metrics with CIs, then the permutation p-value, ``n/a`` when it could
+    not be computed).
+    """
+    import pandas as pd
+
+    from bidsad.learn.evaluate import evaluate_predictions, metrics_rows
+    from bidsad.utils import atomic_write_text
+
+    pooled = pd.concat(fold_predictions, ignore_index=True)
+    atomic_write_text(out_file, pooled.to_csv(sep="\t", index=False))
+    evaluation = evaluate_predictions(average_repeats(pooled), n_bootstrap=learning.n_bootstrap,
+                                      n_permutations=learning.n_permutations, seed=seed)
+    rows = metrics_rows(name, "pooled", evaluation["pooled"], evaluation["ci"])
+    p_value = evaluation["permutation"]["p_value"]
+    rows.append({"model": name, "fold": "pooled", "metric": "permutation_p_value",
+                 "value": "n/a" if p_value is None else p_value, "ci_low": "n/a", "ci_high": "n/a"})
+    return pooled, evaluation, rows
+
+
 def fold_tag(repeat: int, fold: int, repeats: int) -> str:
     """Folder name of one fold: ``fold-<k>``, or ``repeat-<r>_fold-<k>`` with repeated cross-validation."""
     return f"fold-{fold}" if repeats == 1 else f"repeat-{repeat}_fold-{fold}"
@@ -343,7 +368,7 @@ def run_group_level(config) -> int:
     from bidsad.bids import InputError
     from bidsad.config import seed_everything
     from bidsad.learn.cohort import build_cohort
-    from bidsad.learn.evaluate import classification_metrics, evaluate_predictions, metrics_rows
+    from bidsad.learn.evaluate import classification_metrics, metrics_rows
     from bidsad.learn.models import MODALITIES
     from bidsad.learn.saliency import SaliencyAccumulator, write_saliency
     from bidsad.learn.splits import add_validation, check_no_leakage, cohort_name, plan_splits
@@ -435,15 +460,10 @@ def run_group_level(config) -> int:
             results.setdefault(model_name, {"folds": {}})["folds"][tag.removeprefix("fold-")] = fold_metrics
         if not fold_predictions:
             continue
-        pooled = pd.concat(fold_predictions, ignore_index=True)
-        atomic_write_text(group_dir / f"model-{model_name}" / "predictions.tsv", pooled.to_csv(sep="\t", index=False))
-        evaluation = evaluate_predictions(average_repeats(pooled), n_bootstrap=learning.n_bootstrap,
-                                          n_permutations=learning.n_permutations, seed=config.seeds.random_seed)
-        metric_rows += metrics_rows(model_name, "pooled", evaluation["pooled"], evaluation["ci"])
-        permutation = evaluation["permutation"]
-        metric_rows.append({"model": model_name, "fold": "pooled", "metric": "permutation_p_value",
-                            "value": "n/a" if permutation["p_value"] is None else permutation["p_value"],
-                            "ci_low": "n/a", "ci_high": "n/a"})
+        pooled, evaluation, pooled_rows = evaluate_pooled(model_name, fold_predictions,
+                                                          group_dir / f"model-{model_name}" / "predictions.tsv",
+                                                          learning, config.seeds.random_seed)
+        metric_rows += pooled_rows
         results[model_name].update(evaluation)
         for failure in saliency.failures:
             warn(failure)
