@@ -166,6 +166,10 @@ NO_FEATURES = (
     "out_dir: no model features for preset '{preset}' in {out}.{found} Run the participant level first "
     "(bidsad {bids} {out} participant --preset {preset})."
 )
+FEATURES_NO_MRI_INPUT = (
+    " T1w tensors exist, but none for --mri-input {mri_input} (*_{ending}.npy): they are made by this version's "
+    "participant level (rerun it; cached steps are reused), or use --mri-input t1w."
+)
 FEATURES_OTHER_PRESETS = " Features exist for preset(s) {presets}: pass --preset {first} to use them."
 GROUP_REPLACED = "group/ of an earlier run (models: {models}) is replaced by this run's results."
 EXCLUDED_NO_DIAGNOSIS = "no diagnosis in participants.tsv"

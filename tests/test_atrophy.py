@@ -115,3 +115,54 @@ def test_shipped_mtl_atlas_is_the_documented_build():
     assert (xyz[labels <= 3, 0] < 0).all() and (xyz[labels > 3, 0] > 0).all()
     hippocampus = xyz[labels == 1].mean(axis=0)
     assert np.allclose(hippocampus, [-25, -22, -12], atol=4)  # AAL/Harvard-Oxford centroids
+
+
+def _tensors(out, label, items):
+    """Fake tensors: ``items`` maps a file ending (after ``_res-small_``) to its ParametersHash."""
+    folder = out / f"sub-{label}" / "features"
+    folder.mkdir(parents=True, exist_ok=True)
+    for ending, digest in items.items():
+        np.save(folder / f"sub-{label}_res-small_{ending}.npy", np.zeros(2, np.float32))
+        meta = {"preset": "small", "shape": [2], "dtype": "float32", "ParametersHash": digest,
+                "Normalisation": digest}
+        (folder / f"sub-{label}_res-small_{ending}.json").write_text(json.dumps(meta))
+
+
+def test_cohort_reads_the_chosen_mri_input_with_the_same_checks(tmp_path):
+    from bidsad.bids import InputError
+    from bidsad.learn.cohort import build_cohort
+
+    bids, out = tmp_path / "bids", tmp_path / "out"
+    bids.mkdir()
+    (bids / "participants.tsv").write_text("participant_id\tdiagnosis\nsub-01\tCN\nsub-02\tAD\nsub-03\tCN\n")
+    t1w, gm = "desc-model_T1w", "label-GM_desc-model_probseg"
+    for label in ("01", "02", "03"):
+        _tensors(out, label, {t1w: "t", **({gm: "syn"} if label != "03" else {})})
+    cohort = build_cohort(out, bids, "small", "gm")
+    assert list(cohort["mri"]) == [f"sub-{x}/features/sub-{x}_res-small_{gm}.npy" for x in ("01", "02")] + [""]
+    assert list(cohort["included"]) == [True, True, False]
+    assert list(build_cohort(out, bids, "small")["mri"]) == [f"sub-{x}/features/sub-{x}_res-small_{t1w}.npy"
+                                                           for x in ("01", "02", "03")]
+    _tensors(out, "03", {gm: "affine"})  # a GM tensor from an affine-only run: another Jacobian
+    with pytest.raises(InputError) as err:
+        build_cohort(out, bids, "small", "gm")
+    assert f"sub-03: sub-03/features/sub-03_res-small_{gm}.npy: Normalisation" in str(err.value)
+    assert "sub-01:" not in str(err.value)
+    for label in ("01", "02", "03"):
+        for path in (out / f"sub-{label}" / "features").glob(f"*{gm}.*"):
+            path.unlink()
+    with pytest.raises(InputError) as err:  # derivatives of an older version: says what to do
+        build_cohort(out, bids, "small", "gm")
+    assert "none for --mri-input gm" in str(err.value) and "rerun" in str(err.value)
+
+
+def test_mri_input_option_and_config(demo_dir, tmp_path):
+    from bidsad.cli.parser import parse_args
+    from bidsad.config import Config
+
+    args = [str(demo_dir), str(tmp_path / "o"), "group", "-w", str(tmp_path / "w")]
+    assert parse_args(args).features.mri_input == "t1w"
+    assert parse_args([*args, "--mri-input", "gm"]).features.mri_input == "gm"
+    config = Config()
+    config.update({"features": {"mri_input": "jacobian"}})
+    assert [p[:2] for p in config.problems()] == [("features", "mri_input")]

@@ -17,6 +17,7 @@ from bidsad.config import (
     ANAT_REGISTRATIONS,
     CLASS_WEIGHTS,
     DENOISE_STRATEGIES,
+    MRI_INPUTS,
     NIPYPE_PLUGINS,
     PRESETS,
     SPLIT_PROTOCOLS,
@@ -213,6 +214,9 @@ def _build_parser() -> argparse.ArgumentParser:
         help="'participant' (default): split by participant, augment training participants only. 'paper': the "
         "paper's augment-then-split protocol, which LEAKS copies of test participants into training and inflates "
         "the scores; for comparison only, flagged in every output")
+    g_group.add_argument("--mri-input", choices=MRI_INPUTS,
+                         help="MRI model input: 't1w' (standardised T1w; default) or 'gm' (Jacobian-modulated grey "
+                         "matter from the same registration; both are made by every participant-level run)")
     g_group.add_argument("--class-weight", choices=CLASS_WEIGHTS,
                          help="loss weights per class: 'none' (default) or 'balanced' (from each fold's training participants)")
     g_group.add_argument("--deterministic", action="store_true", default=None,
@@ -315,6 +319,7 @@ def parse_args(args: list[str] | None = None) -> Config:
         (config.nipype, "plugin", opts.plugin),
         (config.seeds, "random_seed", opts.random_seed),
         (config.features, "preset", opts.preset),
+        (config.features, "mri_input", opts.mri_input),
         (config.preprocessing, "anat_registration", opts.anat_registration),
         (config.preprocessing, "denoise", opts.denoise),
         (config.learning, "models", opts.models),

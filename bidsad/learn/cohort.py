@@ -12,11 +12,15 @@ from bidsad.bids import CLASS_NAMES, InputError, read_participants_tsv
 COMPARED_PARAMETERS = ("preset", "shape", "dtype", "voxel_size_mm", "field_of_view_mm", "frames",
                        "Normalisation", "Interpolation")
 COHORT_COLUMNS = ["participant_id", "diagnosis", "label", "mri", "bold", "included", "reason", "note"]
+#: File name endings (after ``_res-<preset>_``) of the model tensors: the MRI input by ``--mri-input``
+#: (:data:`bidsad.config.MRI_INPUTS`), and the fMRI tensor.
+MRI_TENSORS = {"t1w": "desc-model_T1w", "gm": "label-GM_desc-model_probseg"}
+BOLD_TENSOR = "desc-model_bold"
 
 
-def _features(out_dir: Path, label: str, preset: str, suffix: str) -> list[Path]:
-    """Tensors of ``suffix`` for a participant and preset, sorted (sessions and runs in order)."""
-    return sorted((out_dir / f"sub-{label}").rglob(f"features/*_res-{preset}_desc-model_{suffix}.npy"))
+def _features(out_dir: Path, label: str, preset: str, ending: str) -> list[Path]:
+    """Tensors ``*_res-<preset>_<ending>.npy`` of a participant, sorted (sessions and runs in order)."""
+    return sorted((out_dir / f"sub-{label}").rglob(f"features/*_res-{preset}_{ending}.npy"))
 
 
 def _sidecar(tensor: Path) -> dict:
@@ -27,12 +31,13 @@ def _mismatch(meta: dict, reference: dict) -> list[str]:
     return [key for key in COMPARED_PARAMETERS if meta.get(key) != reference.get(key)]
 
 
-def build_cohort(out_dir: Path, bids_dir: Path, preset: str):
+def build_cohort(out_dir: Path, bids_dir: Path, preset: str, mri_input: str = "t1w"):
     """Join the participant-level features of ``preset`` with participants.tsv.
 
     Returns a DataFrame with :data:`COHORT_COLUMNS`: ``mri``/``bold`` are tensor paths relative to
-    ``out_dir`` (empty when absent); ``included`` is False with a ``reason`` for every participant
-    that cannot be used (no diagnosis, no MRI features).
+    ``out_dir`` (empty when absent); ``mri`` is the tensor chosen by ``mri_input`` (:data:`MRI_TENSORS`:
+    the standardised T1w or the modulated grey matter); ``included`` is False with a ``reason`` for every
+    participant that cannot be used (no diagnosis, no MRI features).
 
     Raises
     ------
@@ -48,7 +53,7 @@ def build_cohort(out_dir: Path, bids_dir: Path, preset: str):
     labels = sorted({p.name.removeprefix("sub-") for p in out_dir.glob("sub-*") if p.is_dir()} | set(table.index))
     rows = []
     for label in labels:
-        mris, bolds = _features(out_dir, label, preset, "T1w"), _features(out_dir, label, preset, "bold")
+        mris, bolds = _features(out_dir, label, preset, MRI_TENSORS[mri_input]), _features(out_dir, label, preset, BOLD_TENSOR)
         mri, bold = (mris or [None])[0], (bolds or [None])[0]
         notes = [messages.EXTRA_BOLD.format(label=f"sub-{label}", n=len(found), used=found[0].name)
                  for found in (mris, bolds) if len(found) > 1]
@@ -72,9 +77,11 @@ def build_cohort(out_dir: Path, bids_dir: Path, preset: str):
     if not (cohort["mri"] != "").any():
         import re
 
-        others = sorted({m.group(1) for p in out_dir.glob("sub-*/**/features/*_desc-model_T1w.npy")
+        others = sorted({m.group(1) for p in out_dir.glob(f"sub-*/**/features/*_{MRI_TENSORS[mri_input]}.npy")
                          if (m := re.search(r"_res-([a-zA-Z0-9]+)_", p.name))})
         found = messages.FEATURES_OTHER_PRESETS.format(presets=", ".join(others), first=others[0]) if others else ""
+        if mri_input != "t1w" and not others and any(out_dir.glob(f"sub-*/**/features/*_res-{preset}_{MRI_TENSORS['t1w']}.npy")):
+            found = messages.FEATURES_NO_MRI_INPUT.format(mri_input=mri_input, ending=MRI_TENSORS[mri_input])
         raise InputError(messages.NO_FEATURES.format(preset=preset, out=out_dir, bids=bids_dir, found=found))
 
     mismatches = []

@@ -388,7 +388,7 @@ def run_group_level(config) -> int:
     LOGGER.info("group level: training on %s; deterministic ops %s", device, "on" if learning.deterministic else "off")
     paper = learning.split_protocol == "paper"
 
-    cohort = build_cohort(out_dir, bids_dir, config.features.preset)
+    cohort = build_cohort(out_dir, bids_dir, config.features.preset, config.features.mri_input)
     previous = sorted(p.name.removeprefix("model-") for p in group_dir.glob("model-*"))
     if previous:
         LOGGER.warning(messages.GROUP_REPLACED.format(models=", ".join(previous)))
