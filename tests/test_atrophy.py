@@ -166,3 +166,27 @@ def test_mri_input_option_and_config(demo_dir, tmp_path):
     config = Config()
     config.update({"features": {"mri_input": "jacobian"}})
     assert [p[:2] for p in config.problems()] == [("features", "mri_input")]
+
+
+def test_methods_text_describes_modulation_and_volumes(tmp_path, monkeypatch):
+    from bidsad.reports.boilerplate import write_boilerplate
+
+    out = tmp_path / "out"
+    features, anat = out / "sub-01" / "features", out / "sub-01" / "anat"
+    features.mkdir(parents=True)
+    anat.mkdir()
+    (features / "sub-01_res-small_desc-model_T1w.json").write_text(json.dumps(
+        {"Modality": "T1w", "preset": "small", "shape": [48, 56, 48], "voxel_size_mm": [4.1, 4.2, 3.9]}))
+    (features / "sub-01_res-small_label-GM_desc-model_probseg.json").write_text(json.dumps(
+        {"Modality": "GM", "preset": "small", "shape": [9, 9, 9], "voxel_size_mm": [1, 1, 1],
+         "Normalisation": "none: ...; Jacobian: determinant of the affine transform"}))
+    (anat / "sub-01_desc-volumes_morph.tsv").write_text("name\tvolume_ml\n")
+    monkeypatch.setenv("PATH", "/nonexistent")  # no pandoc
+    write_boilerplate(out)
+    text = (out / "logs" / "CITATION.md").read_text()
+    bib = (out / "logs" / "CITATION.bib").read_text()
+    assert "48 x 56 x 48" in text and "9 x 9 x 9" not in text  # the MRI grid is the T1w tensor's
+    assert "multiplying it by the determinant of the affine transform" in text
+    assert "total intracranial volume" in text and "approximations" in text
+    for key in ("ashburner2000voxel", "good2001voxel"):
+        assert f"{{{key}," in bib

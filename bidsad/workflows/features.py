@@ -171,7 +171,10 @@ def _connect_atrophy(workflow, inputnode, regional, sink, *, t1w_source, preset,
         "License": ATLAS_INFO[MTL_ATLAS]["License"],
         "Columns": {"name": "TIV (total intracranial volume), CSF, GM, WM (whole brain mask), then the approximate "
                             "medial-temporal regions <structure>_<left|right> (grey matter only)",
-                    "volume_ml": "native-space volume (ml)", "fraction_of_tiv": FRACTION_OF_TIV}},
+                    "volume_ml": "native-space volume (ml): the tissue, or the grey matter inside the region",
+                    "fraction_of_tiv": FRACTION_OF_TIV,
+                    "region_ml": "volume of the whole warped region in native space (ml, all tissues; n/a for "
+                                 "the tissue rows)"}},
         datatype="anat", suffix="morph", desc="volumes")
     workflow.connect([
         (inputnode, modulated, [("probseg", "probseg"), ("t1w2mni_xfm", "transform")]),
