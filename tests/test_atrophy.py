@@ -190,3 +190,17 @@ def test_methods_text_describes_modulation_and_volumes(tmp_path, monkeypatch):
     assert "total intracranial volume" in text and "approximations" in text
     for key in ("ashburner2000voxel", "good2001voxel"):
         assert f"{{{key}," in bib
+
+
+def test_group_methods_name_the_gm_input(tmp_path):
+    from bidsad.reports.boilerplate import methods
+
+    summary = {"epochs": 2, "learning_rate": 1e-5, "batch_size": 2, "dropout": 0.1, "random_seed": 0, "folds": 5,
+               "preset": "small", "models": {"3dcnn": {"n_participants": 12}}, "versions": {}}
+    texts = {}
+    for mri_input in ("t1w", "gm"):
+        (tmp_path / mri_input / "group").mkdir(parents=True)
+        (tmp_path / mri_input / "group" / "metrics.json").write_text(json.dumps({**summary, "mri_input": mri_input}))
+        texts[mri_input] = methods(tmp_path / mri_input)["group"]
+    assert "Jacobian-modulated grey-matter map" in texts["gm"]
+    assert "Jacobian-modulated" not in texts["t1w"]

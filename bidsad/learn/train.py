@@ -493,6 +493,7 @@ def run_group_level(config) -> int:
                 "participant-level stratified k-fold" + (f", repeated {learning.repeats} times" if learning.repeats > 1 else ""))
     atomic_write_json(group_dir / "metrics.json", {
         "models": results, "baselines": baseline_results, "preset": config.features.preset,
+        "mri_input": config.features.mri_input,
         "folds": {c: int(f.max()) for c, f in splits.groupby("cohort")["fold"]}, "repeats": learning.repeats,
         "random_seed": config.seeds.random_seed, "epochs": learning.epochs, "learning_rate": learning.learning_rate,
         "batch_size": learning.batch_size, "split_protocol": protocol, "split_protocol_name": learning.split_protocol,

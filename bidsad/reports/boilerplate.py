@@ -222,7 +222,7 @@ def group_facts(out_dir: Path) -> dict | None:
         **{k: summary.get(k) for k in ("epochs", "learning_rate", "batch_size", "dropout", "random_seed",
                                        "preset", "n_bootstrap", "n_permutations", "augmentation",
                                        "inner_validation", "patience", "repeats", "class_weight", "deterministic",
-                                       "leaks", "paper_protocol_warning", "device")},
+                                       "leaks", "paper_protocol_warning", "device", "mri_input")},
         "baselines": {name: r.get("atlas", "") for name, r in summary.get("baselines", {}).items() if r.get("pooled")},
         "cross_validation": _cross_validation(summary.get("folds")),
         "n_participants": max((r.get("n_participants", 0) for r in summary.get("models", {}).values()), default=0),
