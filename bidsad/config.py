@@ -124,6 +124,9 @@ class Learning:
 
     models: list[str] = field(default_factory=lambda: ["3dcnn-lstm", "3dcnn"])
     """Registry names of the models to train (see ``bidsad.learn.models``)."""
+    classes: list[str] = field(default_factory=list)
+    """The task's classes (``--classes``, e.g. ``["CN", "AD"]``); empty: every class with participants.
+    Participants of other classes are excluded (cohort.tsv says why); models get one output per class."""
     epochs: int = 20
     """Training epochs per fold (paper: 20)."""
     folds: int = 5
@@ -209,6 +212,7 @@ class Config:
 
     def problems(self) -> list[tuple[str, str, object, str]]:
         """Values out of range or of the wrong type: ``(section, name, value, why)`` for each."""
+        from bidsad.bids import CLASS_NAMES
         from bidsad.learn.models import MODEL_NAMES
 
         def integer(value, minimum):
@@ -224,6 +228,8 @@ class Config:
             ("features", "preset", self.features.preset in PRESETS, f"one of {', '.join(sorted(PRESETS))}"),
             ("learning", "models", isinstance(self.learning.models, list) and bool(self.learning.models)
              and all(m in MODEL_NAMES for m in self.learning.models), f"a list from {', '.join(MODEL_NAMES)}"),
+            ("learning", "classes", isinstance(self.learning.classes, list) and all(c in CLASS_NAMES for c in self.learning.classes)
+             and len(set(self.learning.classes)) != 1, f"an empty list or two or more of {', '.join(CLASS_NAMES)}"),
             ("learning", "epochs", integer(self.learning.epochs, 1), "an integer >= 1"),
             ("learning", "folds", integer(self.learning.folds, 2), "an integer >= 2"),
             ("learning", "batch_size", integer(self.learning.batch_size, 1), "an integer >= 1"),

@@ -99,3 +99,45 @@ def build_cohort(out_dir: Path, bids_dir: Path, preset: str):
 def class_name(code: int) -> str:
     """Class name of a label code (0 CN, 1 MCI, 2 AD)."""
     return CLASS_NAMES[int(code)]
+
+
+def select_classes(cohort, classes=None):
+    """Restrict the cohort to the task's classes and re-code ``label`` as the index in the task.
+
+    ``cohort``: a :func:`build_cohort` table (``label``: 0 CN, 1 MCI, 2 AD). ``classes``: names from
+    :data:`bidsad.bids.CLASS_NAMES` (``--classes``, e.g. ``["CN", "AD"]``), or ``None``/empty for every
+    class that has an included participant. The task keeps :data:`CLASS_NAMES` order. Included
+    participants of another class become excluded with the reason :data:`bidsad.messages.EXCLUDED_CLASS`;
+    ``label`` becomes the class's index in the task (0 .. n_classes - 1; empty for other classes), and
+    ``diagnosis`` keeps the participants.tsv text.
+
+    Returns ``(cohort, classes, notes)``: the new table (a copy), the task's classes (tuple of names) and
+    warnings (a requested class nobody has).
+
+    Raises
+    ------
+    InputError
+        An unknown class name, or fewer than two classes with included participants.
+    """
+    import pandas as pd
+
+    cohort = cohort.copy()
+    requested = list(dict.fromkeys(classes or ()))
+    unknown = [c for c in requested if c not in CLASS_NAMES]
+    if unknown:
+        raise InputError(messages.CLASSES_UNKNOWN.format(classes=", ".join(unknown), known=", ".join(CLASS_NAMES)))
+    included = cohort["included"].astype(bool)
+    codes = cohort["label"]
+    present = [c for i, c in enumerate(CLASS_NAMES) if (included & (codes == i).fillna(False)).any()]
+    task = [c for c in CLASS_NAMES if c in present and (not requested or c in requested)]
+    notes = [messages.CLASS_ABSENT.format(cls=c) for c in requested if c not in present]
+    if len(task) < 2:
+        raise InputError(messages.CLASSES_TOO_FEW.format(task=", ".join(task) or "none",
+                                                         present=", ".join(present) or "none"))
+    chosen = [CLASS_NAMES.index(c) for c in task]
+    other = included & ~codes.isin(chosen).fillna(False)
+    cohort.loc[other, "included"] = False
+    cohort.loc[other, "reason"] = messages.EXCLUDED_CLASS.format(task=" ".join(task))
+    remap = {code: index for index, code in enumerate(chosen)}
+    cohort["label"] = pd.array([pd.NA if pd.isna(c) else remap.get(int(c), pd.NA) for c in codes], dtype="Int64")
+    return cohort, tuple(task), notes
