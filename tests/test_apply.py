@@ -82,3 +82,42 @@ def test_classes_option(demo_dir, tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
         parse_args(common + ["--classes", "AD", "AD"])
     assert err.value.code == 2 and "two or more classes" in capsys.readouterr().err
+
+
+def test_content_hash_ignores_name_compression_and_header_but_not_voxels(tmp_path):
+    import nibabel as nb
+    import numpy as np
+
+    from bidsad.bids import image_content_hash
+
+    data = np.random.default_rng(0).integers(0, 1000, (6, 7, 8)).astype(np.int16)
+    nb.save(nb.Nifti1Image(data, np.eye(4)), tmp_path / "sub-01_T1w.nii.gz")
+    nb.save(nb.Nifti1Image(data.astype(">i2"), np.diag([2.0, 2, 2, 1])), tmp_path / "sub-99_T1w.nii")
+    changed = data.copy()
+    changed[0, 0, 0] += 1
+    nb.save(nb.Nifti1Image(changed, np.eye(4)), tmp_path / "sub-02_T1w.nii.gz")
+    first = image_content_hash(tmp_path / "sub-01_T1w.nii.gz")
+    assert first.startswith("sha256:") and first == image_content_hash(tmp_path / "sub-99_T1w.nii")
+    assert image_content_hash(tmp_path / "sub-02_T1w.nii.gz") != first
+
+
+def _renamed_copy(out, bids, old: str, new: str):
+    """Copy participant ``old``'s derivatives as participant ``new`` (files renamed) and list it in participants.tsv."""
+    import shutil
+
+    for path in (out / f"sub-{old}").rglob("*"):
+        if path.is_file():
+            target = out / f"sub-{new}" / path.relative_to(out / f"sub-{old}").as_posix().replace(f"sub-{old}", f"sub-{new}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+    table = pd.read_csv(bids / "participants.tsv", sep="\t", dtype=str)
+    row = table[table["participant_id"] == f"sub-{old}"].assign(participant_id=f"sub-{new}")
+    pd.concat([table, row]).to_csv(bids / "participants.tsv", sep="\t", index=False)
+
+
+def test_training_refuses_one_scan_under_two_participant_ids(tmp_path, quick_config):
+    bids, out = make_synthetic_derivatives(tmp_path / "c", 6, preset="small", seed=0, with_bold=False)
+    _renamed_copy(out, bids, "002", "902")
+    proc = run_bidsad(bids, out, "group", *QUICK, "--config-file", quick_config, "-w", tmp_path / "w", check_rc=2)
+    assert "sub-002" in proc.stderr and "sub-902" in proc.stderr and "same T1w scan" in proc.stderr
+    assert not (out / "group" / "metrics.json").exists()

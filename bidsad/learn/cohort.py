@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 from bidsad import messages
-from bidsad.bids import CLASS_NAMES, InputError, read_participants_tsv
+from bidsad.bids import CLASS_NAMES, CONTENT_HASH_KEY, InputError, read_participants_tsv
 
 #: Sidecar fields that must agree between participants for their tensors to be used together.
 COMPARED_PARAMETERS = ("preset", "shape", "dtype", "voxel_size_mm", "field_of_view_mm", "frames",
                        "Normalisation", "Interpolation")
-COHORT_COLUMNS = ["participant_id", "diagnosis", "label", "mri", "bold", "included", "reason", "note"]
+COHORT_COLUMNS = ["participant_id", "diagnosis", "label", "mri", "bold", "included", "reason", "note", "source_hash"]
 
 
 def _features(out_dir: Path, label: str, preset: str, suffix: str) -> list[Path]:
@@ -32,7 +32,8 @@ def build_cohort(out_dir: Path, bids_dir: Path, preset: str):
 
     Returns a DataFrame with :data:`COHORT_COLUMNS`: ``mri``/``bold`` are tensor paths relative to
     ``out_dir`` (empty when absent); ``included`` is False with a ``reason`` for every participant
-    that cannot be used (no diagnosis, no MRI features).
+    that cannot be used (no diagnosis, no MRI features); ``source_hash`` is the content hash of the
+    participant's source T1w (:func:`source_hash`; empty when unknown).
 
     Raises
     ------
@@ -55,7 +56,7 @@ def build_cohort(out_dir: Path, bids_dir: Path, preset: str):
         row = {"participant_id": f"sub-{label}", "diagnosis": "", "label": pd.NA,
                "mri": str(mri.relative_to(out_dir)) if mri else "",
                "bold": str(bold.relative_to(out_dir)) if bold else "", "included": True, "reason": "",
-               "note": " ".join(notes)}
+               "note": " ".join(notes), "source_hash": source_hash(mri, bids_dir) if mri else ""}
         if label not in table.index:
             row.update(included=False, reason=messages.EXCLUDED_NOT_IN_TSV)
         else:
@@ -94,6 +95,47 @@ def build_cohort(out_dir: Path, bids_dir: Path, preset: str):
         raise InputError(messages.PARAMETERS_MISMATCH.format(preset=preset, out=out_dir,
                                                              items="\n  ".join(mismatches)))
     return cohort
+
+
+def source_hash(tensor: Path, bids_dir: Path | None = None) -> str:
+    """Content hash of the source T1w of an MRI tensor (:func:`bidsad.bids.image_content_hash`).
+
+    Read from the tensor sidecar's ``SourceContentHash``; sidecars of older bidsad versions lack it, and
+    then the hash is computed from the sidecar's first ``Sources`` URI under ``bids_dir`` when that file
+    exists. Returns ``""`` when neither is possible.
+    """
+    from bidsad.bids import bids_uri_path, image_content_hash
+
+    meta = _sidecar(Path(tensor))
+    if meta.get(CONTENT_HASH_KEY):
+        return str(meta[CONTENT_HASH_KEY])
+    source = bids_uri_path((meta.get("Sources") or [None])[0], bids_dir) if bids_dir is not None else None
+    try:
+        return image_content_hash(source) if source is not None and source.is_file() else ""
+    except Exception:  # an unreadable source: the check reports the participant as unchecked
+        return ""
+
+
+def check_duplicate_scans(cohort) -> list[str]:
+    """Refuse one scan under two participant IDs among the included participants (a leak: the same brain
+    could be in training and test).
+
+    ``cohort``: a :func:`build_cohort` table. Compares ``source_hash``; returns a note listing included
+    participants whose hash is unknown (not checked).
+
+    Raises
+    ------
+    InputError
+        Two or more participants share a content hash: the message names each group and its tensors.
+    """
+    included = cohort[cohort["included"].astype(bool)]
+    known = included[included["source_hash"] != ""]
+    groups = [rows for _, rows in known.groupby("source_hash") if rows["participant_id"].nunique() > 1]
+    if groups:
+        items = [" and ".join(f"{r.participant_id} ({r.mri})" for r in rows.itertuples()) for rows in groups]
+        raise InputError(messages.DUPLICATE_SCANS.format(items="\n  ".join(items)))
+    unknown = list(included.loc[included["source_hash"] == "", "participant_id"])
+    return [messages.HASH_UNKNOWN.format(n=len(unknown), ids=", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else ""))] if unknown else []
 
 
 def class_name(code: int) -> str:

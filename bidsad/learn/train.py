@@ -372,7 +372,7 @@ def run_group_level(config) -> int:
 
     from bidsad.bids import InputError
     from bidsad.config import seed_everything
-    from bidsad.learn.cohort import build_cohort, select_classes
+    from bidsad.learn.cohort import build_cohort, check_duplicate_scans, select_classes
     from bidsad.learn.evaluate import classification_metrics, metrics_rows, probability_columns
     from bidsad.learn.models import MODALITIES
     from bidsad.learn.saliency import SaliencyAccumulator, write_saliency
@@ -395,6 +395,7 @@ def run_group_level(config) -> int:
 
     cohort = build_cohort(out_dir, bids_dir, config.features.preset)
     cohort, classes, class_notes = select_classes(cohort, learning.classes)
+    class_notes += check_duplicate_scans(cohort)  # refuses one scan under two IDs (InputError)
     LOGGER.info("group level: task %s", " vs ".join(classes))
     previous = sorted(p.name.removeprefix("model-") for p in group_dir.glob("model-*"))
     if previous:
