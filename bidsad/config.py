@@ -131,6 +131,9 @@ class Learning:
 
     models: list[str] = field(default_factory=lambda: ["3dcnn-lstm", "3dcnn"])
     """Registry names of the models to train (see ``bidsad.learn.models``)."""
+    classes: list[str] = field(default_factory=list)
+    """The task's classes (``--classes``, e.g. ``["CN", "AD"]``); empty: every class with participants.
+    Participants of other classes are excluded (cohort.tsv says why); models get one output per class."""
     epochs: int = 20
     """Training epochs per fold (paper: 20)."""
     folds: int = 5
@@ -216,6 +219,7 @@ class Config:
 
     def problems(self) -> list[tuple[str, str, object, str]]:
         """Values out of range or of the wrong type: ``(section, name, value, why)`` for each."""
+        from bidsad.bids import CLASS_NAMES
         from bidsad.learn.models import MODEL_NAMES
 
         def integer(value, minimum):
@@ -232,6 +236,8 @@ class Config:
             ("features", "mri_input", self.features.mri_input in MRI_INPUTS, f"one of {', '.join(MRI_INPUTS)}"),
             ("learning", "models", isinstance(self.learning.models, list) and bool(self.learning.models)
              and all(m in MODEL_NAMES for m in self.learning.models), f"a list from {', '.join(MODEL_NAMES)}"),
+            ("learning", "classes", isinstance(self.learning.classes, list) and all(c in CLASS_NAMES for c in self.learning.classes)
+             and len(set(self.learning.classes)) != 1, f"an empty list or two or more of {', '.join(CLASS_NAMES)}"),
             ("learning", "epochs", integer(self.learning.epochs, 1), "an integer >= 1"),
             ("learning", "folds", integer(self.learning.folds, 2), "an integer >= 2"),
             ("learning", "batch_size", integer(self.learning.batch_size, 1), "an integer >= 1"),

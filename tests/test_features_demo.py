@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from bidsad.atlases import PARCELLATION, parcellation
+from bidsad.bids import image_content_hash
 
 from .conftest import DEMO, run_bidsad
 
@@ -55,6 +56,9 @@ def test_every_demo_tensor_matches_its_sidecar_and_is_standardised(demo_run):
               f"{inside.size} voxels")
         assert abs(inside.mean()) < 1e-3 and abs(inside.std() - 1) < 1e-3
         assert meta["ParametersHash"] and meta["bidsad_version"] and meta["grid_affine"]
+        if meta["Modality"] == "T1w":  # the duplicate-scan check's key: the raw T1w's voxel content
+            source = DEMO / meta["Sources"][0].removeprefix("bids:raw:")
+            assert meta["SourceContentHash"] == image_content_hash(source)
 
 
 def test_demo_grey_matter_features(demo_run):
@@ -146,6 +150,7 @@ def test_fmriprep_derivatives_give_the_same_tensors(demo_run, tmp_path):
     meta = json.loads((theirs / name).with_suffix(".json").read_text())
     assert meta["PreprocessingSource"] == "fmriprep" and meta["SourceSpace"] == "MNI152NLin2009cAsym"
     assert meta["ParametersHash"] == json.loads((ours / name).with_suffix(".json").read_text())["ParametersHash"]
+    assert meta["SourceContentHash"] == json.loads((ours / name).with_suffix(".json").read_text())["SourceContentHash"]
     for gm in ("anat/sub-01_space-MNI152NLin2009aSym_res-4_label-GM_probseg.nii.gz",
                "anat/sub-01_space-MNI152NLin2009aSym_res-4_label-GM_desc-modulated_probseg.nii.gz"):
         np.testing.assert_allclose(nb.load(str(theirs / gm)).get_fdata(), nb.load(str(ours / gm)).get_fdata(), atol=1e-4)

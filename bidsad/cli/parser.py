@@ -104,6 +104,7 @@ def _participant_label(value: str) -> str:
 
 def _build_parser() -> argparse.ArgumentParser:
     """Build the argument parser (argument groups as in other BIDS-Apps)."""
+    from bidsad.bids import CLASS_NAMES
     from bidsad.learn.models import MODEL_NAMES
 
     parser = argparse.ArgumentParser(
@@ -205,6 +206,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     g_group = parser.add_argument_group("Group level")
     g_group.add_argument("--models", nargs="+", choices=MODEL_NAMES, metavar="MODEL", help=f"models to train: {', '.join(MODEL_NAMES)} (default: 3dcnn-lstm 3dcnn)")
+    g_group.add_argument("--classes", nargs="+", choices=CLASS_NAMES, metavar="CLASS",
+                         help=f"the task's classes, two or more of {' '.join(CLASS_NAMES)} (e.g. --classes CN AD; default: "
+                         "every class with participants); participants of other classes are excluded")
     g_group.add_argument("--epochs", type=_int_at_least(1), help="training epochs per fold (default: 20, as the paper)")
     g_group.add_argument("--folds", type=_int_at_least(2), help="participant-level cross-validation folds (default: 5)")
     g_group.add_argument("--repeats", type=_int_at_least(1),
@@ -323,6 +327,7 @@ def parse_args(args: list[str] | None = None) -> Config:
         (config.preprocessing, "anat_registration", opts.anat_registration),
         (config.preprocessing, "denoise", opts.denoise),
         (config.learning, "models", opts.models),
+        (config.learning, "classes", list(dict.fromkeys(opts.classes)) if opts.classes else None),
         (config.learning, "epochs", opts.epochs),
         (config.learning, "folds", opts.folds),
         (config.learning, "repeats", opts.repeats),
@@ -343,6 +348,8 @@ def parse_args(args: list[str] | None = None) -> Config:
         parser.error(messages.PLUGIN_BAD.format(plugin=config.nipype.plugin, choices=", ".join(NIPYPE_PLUGINS)))
     if config.nipype.plugin_args is not None and not isinstance(config.nipype.plugin_args, dict):
         parser.error(messages.PLUGIN_ARGS_NOT_TABLE.format(value=config.nipype.plugin_args))
+    if opts.classes and len(set(opts.classes)) < 2:
+        parser.error(messages.CLASSES_ONE.format(classes=" ".join(opts.classes)))
     if opts.config_file is not None:
         for section, name, value, why in config.problems():
             parser.error(messages.CONFIG_VALUE.format(path=opts.config_file, section=section, name=name,

@@ -284,6 +284,7 @@ class _MriTensorInputSpec(_TensorBaseInputSpec):
     in_file = File(exists=True, mandatory=True, desc="native standardised T1w")
     mask_file = File(exists=True, mandatory=True, desc="native brain mask")
     transform = File(exists=True, mandatory=True, desc="T1w -> MNI transform (.h5)")
+    source_file = File(exists=True, desc="raw T1w: its voxel content hash goes into the sidecar (SourceContentHash)")
 
 
 class MriTensor(SimpleInterface):
@@ -293,9 +294,15 @@ class MriTensor(SimpleInterface):
     output_spec = _TensorOutputSpec
 
     def _run_interface(self, runtime):
+        from nipype.interfaces.base import isdefined
+
+        from bidsad.bids import CONTENT_HASH_KEY, image_content_hash
+
         out_file = Path(runtime.cwd) / "tensor.npy"
         meta = make_mri_tensor(self.inputs.in_file, self.inputs.mask_file, self.inputs.transform, out_file,
                                shape=self.inputs.shape)
+        if isdefined(self.inputs.source_file):  # the group level's duplicate-scan check (leakage)
+            meta[CONTENT_HASH_KEY] = image_content_hash(self.inputs.source_file)
         self._results["out_file"] = str(out_file)
         self._results["meta"] = finish_meta(meta, self.inputs.meta, normalisation=MRI_NORMALISATION,
                                             interpolation=MRI_INTERPOLATION, warnings=self.inputs.warnings)

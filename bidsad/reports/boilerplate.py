@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 from bidsad import __version__
+from bidsad.bids import CLASS_NAMES
 
 #: Model names and descriptions used in the methods text (architectures of Kujur & Monfared 2026).
 MODEL_TEXT = {
@@ -218,6 +219,9 @@ def group_facts(out_dir: Path) -> dict | None:
     summary = json.loads(path.read_text())
     evaluated = list(summary.get("models", {}))
     names = [m for m in summary.get("models_requested", evaluated) if m in evaluated] or evaluated
+    classes = summary.get("classes") or list(CLASS_NAMES)  # all three before --classes existed
+    long_names = {"CN": "cognitively normal (CN)", "MCI": "mild cognitive impairment (MCI)", "AD": "Alzheimer's disease (AD)"}
+    class_names = [long_names.get(c, c) for c in classes]
     return {
         **{k: summary.get(k) for k in ("epochs", "learning_rate", "batch_size", "dropout", "random_seed",
                                        "preset", "n_bootstrap", "n_permutations", "augmentation",
@@ -225,6 +229,8 @@ def group_facts(out_dir: Path) -> dict | None:
                                        "leaks", "paper_protocol_warning", "device", "mri_input")},
         "baselines": {name: r.get("atlas", "") for name, r in summary.get("baselines", {}).items() if r.get("pooled")},
         "cross_validation": _cross_validation(summary.get("folds")),
+        "classes": classes,
+        "class_text": ", ".join(class_names[:-1]) + " and " + class_names[-1],
         "n_participants": max((r.get("n_participants", 0) for r in summary.get("models", {}).values()), default=0),
         "models": [{"name": m, "title": MODEL_TEXT.get(m, (m, ""))[0], "description": MODEL_TEXT.get(m, ("", m))[1]}
                    for m in names],

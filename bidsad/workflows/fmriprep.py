@@ -6,6 +6,8 @@ features workflow (:func:`bidsad.workflows.features.init_features_wf`) is the sa
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def init_fmriprep_anat_wf(*, inputs, t1w_source: str, out_dir: str, preset: str, sources: list[str],
                           name: str = "fmriprep_anat_wf"):
@@ -42,6 +44,8 @@ def init_fmriprep_anat_wf(*, inputs, t1w_source: str, out_dir: str, preset: str,
             "SourceSpace": inputs.space}
     tensor = pe.Node(MriTensor(shape=PRESETS[preset]["mri_shape"], mask_file=str(inputs.t1w_mask),
                                transform=str(inputs.t1w2mni_xfm), meta=meta), name="t1w_tensor")
+    if Path(t1w_source).is_file():  # the raw T1w's content hash (duplicate-scan check)
+        tensor.inputs.source_file = t1w_source
     ds_tensor = init_ds_tensor_wf(out_dir=out_dir, source_file=t1w_source, suffix="T1w", preset=preset,
                                   name="ds_t1w_tensor_wf")
     reference = pe.Node(niu.Function(function=_template_2mm, output_names=["out_file"]), name="template_2mm")
