@@ -81,6 +81,37 @@ JSON_INVALID = (
 )
 JSON_NOT_OBJECT = "{file}: the JSON sidecar must hold an object ({{\"Key\": value, ...}}). Fix the file."
 JSON_UNREADABLE = "{file}: cannot read the JSON sidecar ({why}). Check its permissions."
+FILE_ANNEX_MISSING = (
+    "{file}: content not present (a git-annex/DataLad link whose file has not been downloaded): "
+    "run `datalad get {file}` in the dataset, then rerun."
+)
+FILE_BROKEN_LINK = "{file}: broken symbolic link (points to {target}, which does not exist). Fix or replace the link."
+FILE_MISSING = "{file}: the file disappeared or cannot be found. Check the dataset's storage."
+FILE_NO_ACCESS = "{file}: no permission to read the file. Make it readable (chmod a+r) for the user running bidsad."
+FILE_EMPTY = "{file}: empty file (0 bytes); the copy or conversion was interrupted. Copy or convert it again."
+FILE_NOT_GZIP = (
+    "{file}: named .nii.gz but not gzip-compressed. If it is an uncompressed NIfTI, rename it to .nii "
+    "(or compress it: gzip); otherwise convert it again."
+)
+FILE_TRUNCATED_GZIP = (
+    "{file}: truncated (the gzip stream ends early, {size} bytes on disk); the copy or download was "
+    "interrupted. Copy or download it again."
+)
+FILE_CORRUPT_GZIP = "{file}: corrupt compressed data ({why}). Copy or download the file again."
+FILE_CORRUPT_HEADER = "{file}: corrupt NIfTI header ({why}). Convert the image again from its source (e.g. dcm2niix)."
+FILE_TRUNCATED_DATA = (
+    "{file}: truncated ({size} bytes of header and data, the header announces {expected}); the copy or "
+    "conversion was interrupted. Copy or convert it again."
+)
+AFFINE_DEGENERATE = (
+    "{file}: degenerate {form} affine {affine} (voxel axes collapse or are not finite); the image cannot be "
+    "placed in space. Fix the header (e.g. convert again from DICOM)."
+)
+ORIENTATION_GUESSED = (
+    "{file}: the header gives no orientation (qform_code and sform_code are 0); the voxel axes were assumed "
+    "RAS with the header's voxel sizes. Check the orientation in the report; fix the header if it is wrong."
+)
+BOLD_UNUSABLE = "{why} This BOLD run is not used; sub-{label} keeps its MRI outputs."
 IMAGE_UNREADABLE = "{file}: cannot be read as NIfTI ({why}). Replace or remove the file."
 IMAGE_NDIM = "{file}: a {kind} image must be {expected}-D, this one has shape {shape}."
 IMAGE_ALL_NONFINITE = "{file}: every voxel is non-finite (NaN or Inf); the image is unusable. Replace the file."
@@ -136,10 +167,29 @@ PLUGIN_CLUSTER = (
     "bidsad on the compute nodes (a native installation, not one inside a container); for containers use "
     "one job per participant instead (README, 'SLURM')."
 )
+OUTPUTS_OTHER_VERSION = (
+    "{out} holds outputs of bidsad {old}; this run is bidsad {new}. dataset_description.json now names {new}, and "
+    "outputs of the two versions may be mixed: use a new output folder, or rerun every participant with {new}."
+)
+VALIDATOR_MISSING = (
+    "BIDS validator not installed (pip install bids-validator-deno); the input was not validated. "
+    "File names are still checked while indexing."
+)
+VALIDATOR_FAILED = "the BIDS validator did not run ({why}); the input was not validated."
+VALIDATOR_OK = "BIDS validator: no errors in {bids}."
+VALIDATOR_ERRORS = (
+    "the BIDS validator found {n} error(s) in {bids}:\n{summary}\n"
+    "Fix them (the validator's own report: bids-validator-deno {bids}), or pass --skip-bids-validation to go on "
+    "anyway; bidsad then reports each unusable file by name."
+)
 WORK_OTHER_VERSION = (
     "-w/--work-dir: {work} was used by bidsad {old}; this is bidsad {new}, so its cached results are not "
     "reused (everything is recomputed). Use a fresh work directory to save space."
 )
+PARTICIPANT_FINISHED = "sub-{label} done, {k} of {n}, elapsed {elapsed}"
+PARTICIPANT_FINISHED_FAILED = "sub-{label} failed, {k} of {n}, elapsed {elapsed} (reasons in the summary at the end)"
+STEP_FAILED = "sub-{label}: step {step} failed after {elapsed}; the participant's other steps go on."
+STEPS_DONE = "{done} of {total} steps done ({share:.0f} %), elapsed {elapsed}"
 PARTICIPANT_FAILED = "sub-{label}: failed: {why}"
 PARTICIPANTS_FAILED = "{n} of {total} participants failed: {labels}. See their reports (sub-<label>.html) and {log}."
 PARTICIPANT_DONE = "Participant level finished: {n} participant(s), outputs in {out}."

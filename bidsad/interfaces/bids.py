@@ -26,7 +26,7 @@ class _DSInputSpec(BaseInterfaceInputSpec):
     res = traits.Str(desc="res- entity")
     label = traits.Str(desc="label- entity (e.g. GM for a probseg)")
     desc = traits.Str(desc="desc- entity")
-    meas = traits.Str(desc="meas- entity of a relationship matrix (e.g. pearsoncorrelation)")
+    stat = traits.Str(desc="stat- entity of a relationship matrix (BEP017, e.g. pearsoncorrelation)")
     from_ = traits.Str(desc="from- entity of a transform")
     to = traits.Str(desc="to- entity of a transform")
     mode = traits.Str(desc="mode- entity of a transform (image)")
@@ -54,7 +54,7 @@ class DerivativesDataSink(SimpleInterface):
         in_file = Path(self.inputs.in_file)
         extension = self.inputs.extension or "".join(in_file.suffixes[-2:] if in_file.name.endswith(".nii.gz") else in_file.suffixes[-1:])
         entities = {k.rstrip("_"): getattr(self.inputs, k) or None
-                    for k in ("from_", "to", "mode", "space", "atlas", "res", "label", "desc", "meas")}
+                    for k in ("from_", "to", "mode", "space", "atlas", "res", "label", "desc", "stat")}
         out = derivative_path(Path(self.inputs.base_directory), Path(self.inputs.source_file),
                               datatype=self.inputs.datatype, suffix=self.inputs.suffix, extension=extension,
                               **entities)
