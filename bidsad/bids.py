@@ -465,6 +465,10 @@ def collect_participants(
         if not part.bold and part.t1w is not None:
             part.warnings.append(messages.BOLD_MISSING.format(label=label))
         participants.append(part)
+    if not layout.get(return_type="filename", **queries["bold"]):  # a T1w-only dataset: said once, not per person
+        for part in participants:
+            part.warnings = [w for w in part.warnings if w != messages.BOLD_MISSING.format(label=part.label)]
+        LOGGER.info(messages.DATASET_T1W_ONLY.format(bids=bids_dir))
     return participants
 
 

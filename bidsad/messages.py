@@ -11,6 +11,11 @@ NOT_BIDS = (
     "bids_dir: {path} has no dataset_description.json, so it is not a BIDS dataset root. "
     "Point bids_dir at the folder that holds dataset_description.json and the sub-* folders."
 )
+BIDS_IS_DERIVATIVE = (
+    "bids_dir: {path} is a derivatives dataset (dataset_description.json says DatasetType 'derivative'{by}), "
+    "not raw data. Give the raw BIDS dataset it was made from (the folder with sub-*/anat/*_T1w.nii[.gz]); "
+    "to reuse fMRIPrep's preprocessing add --derivatives fmriprep=PATH."
+)
 OUT_IS_BIDS = (
     "out_dir: {out} is the same as bids_dir or inside it, outside its derivatives/ folder; bidsad never "
     "writes among the raw data (outputs there could be indexed as raw data). Choose {bids}/derivatives/bidsad "
@@ -63,6 +68,7 @@ T1W_SEVERAL = (
     "sub-{label}: {n} T1w images found; using {used} (earliest session, no acq- entity, lowest run); not used: "
     "{others}. Select another with --bids-filter-file."
 )
+DATASET_T1W_ONLY = "{bids} has no task-rest BOLD runs: a T1w-only dataset; MRI features and models only."
 BOLD_MISSING = "sub-{label}: no usable task-rest BOLD run; MRI features only."
 BOLD_TOO_SHORT = (
     "{file}: skipping this BOLD run: {n} volume(s) < minimum {minimum}. Acquire or select a longer run."

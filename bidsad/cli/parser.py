@@ -228,6 +228,23 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _derivative_dataset(root: Path) -> str | None:
+    """``None`` when ``root`` is raw data; for a derivatives dataset (``DatasetType`` 'derivative') the text
+    naming its pipeline (``", made by fMRIPrep 23.2.0"``) or ``""``. An unreadable file counts as raw here
+    (the input checks name it later)."""
+    try:
+        desc = json.loads((root / "dataset_description.json").read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(desc, dict) or str(desc.get("DatasetType", "")).strip().lower() != "derivative":
+        return None
+    made = [g for g in desc.get("GeneratedBy", desc.get("PipelineDescription", [])) or [] if isinstance(g, dict)]
+    if isinstance(desc.get("PipelineDescription"), dict):
+        made = [desc["PipelineDescription"]]
+    names = " ".join(f"{g.get('Name', '')} {g.get('Version', '')}".strip() for g in made[:1])
+    return f", made by {names}" if names else ""
+
+
 def _is_within(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
@@ -259,6 +276,9 @@ def parse_args(args: list[str] | None = None) -> Config:
     bids_dir = bids_dir.resolve()
     if not (bids_dir / "dataset_description.json").is_file():
         parser.error(messages.NOT_BIDS.format(path=bids_dir))
+    derivative_by = _derivative_dataset(bids_dir)
+    if derivative_by is not None:
+        parser.error(messages.BIDS_IS_DERIVATIVE.format(path=bids_dir, by=derivative_by))
 
     out_dir = opts.out_dir.expanduser().resolve()
     # BIDS reserves <bids_dir>/derivatives/ for outputs (raw-data queries never look there); anywhere

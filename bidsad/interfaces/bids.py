@@ -58,7 +58,10 @@ class DerivativesDataSink(SimpleInterface):
         out = derivative_path(Path(self.inputs.base_directory), Path(self.inputs.source_file),
                               datatype=self.inputs.datatype, suffix=self.inputs.suffix, extension=extension,
                               **entities)
-        atomic_copy(in_file, out)
+        if extension in (".nii", ".nii.gz") and _consistent_header(in_file) is not None:
+            _consistent_header(in_file, write_to=out)
+        else:
+            atomic_copy(in_file, out)
         sidecar = out.with_name(out.name[: -len(extension)] + ".json")
         meta = dict(self.inputs.meta_dict or {})
         if isdefined(self.inputs.skull_stripped):
@@ -67,3 +70,29 @@ class DerivativesDataSink(SimpleInterface):
         self._results["out_file"] = str(out)
         self._results["out_meta"] = str(sidecar)
         return runtime
+
+
+def _consistent_header(path: Path, write_to: Path | None = None):
+    """One authoritative affine in a NIfTI output: ``None`` when qform and sform agree (within 1e-4 mm)
+    and both codes are set; otherwise the image with nibabel's affine as both forms (codes at least 1),
+    written atomically to ``write_to`` when given."""
+    import nibabel as nb
+    import numpy as np
+
+    img = nb.load(str(path))
+    header = img.header
+    qcode, scode = int(header["qform_code"]), int(header["sform_code"])
+    if qcode > 0 and scode > 0 and np.allclose(img.get_qform(), img.get_sform(), atol=1e-4):
+        return None
+    code = max(qcode, scode, 1)
+    fixed = img.__class__(img.dataobj, img.affine, header)
+    fixed.set_qform(img.affine, code=code)
+    fixed.set_sform(img.affine, code=code)
+    if write_to is not None:
+        import gzip
+
+        from bidsad.utils import atomic_write_bytes
+
+        data = fixed.to_bytes()
+        atomic_write_bytes(write_to, gzip.compress(data, compresslevel=6, mtime=0) if str(write_to).endswith(".gz") else data)
+    return fixed
