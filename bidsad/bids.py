@@ -18,12 +18,46 @@ LOGGER = logging.getLogger("bidsad")
 
 #: Label codes of the paper: cognitively normal 0, mild cognitive impairment 1, Alzheimer's disease 2.
 CLASS_NAMES = ("CN", "MCI", "AD")
-#: Accepted spellings of each diagnosis in participants.tsv (compared lower-case, stripped).
+#: Accepted spellings of each diagnosis in participants.tsv, after :func:`normalise_diagnosis` (lower case,
+#: one space between words, typographic apostrophes and ``_``/``-`` read as plain ones, plurals of the
+#: listed words accepted). Documented in the README ("Diagnosis vocabulary"). ``dementia`` is read as AD:
+#: datasets of other dementias must recode their diagnoses.
 DIAGNOSIS_SYNONYMS = {
-    "cn": 0, "nc": 0, "ncs": 0, "hc": 0, "control": 0, "normal": 0, "cognitively normal": 0,
-    "mci": 1, "mild cognitive impairment": 1,
-    "ad": 2, "alzheimer": 2, "alzheimer's disease": 2, "alzheimers disease": 2, "dementia": 2,
+    # cognitively normal
+    "cn": 0, "nc": 0, "ncs": 0, "hc": 0, "nl": 0, "normal": 0, "control": 0, "healthy": 0, "healthy control": 0,
+    "normal control": 0, "cognitively normal": 0, "cognitively unimpaired": 0, "cu": 0, "healthy older adult": 0,
+    "elderly control": 0, "cdr 0": 0,
+    # mild cognitive impairment (early, late, amnestic, non-amnestic, due to AD)
+    "mci": 1, "emci": 1, "lmci": 1, "amci": 1, "namci": 1, "early mci": 1, "late mci": 1, "amnestic mci": 1,
+    "mild cognitive impairment": 1, "mci due to ad": 1, "prodromal ad": 1, "cdr 0.5": 1,
+    # Alzheimer's disease dementia
+    "ad": 2, "alzheimer": 2, "alzheimers": 2, "alzheimer's": 2, "alzheimer's disease": 2, "alzheimers disease": 2,
+    "alzheimer disease": 2, "ad dementia": 2, "dementia": 2, "dat": 2, "probable ad": 2, "possible ad": 2,
+    "dementia of the alzheimer's type": 2, "alzheimer's dementia": 2, "alzheimer dementia": 2,
 }
+
+
+def normalise_diagnosis(text: str) -> str:
+    """The spelling under which a participants.tsv diagnosis is looked up in :data:`DIAGNOSIS_SYNONYMS`:
+    lower case, quotes around it removed, typographic apostrophes as ``'``, ``_`` and ``-`` as spaces,
+    whitespace collapsed (``" Alzheimer’s_Disease "`` -> ``"alzheimer's disease"``)."""
+    import re
+
+    text = str(text).strip().strip("\"").strip().lower()
+    text = re.sub(r"[\u2018\u2019\u02bc`\u00b4]", "'", text)
+    return " ".join(re.sub(r"[_\-]+", " ", text).split())
+
+
+def diagnosis_code(text: str) -> int | None:
+    """Class code (CN 0, MCI 1, AD 2) of a diagnosis as written, or ``None`` when unknown; a plural of a
+    known spelling (``controls``, ``healthy controls``) is accepted."""
+    key = normalise_diagnosis(text)
+    for candidate in (key, key[:-1] if key.endswith("s") else key):
+        if candidate in DIAGNOSIS_SYNONYMS:
+            return DIAGNOSIS_SYNONYMS[candidate]
+    return None
+
+
 IMAGE_EXTENSIONS = [".nii", ".nii.gz"]
 DEFAULT_QUERIES = {
     "t1w": {"datatype": "anat", "suffix": "T1w", "extension": IMAGE_EXTENSIONS},
@@ -543,21 +577,26 @@ def read_participants_tsv(bids_dir: Path):
     unlisted = sorted(folders - set(table["participant_id"]))
     if unlisted:
         warnings.append(messages.TSV_UNLISTED.format(file=name, labels=", ".join(f"sub-{x}" for x in unlisted)))
+    levels = _diagnosis_levels(Path(bids_dir), warnings)
     codes, reasons = [], []
     for label, raw in zip(table["participant_id"], table["diagnosis"]):
         text = raw.strip()
+        meaning = levels.get(text, text)
+        code = diagnosis_code(meaning)
         if label in conflicting:
             codes.append(pd.NA)
             reasons.append(messages.EXCLUDED_CONFLICT)
         elif text.lower() in MISSING_VALUES:
             codes.append(pd.NA)
             reasons.append(messages.EXCLUDED_NO_DIAGNOSIS)
-        elif text.lower() in DIAGNOSIS_SYNONYMS:
-            codes.append(DIAGNOSIS_SYNONYMS[text.lower()])
+        elif code is not None:
+            codes.append(code)
             reasons.append("")
         else:
             codes.append(pd.NA)
-            reasons.append(messages.EXCLUDED_BAD_DIAGNOSIS.format(value=text))
+            numeric = text.replace(".", "", 1).isdigit() and text not in levels
+            template = messages.EXCLUDED_NUMERIC_DIAGNOSIS if numeric else messages.EXCLUDED_BAD_DIAGNOSIS
+            reasons.append(template.format(value=text if meaning == text else f"{text} ({meaning})"))
     table["label"] = pd.array(codes, dtype="Int64")
     table["reason"] = reasons
     result = table.set_index("participant_id")[["diagnosis", "label", "reason"]]
@@ -565,6 +604,23 @@ def read_participants_tsv(bids_dir: Path):
     for warning in warnings:
         LOGGER.warning(warning)
     return result
+
+
+def _diagnosis_levels(bids_dir: Path, warnings: list[str]) -> dict[str, str]:
+    """``Levels`` of the ``diagnosis`` column in participants.json (code -> meaning, e.g. ``{"0": "CN"}``),
+    or ``{}``; an unreadable participants.json is a warning."""
+    path = Path(bids_dir) / "participants.json"
+    if not path.is_file():
+        return {}
+    try:
+        levels = read_sidecar(path, bids_dir).get("diagnosis", {}).get("Levels", {})
+    except (ValueError, AttributeError) as err:
+        warnings.append(str(err))
+        return {}
+    if not isinstance(levels, dict):
+        return {}
+    return {str(k).strip(): (v if isinstance(v, str) else str(v.get("Description", v.get("TermURL", "")))
+                             if isinstance(v, dict) else str(v)) for k, v in levels.items()}
 
 
 #: Entities that bidsad's derivatives add and the BIDS schema's entity table lacks, with the entity they

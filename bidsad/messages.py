@@ -225,7 +225,11 @@ NO_FEATURES = (
 FEATURES_OTHER_PRESETS = " Features exist for preset(s) {presets}: pass --preset {first} to use them."
 GROUP_REPLACED = "group/ of an earlier run (models: {models}) is replaced by this run's results."
 EXCLUDED_NO_DIAGNOSIS = "no diagnosis in participants.tsv"
-EXCLUDED_BAD_DIAGNOSIS = "diagnosis '{value}' is not one of CN, MCI, AD (or a known synonym)"
+EXCLUDED_BAD_DIAGNOSIS = "diagnosis '{value}' is not one of CN, MCI, AD or their synonyms (README: Diagnosis vocabulary)"
+EXCLUDED_NUMERIC_DIAGNOSIS = (
+    "diagnosis '{value}' is a numeric code without a meaning: describe the codes in participants.json "
+    "(\"diagnosis\": {{\"Levels\": {{\"0\": \"CN\", \"1\": \"MCI\", \"2\": \"AD\"}}}})"
+)
 EXCLUDED_NOT_IN_TSV = "not listed in participants.tsv"
 EXCLUDED_CONFLICT = "several rows with different diagnoses in participants.tsv"
 EXCLUDED_NO_T1W_FEATURES = "no MRI features (participant level failed or not run)"

@@ -152,7 +152,7 @@ def test_group_with_excluded_participants_and_rerun_cleans_stale(demo_run, tmp_p
     tsv = bids / "participants.tsv"
     tsv.chmod(0o644)
     lines = tsv.read_text().splitlines()
-    lines = [line.replace("\tAD\t", "\tEMCI\t") if line.startswith("sub-06") else line
+    lines = [line.replace("\tAD\t", "\tSMC\t") if line.startswith("sub-06") else line
              for line in lines if not line.startswith("sub-05")]
     tsv.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"
@@ -163,7 +163,7 @@ def test_group_with_excluded_participants_and_rerun_cleans_stale(demo_run, tmp_p
     assert not (out / "group/model-2dcnn").exists()
     cohort = pd.read_csv(out / "group/cohort.tsv", sep="\t", keep_default_na=False).set_index("participant_id")
     assert cohort.loc["sub-05", "reason"] == "not listed in participants.tsv"
-    assert "'EMCI'" in cohort.loc["sub-06", "reason"]
+    assert "'SMC'" in cohort.loc["sub-06", "reason"]
     assert cohort["included"].tolist() == [True, True, True, True, False, False]
     html = (out / "group/group.html").read_text()
     assert "not listed in participants.tsv" in html and "Cohort (4 of 6 participants used)" in html

@@ -173,3 +173,38 @@ def test_file_problem_accepts_good_files(tmp_path):
     plain = bids / "sub-01/anat/sub-01_T1w.nii"
     plain.write_bytes(gzip.decompress((bids / "sub-01/anat/sub-01_T1w.nii.gz").read_bytes()))
     assert file_problem(plain, bids) is None
+
+
+DIAGNOSES = {  # as users write them -> code (None: excluded)
+    "CN": 0, " cn ": 0, "HC": 0, "Control": 0, "controls": 0, "Healthy Control": 0, "healthy  controls": 0,
+    "Cognitively Normal": 0, "MCI": 1, "EMCI": 1, "LMCI": 1, "aMCI": 1, "Mild Cognitive Impairment": 1,
+    "AD": 2, "Dementia": 2, "Alzheimer's disease": 2, "Alzheimer\u2019s Disease": 2, "AD dementia": 2,
+    "alzheimers_disease": 2, "SMC": None, "FTD": None,
+}
+
+
+def test_participants_tsv_vocabulary_and_numeric_levels(tmp_path):
+    from bidsad.bids import read_participants_tsv
+
+    bids = tmp_path / "bids"
+    labels = [f"{i:02d}" for i in range(len(DIAGNOSES))]
+    for label in labels:
+        (bids / f"sub-{label}").mkdir(parents=True)
+    rows = ["participant_id\tdiagnosis"] + [f"sub-{lab}\t{dx}" for lab, dx in zip(labels, DIAGNOSES)]
+    (bids / "participants.tsv").write_text("\n".join(rows) + "\n")
+    table = read_participants_tsv(bids)
+    got = {dx: (None if table.loc[lab, "label"] is __import__("pandas").NA else int(table.loc[lab, "label"]))
+           for lab, dx in zip(labels, DIAGNOSES)}
+    assert got == DIAGNOSES
+    assert table.loc[labels[-1], "reason"] == (
+        "diagnosis 'FTD' is not one of CN, MCI, AD or their synonyms (README: Diagnosis vocabulary)")
+    # numeric codes: explained by participants.json Levels, refused with the way to explain them otherwise
+    (bids / "participants.tsv").write_text("participant_id\tdiagnosis\nsub-00\t0\nsub-01\t1\nsub-02\t2\nsub-03\t3\n")
+    table = read_participants_tsv(bids)
+    assert table["label"].isna().all() and "numeric code without a meaning" in table.loc["00", "reason"]
+    assert '"Levels"' in table.loc["00", "reason"]
+    (bids / "participants.json").write_text(json.dumps({"diagnosis": {"Description": "clinical diagnosis", "Levels": {
+        "0": "Healthy control", "1": "Mild cognitive impairment", "2": "Alzheimer's disease", "3": "Other dementia"}}}))
+    table = read_participants_tsv(bids)
+    assert [table.loc[x, "label"] for x in ("00", "01", "02")] == [0, 1, 2]
+    assert table.loc["03", "reason"].startswith("diagnosis '3 (Other dementia)' is not one of CN, MCI, AD")
