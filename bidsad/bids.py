@@ -155,8 +155,8 @@ def file_problem(path: Path, root: Path) -> str | None:
     try:
         with (gzip.open(path, "rb") if compressed else open(path, "rb")) as stream:
             while chunk := stream.read(1 << 22):
-                if len(head) < 544:
-                    head += chunk[: 544 - len(head)]
+                if len(head) < 1 << 22:  # the header and its extensions
+                    head += chunk[: (1 << 22) - len(head)]
                 length += len(chunk)
     except EOFError:
         return messages.FILE_TRUNCATED_GZIP.format(file=rel, size=size)
@@ -672,9 +672,9 @@ def derivative_path(out_dir: Path, source: Path, *, datatype: str, suffix: str, 
 #: Files of ours that the BIDS validator does not know (written to ``out_dir/.bidsignore``): reports, model
 #: tensors, figures, logs, group results, transforms (``.h5``), the connectivity / morphometry / ROI files of
 #: BEP017-style names and the confounds.
-BIDSIGNORE = "\n".join(["*.html", "*/features/", "*/figures/", "**/features/", "**/figures/", "logs/", "group/",
-                         ".bidsad.lock", "*_xfm.h5", "*_xfm.json", "*_relmat.tsv", "*_relmat.json", "*_morph.tsv",
-                         "*_morph.json", "*_timeseries.tsv", "*_timeseries.json", ""])
+BIDSIGNORE = "\n".join(["*.html", "**/features", "**/figures", "logs", "group", "group-*", ".bidsad.lock",
+                         "*_xfm.h5", "*_xfm.json", "*_relmat.tsv", "*_relmat.json", "*_morph.tsv", "*_morph.json",
+                         "*_timeseries.tsv", "*_timeseries.json", ""])
 
 #: Meaning of every ``res-`` label bidsad writes (``Resolution`` of dataset_description.json). Numbers are
 #: isotropic grids of the MNI152NLin2009aSym template in mm; names are model-input presets (``--preset``).

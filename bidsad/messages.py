@@ -25,6 +25,11 @@ WORK_IN_BIDS = (
     "-w/--work-dir: {work} is inside bids_dir ({bids}); bidsad never writes into the input dataset. "
     "Pass -w with a folder outside it."
 )
+MEM_ABSURD = (
+    "'{value}' means {gb:,.0f} GB, more than {factor}x this machine's memory ({machine:.0f} GB): a unit mistake? "
+    "Bare numbers are GB for --mem (as 16 or 16GB) and MB for --mem-mb; write the unit, e.g. 16GB or 16000MB."
+)
+MEM_BARE = "memory limit '{value}' read as {gb:g} GB (a bare number is {unit} for this option; write 16GB or 16000MB to be explicit)."
 MEM_BAD = "cannot read '{value}' as an amount of memory; give GB as a number or with a unit, e.g. 8, 8G, 8000M."
 POSITIVE_NUMBER = "must be a number greater than 0, got '{value}'."
 AT_LEAST = "must be an integer of at least {minimum}, got '{value}'."
@@ -223,7 +228,15 @@ NO_FEATURES = (
     "(bidsad {bids} {out} participant --preset {preset})."
 )
 FEATURES_OTHER_PRESETS = " Features exist for preset(s) {presets}: pass --preset {first} to use them."
-GROUP_REPLACED = "group/ of an earlier run (models: {models}) is replaced by this run's results."
+GROUP_REPLACED = "group/ of an earlier run (models: {models}) is replaced by this run's results (--overwrite)."
+GROUP_KEPT = (
+    "group/ of an earlier run (models: {models}) is kept as {kept}; this run writes a new group/. "
+    "Pass --overwrite to replace it instead."
+)
+GROUP_LABELS_MISSING = (
+    "--participant-label: {labels} have no participant-level outputs in out_dir and no row in participants.tsv."
+)
+EXCLUDED_NOT_SELECTED = "not selected by --participant-label"
 EXCLUDED_NO_DIAGNOSIS = "no diagnosis in participants.tsv"
 EXCLUDED_BAD_DIAGNOSIS = "diagnosis '{value}' is not one of CN, MCI, AD or their synonyms (README: Diagnosis vocabulary)"
 EXCLUDED_NUMERIC_DIAGNOSIS = (

@@ -159,8 +159,8 @@ def test_group_with_excluded_participants_and_rerun_cleans_stale(demo_run, tmp_p
     shutil.copytree(demo_run["out"], out, ignore=shutil.ignore_patterns("group", "logs"))
     (out / "group/model-2dcnn").mkdir(parents=True)  # left by an earlier run
     proc = run_bidsad(bids, out, "group", "--preset", "small", "--epochs", "1", "--models", "3dcnn", check_rc=0)
-    assert "group/ of an earlier run (models: 2dcnn) is replaced" in proc.stderr
-    assert not (out / "group/model-2dcnn").exists()
+    assert "group/ of an earlier run (models: 2dcnn) is kept as " in proc.stderr  # never destroyed (issue 17)
+    assert not (out / "group/model-2dcnn").exists() and len(list(out.glob("group-*/model-2dcnn"))) == 1
     cohort = pd.read_csv(out / "group/cohort.tsv", sep="\t", keep_default_na=False).set_index("participant_id")
     assert cohort.loc["sub-05", "reason"] == "not listed in participants.tsv"
     assert "'SMC'" in cohort.loc["sub-06", "reason"]

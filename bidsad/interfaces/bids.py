@@ -64,6 +64,10 @@ class DerivativesDataSink(SimpleInterface):
             atomic_copy(in_file, out)
         sidecar = out.with_name(out.name[: -len(extension)] + ".json")
         meta = dict(self.inputs.meta_dict or {})
+        if entities.get("res"):  # BIDS requires the meaning of res- in the sidecar of every such file
+            from bidsad.bids import RESOLUTIONS
+
+            meta.setdefault("Resolution", RESOLUTIONS.get(entities["res"], f"bidsad grid '{entities['res']}'"))
         if isdefined(self.inputs.skull_stripped):
             meta["SkullStripped"] = bool(self.inputs.skull_stripped)
         atomic_write_json(sidecar, meta)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from bidsad import messages
 from bidsad.bids import CLASS_NAMES, InputError, read_participants_tsv
 
+LOGGER = logging.getLogger("bidsad")
 #: Sidecar fields that must agree between participants for their tensors to be used together.
 COMPARED_PARAMETERS = ("preset", "shape", "dtype", "voxel_size_mm", "field_of_view_mm", "frames",
                        "Normalisation", "Interpolation")
@@ -94,6 +96,49 @@ def build_cohort(out_dir: Path, bids_dir: Path, preset: str):
         raise InputError(messages.PARAMETERS_MISMATCH.format(preset=preset, out=out_dir,
                                                              items="\n  ".join(mismatches)))
     return cohort
+
+
+def select_participants(cohort, labels: list[str]):
+    """``--participant-label`` at the group level: participants not listed stay in the table with
+    ``included`` False and the reason :data:`bidsad.messages.EXCLUDED_NOT_SELECTED`.
+
+    Raises :class:`InputError` when a listed label is not in the cohort (the message lists them).
+    """
+    wanted = {f"sub-{label}" for label in labels}
+    missing = sorted(wanted - set(cohort["participant_id"]))
+    if missing:
+        raise InputError(messages.GROUP_LABELS_MISSING.format(labels=", ".join(missing)))
+    cohort = cohort.copy()
+    others = ~cohort["participant_id"].isin(wanted)
+    cohort.loc[others & cohort["included"], "reason"] = messages.EXCLUDED_NOT_SELECTED
+    cohort.loc[others, "included"] = False
+    return cohort
+
+
+def keep_earlier_group(group_dir: Path, overwrite: bool = False) -> Path | None:
+    """Keep the results of an earlier group run: ``group/`` is moved to ``group-<date>/`` beside it (the date of
+    its ``metrics.json``, else of the folder), unless ``overwrite`` (``--overwrite``), where it is left to be
+    replaced. Either way a warning names the earlier models and where they are. Returns the new folder.
+    """
+    import time
+
+    group_dir = Path(group_dir)
+    previous = sorted(p.name.removeprefix("model-") for p in group_dir.glob("model-*"))
+    if not group_dir.is_dir() or not any(group_dir.iterdir()):
+        return None
+    if overwrite:
+        LOGGER.warning(messages.GROUP_REPLACED.format(models=", ".join(previous) or "none"))
+        return None
+    stamp_of = group_dir / "metrics.json" if (group_dir / "metrics.json").exists() else group_dir
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(stamp_of.stat().st_mtime))
+    kept = group_dir.with_name(f"group-{stamp}")
+    suffix = 1
+    while kept.exists():
+        suffix += 1
+        kept = group_dir.with_name(f"group-{stamp}-{suffix}")
+    group_dir.rename(kept)
+    LOGGER.warning(messages.GROUP_KEPT.format(models=", ".join(previous) or "none", kept=kept))
+    return kept
 
 
 def class_name(code: int) -> str:

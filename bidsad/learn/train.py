@@ -367,7 +367,7 @@ def run_group_level(config) -> int:
 
     from bidsad.bids import InputError
     from bidsad.config import seed_everything
-    from bidsad.learn.cohort import build_cohort
+    from bidsad.learn.cohort import build_cohort, keep_earlier_group, select_participants
     from bidsad.learn.evaluate import classification_metrics, metrics_rows
     from bidsad.learn.models import MODALITIES
     from bidsad.learn.saliency import SaliencyAccumulator, write_saliency
@@ -389,9 +389,9 @@ def run_group_level(config) -> int:
     paper = learning.split_protocol == "paper"
 
     cohort = build_cohort(out_dir, bids_dir, config.features.preset)
-    previous = sorted(p.name.removeprefix("model-") for p in group_dir.glob("model-*"))
-    if previous:
-        LOGGER.warning(messages.GROUP_REPLACED.format(models=", ".join(previous)))
+    if ex.participant_label:  # --participant-label at the group level: the others are listed, not used
+        cohort = select_participants(cohort, ex.participant_label)
+    keep_earlier_group(group_dir, overwrite=ex.overwrite)
     shutil.rmtree(group_dir, ignore_errors=True)  # group/ always describes one run
     included = cohort[cohort["included"]].reset_index(drop=True)
     models = list(dict.fromkeys(learning.models))
