@@ -306,6 +306,8 @@ LEAKAGE_BYPASSED = (
 )
 FOLD_RESUMED = "model {model}, {fold}: resuming from the checkpoint after epoch {epoch} in {path}."
 FOLD_REUSED = "model {model}, {fold}: finished with the same parameters in {path}; reusing it (not retrained)."
+BASELINES_NO_BOLD = "connectivity baselines: no participant has BOLD features (a T1w-only cohort); not run."
+MODEL_NO_INPUTS = "model {model}: no participant has {modalities} features (e.g. a T1w-only dataset); not trained."
 BASELINES_SKIPPED = (
     "Baselines on {what} skipped: {why}. They need the participant level's regional tables "
     "(*_desc-gm_morph.tsv, *_atlas-<atlas>_timeseries.tsv); rerun the participant level with this version "

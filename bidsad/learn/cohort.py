@@ -98,6 +98,39 @@ def build_cohort(out_dir: Path, bids_dir: Path, preset: str):
     return cohort
 
 
+def cohort_counts(cohort) -> dict:
+    """Counts of a cohort table (:data:`COHORT_COLUMNS`): ``{"used": {class: n}, "excluded": {reason: n},
+    "mri_only": [participant_id, ...]}``. ``mri_only`` lists the used participants without BOLD features:
+    they enter the MRI models only, never the fusion models."""
+    used = cohort[cohort["included"].astype(str).str.lower() == "true"]
+    codes = pd_to_codes(used["label"])
+    counts = {"used": {name: int(sum(code == k for code in codes)) for k, name in enumerate(CLASS_NAMES)},
+              "excluded": {}, "mri_only": sorted(used.loc[used["bold"].fillna("") == "", "participant_id"].tolist())}
+    for reason in cohort.loc[cohort["included"].astype(str).str.lower() != "true", "reason"].fillna(""):
+        reason = str(reason) or "no reason recorded"
+        counts["excluded"][reason] = counts["excluded"].get(reason, 0) + 1
+    return counts
+
+
+def pd_to_codes(labels) -> list[int]:
+    """Label codes of a column read back from cohort.tsv (``2``, ``2.0`` or ``"2"``) as integers."""
+    return [int(float(value)) for value in labels if str(value) not in ("", "n/a", "<NA>", "nan")]
+
+
+def write_cohort(group_dir: Path, cohort) -> None:
+    """``group/cohort.tsv`` and its sidecar ``cohort.json`` (column descriptions and :func:`cohort_counts`)."""
+    from bidsad.utils import atomic_write_json, atomic_write_text
+
+    atomic_write_text(Path(group_dir) / "cohort.tsv", cohort.to_csv(sep="\t", index=False, na_rep="n/a"))
+    atomic_write_json(Path(group_dir) / "cohort.json", {
+        "Counts": cohort_counts(cohort),
+        "included": {"Description": "whether the participant was used by the group level"},
+        "reason": {"Description": "why a participant was not used"},
+        "mri": {"Description": "MRI model tensor, relative to out_dir (empty: none)"},
+        "bold": {"Description": "fMRI model tensor, relative to out_dir (empty: none; MRI models only)"},
+    })
+
+
 def select_participants(cohort, labels: list[str]):
     """``--participant-label`` at the group level: participants not listed stay in the table with
     ``included`` False and the reason :data:`bidsad.messages.EXCLUDED_NOT_SELECTED`.

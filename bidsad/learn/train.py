@@ -367,7 +367,7 @@ def run_group_level(config) -> int:
 
     from bidsad.bids import InputError
     from bidsad.config import seed_everything
-    from bidsad.learn.cohort import build_cohort, keep_earlier_group, select_participants
+    from bidsad.learn.cohort import build_cohort, keep_earlier_group, select_participants, write_cohort
     from bidsad.learn.evaluate import classification_metrics, metrics_rows
     from bidsad.learn.models import MODALITIES
     from bidsad.learn.saliency import SaliencyAccumulator, write_saliency
@@ -400,7 +400,7 @@ def run_group_level(config) -> int:
     members = {name: set(part["participant_id"]) for name, part in splits.groupby("cohort")}
     cohort["models"] = [" ".join(m for m in models if pid in members.get(cohort_name(MODALITIES[m]), ()))
                         for pid in cohort["participant_id"]]  # who went where (fusion models: MRI and BOLD)
-    atomic_write_text(group_dir / "cohort.tsv", cohort.to_csv(sep="\t", index=False, na_rep="n/a"))
+    write_cohort(group_dir, cohort)
     if splits.empty:
         raise InputError("; ".join(warnings))
     if learning.validation:
@@ -427,6 +427,10 @@ def run_group_level(config) -> int:
         usable = included[(included[list(modalities)] != "").all(axis=1)]
         model_splits = splits[splits["cohort"] == cohort_name(modalities)]
         if model_splits.empty:
+            absent = [m for m in modalities if (included[m] == "").all()]
+            if absent:  # the dataset has none of its inputs (e.g. T1w only): said, not a warning
+                LOGGER.info(messages.MODEL_NO_INPUTS.format(model=model_name, modalities=", ".join(absent)))
+                continue
             warn(messages.MODEL_SKIPPED.format(model=model_name, why=f"its {cohort_name(modalities)} cohort cannot be split"))
             continue
         fold_predictions, saliency = [], SaliencyAccumulator()
