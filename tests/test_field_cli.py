@@ -88,3 +88,41 @@ def test_earlier_group_results_kept_unless_overwrite(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="bidsad"):
         assert keep_earlier_group(group, overwrite=True) is None and group.is_dir()  # left to be replaced
     assert "group/ of an earlier run (models: 2dcnn) is replaced by this run's results (--overwrite)" in caplog.text
+
+
+def _group_cohort(bold):
+    ids = [f"sub-{i:02d}" for i in range(1, 13)]
+    return pd.DataFrame({
+        "participant_id": ids + ["sub-13", "sub-14", "sub-15"], "diagnosis": ["CN", "AD", "MCI"] * 5,
+        "label": pd.array([0, 2, 1] * 4 + [pd.NA] * 3, dtype="Int64"),
+        "mri": [f"{p}/features/t1.npy" for p in ids] + [""] * 3,
+        "bold": [f"{p}/features/bold.npy" if bold(i) else "" for i, p in enumerate(ids)] + [""] * 3,
+        "included": [True] * 12 + [False] * 3,
+        "reason": [""] * 12 + ["no diagnosis in participants.tsv"] * 2 + ["not listed in participants.tsv"],
+        "note": [""] * 15})
+
+
+def test_counts_per_class_and_reason_and_mri_only(tmp_path):
+    import json
+
+    from bidsad.learn.cohort import cohort_counts, write_cohort
+
+    cohort = _group_cohort(lambda i: i % 4 != 3)
+    write_cohort(tmp_path, cohort)
+    counts = json.loads((tmp_path / "cohort.json").read_text())["Counts"]
+    assert counts == cohort_counts(pd.read_csv(tmp_path / "cohort.tsv", sep="\t", keep_default_na=False))
+    assert counts["used"] == {"CN": 4, "MCI": 4, "AD": 4}
+    assert counts["excluded"] == {"no diagnosis in participants.tsv": 2, "not listed in participants.tsv": 1}
+    assert counts["mri_only"] == ["sub-04", "sub-08", "sub-12"]
+
+
+def test_t1w_only_cohort_gets_no_fusion_warning():
+    from bidsad.learn.splits import plan_splits
+
+    cohort = _group_cohort(lambda i: False)
+    included = cohort[cohort["included"]]
+    splits, warnings = plan_splits(included, [("mri",), ("mri", "bold")], folds=3, seed=0)
+    assert set(splits["cohort"]) == {"mri"} and warnings == []
+    mixed = _group_cohort(lambda i: i < 1)  # one with BOLD: the fusion cohort cannot be split, and that is said
+    splits, warnings = plan_splits(mixed[mixed["included"]], [("mri",), ("mri", "bold")], folds=3, seed=0)
+    assert set(splits["cohort"]) == {"mri"} and len(warnings) == 1 and warnings[0].startswith("mri+bold: ")

@@ -27,7 +27,9 @@ def _toy_workflow(base_dir):
             node = pe.Node(niu.Function(function=function, input_names=["x"], output_names=["y"]), name=f"step{index}")
             nodes.append(node)
         nodes[0].inputs.x = 1
-        sub.connect([(nodes[0], nodes[1], [("y", "x")]), (nodes[1], nodes[2], [("y", "x")])])
+        outputnode = pe.Node(niu.IdentityInterface(fields=["y"]), name="outputnode")  # never run by nipype
+        sub.connect([(nodes[0], nodes[1], [("y", "x")]), (nodes[1], nodes[2], [("y", "x")]),
+                     (nodes[2], outputnode, [("y", "y")])])
         top.add_nodes([sub])
     return top
 

@@ -50,13 +50,18 @@ class Progress:
 
         self._clock = clock
         self.start = clock()
+        from nipype.interfaces.utility import IdentityInterface
+        from nipype.pipeline.engine import JoinNode
+
         graph = workflow._create_flat_graph()
         self._children = {node.fullname: {d.fullname for d in nx.descendants(graph, node)} for node in graph.nodes}
         self.pending: dict[str, set[str]] = {}
-        for name in self._children:
-            label = _label(name)
+        for node in graph.nodes:  # nipype drops identity nodes (inputnode, outputnode) before it runs anything
+            if isinstance(node.interface, IdentityInterface) and not isinstance(node, JoinNode):
+                continue
+            label = _label(node.fullname)
             if label is not None:
-                self.pending.setdefault(label, set()).add(name)
+                self.pending.setdefault(label, set()).add(node.fullname)
         self.total_participants = len(self.pending)
         self.failed: set[str] = set()
         self.finished: list[str] = []
