@@ -833,12 +833,21 @@ def summarise_validator_errors(errors: list[dict], root: Path, limit: int = 10) 
     return "\n".join(lines)
 
 
+def _read_by_bidsad(location: str) -> bool:
+    """Whether a validator issue's location (``/sub-01/anat/...``, ``/participants.tsv``) is in what bidsad
+    reads: ``sub-*`` folders and files at the dataset root (see :data:`INDEX_IGNORE`)."""
+    parts = [part for part in location.split("/") if part]
+    return not parts or len(parts) == 1 and not location.endswith("/") or parts[0].startswith("sub-")
+
+
 def validate_input(bids_dir: Path) -> None:
     """BIDS validation of the input at start (as fMRIPrep does), with the validator wheel.
 
     Logs one line when the validator is missing or fails to run (the run goes on). Raises
     :class:`InputError` with a summary of the errors (:func:`summarise_validator_errors`) and the way on
-    (fix them, or ``--skip-bids-validation``) when the dataset has errors; warnings are ignored.
+    (fix them, or ``--skip-bids-validation``) when the dataset has errors in what bidsad reads (``sub-*``
+    folders and root files; errors elsewhere, e.g. an earlier run's outputs in a top-level folder, are
+    logged at INFO); warnings are ignored.
     """
     bids_dir = Path(bids_dir)
     try:
@@ -849,6 +858,11 @@ def validate_input(bids_dir: Path) -> None:
     except RuntimeError as err:
         LOGGER.warning(messages.VALIDATOR_FAILED.format(why=err))
         return
+    unread = [e for e in errors if not _read_by_bidsad(str(e.get("location", "")))]
+    if unread:  # e.g. an earlier run's outputs or a nested dataset at the top level: never read as raw data
+        LOGGER.info(messages.VALIDATOR_IGNORED.format(
+            n=len(unread), where=", ".join(sorted({str(e.get("location", "")).lstrip("/") for e in unread})[:5])))
+    errors = [e for e in errors if e not in unread]
     if errors:
         raise InputError(messages.VALIDATOR_ERRORS.format(
             bids=bids_dir, n=len(errors), summary=summarise_validator_errors(errors, bids_dir)))

@@ -187,6 +187,7 @@ VALIDATOR_MISSING = (
     "File names are still checked while indexing."
 )
 VALIDATOR_FAILED = "the BIDS validator did not run ({why}); the input was not validated."
+VALIDATOR_IGNORED = "BIDS validator: {n} error(s) outside the raw data that bidsad reads ({where}); ignored."
 VALIDATOR_OK = "BIDS validator: no errors in {bids}."
 VALIDATOR_ERRORS = (
     "the BIDS validator found {n} error(s) in {bids}:\n{summary}\n"

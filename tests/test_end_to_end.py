@@ -127,7 +127,7 @@ def test_broken_participant_fails_alone(tmp_path):
     out = tmp_path / "out"
     proc = run_bidsad(bids, out, "participant", "--preset", "small", "--anat-registration", "affine",
                       "-w", tmp_path / "work", check_rc=1)
-    assert "sub-05: failed: sub-05/anat/sub-05_T1w.nii.gz: cannot be read as NIfTI" in proc.stderr
+    assert "sub-05: failed: sub-05/anat/sub-05_T1w.nii.gz: truncated (" in proc.stderr
     assert "Traceback" not in proc.stderr
     for label in ("04", "06"):
         assert (out / f"sub-{label}/features/sub-{label}_res-small_desc-model_T1w.npy").is_file()
@@ -138,9 +138,9 @@ def test_broken_participant_fails_alone(tmp_path):
     (summary,) = (out / "logs").glob("summary-participant-*.json")
     summary = json.loads(summary.read_text())
     assert [summary[f"sub-{x}"]["status"] for x in ("04", "05", "06")] == ["ok", "failed", "ok"]
-    assert summary["sub-05"]["errors"][0].startswith("sub-05/anat/sub-05_T1w.nii.gz: cannot be read as NIfTI")
+    assert summary["sub-05"]["errors"][0].startswith("sub-05/anat/sub-05_T1w.nii.gz: truncated (")
     (log,) = (out / "logs").glob("participant-*.log")
-    assert "sub-05: failed: sub-05/anat/sub-05_T1w.nii.gz: cannot be read as NIfTI" in log.read_text()
+    assert "sub-05: failed: sub-05/anat/sub-05_T1w.nii.gz: truncated (" in log.read_text()
     assert f"1 of 3 participants failed: sub-05. See their reports (sub-<label>.html) and {log}" in proc.stderr.splitlines()[-1]
 
 
@@ -184,8 +184,10 @@ def test_rerun_drops_tensors_of_inputs_that_became_unusable(demo_run, tmp_path):
     meta = json.loads(sidecar.read_text())
     meta["RepetitionTime"] = 2520  # milliseconds: refused, never guessed (a missing TR falls back to the header)
     sidecar.write_text(json.dumps(meta))
+    refused = run_bidsad(bids, out, "participant", "--preset", "small", "-w", work, check_rc=2)  # the validator
+    assert "REPETITION_TIME_MISMATCH (1x: sub-01/func/sub-01_task-rest_bold.nii.gz)" in refused.stderr
     proc = run_bidsad(bids, out, "participant", "--preset", "small", "--anat-registration", "affine", "-w", work,
-                      check_rc=1)
+                      "--skip-bids-validation", check_rc=1)
     assert "sub-01/func/sub-01_task-rest_bold.nii.gz: RepetitionTime 2520 looks like milliseconds" in proc.stderr
     assert not bold.exists() and (out / "sub-01/features/sub-01_res-small_desc-model_T1w.npy").is_file()
 
