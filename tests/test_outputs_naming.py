@@ -66,3 +66,41 @@ def test_derivative_path_follows_bids_entity_order(tmp_path):
     relmat = derivative_path(tmp_path, src, datatype="func", suffix="relmat", extension=".tsv", atlas="power2011",
                              stat="pearsoncorrelation")
     assert relmat.name.endswith("_part-mag_atlas-power2011_stat-pearsoncorrelation_relmat.tsv")
+
+
+def test_dataset_description_updated_when_the_version_changes(tmp_path, caplog):
+    import json
+    import logging
+
+    from bidsad import __version__
+    from bidsad.bids import BIDSIGNORE, write_dataset_description
+
+    bids = bd.make_dataset(tmp_path / "bids", subjects=("01",), bold=False)
+    (bids / "dataset_description.json").write_text(json.dumps({"Name": "x", "BIDSVersion": "1.8.0", "DatasetDOI": "10.1/abc"}))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "dataset_description.json").write_text(json.dumps({
+        "Name": "my outputs", "BIDSVersion": "1.10.0", "DatasetType": "derivative",
+        "GeneratedBy": [{"Name": "bidsad", "Version": "0.0.1"}], "DatasetLinks": {"raw": "/old"}}))
+    (out / ".bidsignore").write_text("*/features/\nmy_notes/\n")
+    (out / "sub-01/anat").mkdir(parents=True)
+    (out / "sub-01/anat/sub-01_space-MNI152NLin2009aSym_res-1p5_desc-preproc_T1w.nii.gz").write_bytes(b"")
+    logger = logging.getLogger("bidsad")
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger="bidsad"):
+            write_dataset_description(out, bids)
+    finally:
+        logger.removeHandler(caplog.handler)
+    desc = json.loads((out / "dataset_description.json").read_text())
+    assert desc["GeneratedBy"] == [{"Name": "bidsad", "Version": __version__}] and desc["Name"] == "my outputs"
+    assert desc["SourceDatasets"] == [{"URL": bids.resolve().as_uri(), "DOI": "10.1/abc"}]
+    assert desc["DatasetLinks"] == {"raw": str(bids.resolve())}
+    assert desc["Resolution"]["2"].startswith("2 mm isotropic") and desc["Resolution"]["1p5"] == "bidsad grid '1p5'"
+    assert f"holds outputs of bidsad 0.0.1; this run is bidsad {__version__}" in caplog.text
+    ignore = (out / ".bidsignore").read_text().splitlines()
+    assert ignore[: len(BIDSIGNORE.splitlines())] == BIDSIGNORE.splitlines() and "my_notes/" in ignore
+    assert "**/features" in ignore and "*_xfm.h5" in ignore and "*_timeseries.tsv" in ignore
+    caplog.clear()
+    write_dataset_description(out, bids)  # same version: no warning, nothing rewritten
+    assert "holds outputs of bidsad" not in caplog.text
