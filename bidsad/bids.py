@@ -151,6 +151,8 @@ def file_problem(path: Path, root: Path) -> str | None:
     compressed = magic == b"\x1f\x8b"
     if path.name.endswith(".gz") and not compressed:
         return messages.FILE_NOT_GZIP.format(file=rel)
+    if path.name.endswith(".nii") and compressed:
+        return messages.FILE_GZIP_AS_NII.format(file=rel)
     head, length = b"", 0
     try:
         with (gzip.open(path, "rb") if compressed else open(path, "rb")) as stream:

@@ -104,6 +104,7 @@ FILE_NOT_GZIP = (
     "{file}: named .nii.gz but not gzip-compressed. If it is an uncompressed NIfTI, rename it to .nii "
     "(or compress it: gzip); otherwise convert it again."
 )
+FILE_GZIP_AS_NII = "{file}: named .nii but gzip-compressed. Rename it to .nii.gz (and its JSON sidecar stays as it is)."
 FILE_TRUNCATED_GZIP = (
     "{file}: truncated (the gzip stream ends early, {size} bytes on disk); the copy or download was "
     "interrupted. Copy or download it again."

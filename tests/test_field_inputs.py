@@ -173,6 +173,10 @@ def test_file_problem_accepts_good_files(tmp_path):
     plain = bids / "sub-01/anat/sub-01_T1w.nii"
     plain.write_bytes(gzip.decompress((bids / "sub-01/anat/sub-01_T1w.nii.gz").read_bytes()))
     assert file_problem(plain, bids) is None
+    hidden = bids / "sub-01/anat/sub-01_acq-x_T1w.nii"
+    hidden.write_bytes((bids / "sub-01/anat/sub-01_T1w.nii.gz").read_bytes())
+    assert file_problem(hidden, bids) == ("sub-01/anat/sub-01_acq-x_T1w.nii: named .nii but gzip-compressed. Rename it "
+                                          "to .nii.gz (and its JSON sidecar stays as it is).")
 
 
 DIAGNOSES = {  # as users write them -> code (None: excluded)
