@@ -178,11 +178,11 @@ def test_fmriprep_derivatives_give_the_same_tensors(demo_run, tmp_path):
     assert r > 0.95 and rms < 0.35
     # ROI time series and connectivity come from the same MNI run and confounds: equal
     stem = "func/sub-01_task-rest_space-MNI152NLin2009aSym_atlas-power2011"
-    for suffix in ("_timeseries.tsv", "_meas-pearsoncorrelation_relmat.tsv"):
+    for suffix in ("_timeseries.tsv", "_stat-pearsoncorrelation_relmat.tsv"):
         mine, fp = (pd.read_csv(d / f"{stem}{suffix}", sep="\t") for d in (ours, theirs))
         assert list(mine.columns) == list(fp.columns) and mine.shape == fp.shape
         np.testing.assert_allclose(fp.to_numpy(float), mine.to_numpy(float), atol=1e-4, equal_nan=True)
-    rel = pd.read_csv(theirs / f"{stem}_meas-pearsoncorrelation_relmat.tsv", sep="\t").to_numpy(float)
+    rel = pd.read_csv(theirs / f"{stem}_stat-pearsoncorrelation_relmat.tsv", sep="\t").to_numpy(float)
     assert rel.shape == (264, 264) and np.isnan(np.diag(rel)).all()
     assert json.loads((theirs / f"{stem}_timeseries.json").read_text())["PreprocessingSource"] == "fmriprep"
 
@@ -191,7 +191,7 @@ def test_demo_roi_connectivity(demo_run):
     """Every demo BOLD run has 264 ROI columns, n/a exactly where a region is unusable, and r in (-1, 1)."""
     for ts_file in sorted(demo_run["out"].glob("sub-*/func/*_atlas-power2011_timeseries.tsv")):
         ts = pd.read_csv(ts_file, sep="\t")
-        rel = pd.read_csv(str(ts_file).replace("_timeseries.tsv", "_meas-pearsoncorrelation_relmat.tsv"), sep="\t")
+        rel = pd.read_csv(str(ts_file).replace("_timeseries.tsv", "_stat-pearsoncorrelation_relmat.tsv"), sep="\t")
         meta = json.loads(ts_file.with_suffix(".json").read_text())
         valid = ts.notna().all().to_numpy()
         r = rel.to_numpy(float)
