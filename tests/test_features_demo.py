@@ -101,14 +101,14 @@ def _check_atrophy_features(anat, label, regional):
     print(f"sub-{label}: TIV {ml['TIV']:.0f} ml (CSF {ml['CSF']:.0f}, GM {ml['GM']:.0f}, WM {ml['WM']:.0f}); "
           + ", ".join(f"{n} {ml[n]:.2f} ({volumes.region_ml[n]:.2f})" for n in ml.index[4:]))
     assert list(ml.index[:4]) == ["TIV", "CSF", "GM", "WM"] and len(ml) == 10
-    assert 1000 < ml["TIV"] < 2000 and ml["TIV"] == pytest.approx(ml[["CSF", "GM", "WM"]].sum(), rel=1e-5)
+    assert 900 < ml["TIV"] < 2000 and ml["TIV"] == pytest.approx(ml[["CSF", "GM", "WM"]].sum(), rel=1e-5)
     assert ml["GM"] == pytest.approx(native_ml, rel=1e-3)
     np.testing.assert_allclose(volumes["fraction_of_tiv"], ml / ml["TIV"], rtol=1e-4)
     np.testing.assert_allclose(regional["fraction_of_tiv"], regional["volume_ml"] / ml["TIV"], rtol=1e-3)
     for side in ("left", "right"):  # grey matter inside approximate regions; region_ml: the whole region
         assert 1.0 < ml[f"hippocampus_{side}"] < 4.0 and 2.0 < volumes.region_ml[f"hippocampus_{side}"] < 5.0
         for name in ("amygdala", "entorhinal"):
-            assert 0.2 < ml[f"{name}_{side}"] < 2.0 and ml[f"{name}_{side}"] <= volumes.region_ml[f"{name}_{side}"]
+            assert 0.1 < ml[f"{name}_{side}"] < 2.0 and ml[f"{name}_{side}"] <= volumes.region_ml[f"{name}_{side}"]
 
 
 def _fmriprep_from_demo(demo_out, root):
