@@ -12,7 +12,8 @@ from bidsad.synthetic import make_synthetic_derivatives
 
 from .conftest import run_bidsad
 
-pytestmark = pytest.mark.integration
+# two group-level runs (TensorFlow import and training): minutes; deselected by default, run with -m slow
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_t1w_only_group_runs_keep_results_and_honour_labels(tmp_path):
