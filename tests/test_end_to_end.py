@@ -39,7 +39,7 @@ def test_derivatives_layout(demo_run):
 
 def test_tensors_match_their_sidecars(demo_run):
     tensors = sorted(demo_run["out"].glob("sub-*/features/*.npy"))
-    assert len(tensors) == 9
+    assert len(tensors) == 15  # 6 T1w, 6 modulated GM, 3 BOLD
     preset = PRESETS["small"]
     for path in tensors:
         meta = json.loads(path.with_suffix(".json").read_text())

@@ -193,7 +193,7 @@ def run_participant_level(config) -> int:
         # crash files of an earlier attempt must not count against this one, and model tensors of an
         # earlier run must not outlive an input that this run drops
         shutil.rmtree(crash_dir(config, part.label), ignore_errors=True)
-        for stale in (out_dir / f"sub-{part.label}").rglob(f"features/*_res-{config.features.preset}_desc-model_*"):
+        for stale in (out_dir / f"sub-{part.label}").rglob(f"features/*_res-{config.features.preset}_*desc-model_*"):
             stale.unlink()
         for partial in (out_dir / f"sub-{part.label}").rglob(".*.tmp"):  # a killed run's unfinished writes
             partial.unlink()
