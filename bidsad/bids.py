@@ -871,15 +871,19 @@ def summarise_validator_errors(errors: list[dict], root: Path, limit: int = 10) 
     return "\n".join(lines)
 
 
-def _read_by_bidsad(location: str) -> bool:
+def _read_by_bidsad(location: str, labels: list[str] | None = None) -> bool:
     """Whether a validator issue's location (``/sub-01/anat/...``, ``/participants.tsv``) is in what bidsad
-    reads: ``sub-*`` folders and files at the dataset root (see :data:`INDEX_IGNORE`)."""
+    reads: the selected participants' ``sub-*`` folders (all when ``labels`` is ``None``) and files at the
+    dataset root (see :data:`INDEX_IGNORE`)."""
     parts = [part for part in location.split("/") if part]
-    return not parts or len(parts) == 1 and not location.endswith("/") or parts[0].startswith("sub-")
+    if not parts or len(parts) == 1 and not location.endswith("/"):
+        return True
+    return parts[0].startswith("sub-") and (not labels or parts[0].removeprefix("sub-") in labels)
 
 
-def validate_input(bids_dir: Path) -> None:
-    """BIDS validation of the input at start (as fMRIPrep does), with the validator wheel.
+def validate_input(bids_dir: Path, labels: list[str] | None = None) -> None:
+    """BIDS validation of the input at start (as fMRIPrep does), with the validator wheel; with ``labels``
+    (``--participant-label``) only those participants' errors count.
 
     Logs one line when the validator is missing or fails to run (the run goes on). Raises
     :class:`InputError` with a summary of the errors (:func:`summarise_validator_errors`) and the way on
@@ -896,7 +900,7 @@ def validate_input(bids_dir: Path) -> None:
     except RuntimeError as err:
         LOGGER.warning(messages.VALIDATOR_FAILED.format(why=err))
         return
-    unread = [e for e in errors if not _read_by_bidsad(str(e.get("location", "")))]
+    unread = [e for e in errors if not _read_by_bidsad(str(e.get("location", "")), labels)]
     if unread:  # e.g. an earlier run's outputs or a nested dataset at the top level: never read as raw data
         LOGGER.info(messages.VALIDATOR_IGNORED.format(
             n=len(unread), where=", ".join(sorted({str(e.get("location", "")).lstrip("/") for e in unread})[:5])))

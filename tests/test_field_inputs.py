@@ -164,6 +164,7 @@ def test_input_validation_summarises_errors(tmp_path):
     assert f"the BIDS validator found 1 error(s) in {bids}" in text
     assert "REPETITION_TIME_MISMATCH (1x: sub-02/func/sub-02_task-rest_bold.nii.gz)" in text
     assert "--skip-bids-validation" in text
+    validate_input(bids, labels=["01"])  # only the selected participants' errors count
 
 
 def test_file_problem_accepts_good_files(tmp_path):

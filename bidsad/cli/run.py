@@ -176,11 +176,11 @@ def run_participant_level(config) -> int:
     ex = config.execution
     bids_dir, out_dir = Path(ex.bids_dir), Path(ex.out_dir)
     if not ex.skip_bids_validation:
-        validate_input(bids_dir)
+        validate_input(bids_dir, ex.participant_label)
     participants = collect_participants(bids_dir, ex.participant_label, ex.bids_filters,
                                         validate=not ex.skip_bids_validation, mem_gb=config.nipype.mem_gb)
-    write_dataset_description(out_dir, bids_dir, ex.derivatives)
     log_file = _log_to_file(out_dir, "participant", ex.run_uuid)
+    write_dataset_description(out_dir, bids_dir, ex.derivatives)
     _check_work_stamp(Path(ex.work_dir))
     for part in participants:
         for warning in part.warnings:
