@@ -58,6 +58,9 @@ if ! podman image exists "$BASE"; then
     rootfs=$(mktemp -d /var/tmp/bidsad-base.XXXXXX)
     trap 'rm -rf "$rootfs"' EXIT
     debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >/dev/null
+    # as Debian's slim images: no package lists or caches, documentation, manuals or translations
+    find "$rootfs"/var/lib/apt/lists "$rootfs"/var/cache/apt -type f -delete
+    rm -rf "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* "$rootfs"/usr/share/locale/*
     tar -C "$rootfs" -c . | podman import - "$BASE" >/dev/null
     rm -rf "$rootfs"
     step "base (debootstrap)" "$t"
@@ -79,10 +82,13 @@ if [ -n "${PIP_FIND_LINKS:-}" ] && [ -d "$PIP_FIND_LINKS" ]; then   # a local wh
         build+=(--build-arg TORCH_INDEX_URL=)   # the CPU-only torch wheel comes from that folder
     fi
 fi
+previous=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 t=$SECONDS
 "${build[@]}" .
 step "build" "$t"
-podman image prune -f >/dev/null   # the previous build's image, now untagged
+if [ -n "$previous" ] && [ "$previous" != "$(podman image inspect --format '{{.Id}}' "$IMAGE")" ]; then
+    podman rmi "$previous" >/dev/null 2>&1 || true   # the previous build, now untagged
+fi
 size=$(podman image inspect --format '{{.Size}}' "$IMAGE")
 
 # --- 4. run: read-only root, tmpfs /tmp, no network, random UID, bids_dir read-only -----------------------

@@ -390,21 +390,30 @@ sys.exit(subprocess.call([sys.executable, "-m", "bidsad", *args]))
 """
 
 
-@pytest.mark.slow  # about 35 s: a real participant-level task through the recipe (run with -m slow)
-@pytest.mark.integration
-def test_slurm_recipe_submits_and_runs(tmp_path):
-    """Submission (array + dependent GPU job) and one array task, with stand-ins for sbatch and apptainer."""
+def _fake_cluster(tmp_path: Path) -> dict:
+    """Stand-ins for sbatch and apptainer on PATH, and the recipe's settings for the demo dataset."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "sbatch").write_text(FAKE_SBATCH)
     (bin_dir / "apptainer").write_text(FAKE_APPTAINER.format(python=sys.executable))
     for tool in ("sbatch", "apptainer"):
         (bin_dir / tool).chmod(stat.S_IRWXU)
-    log = tmp_path / "log.txt"
-    out, work = tmp_path / "out", tmp_path / "work"
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "FAKE_LOG": str(log),
-           "BIDS_DIR": str(DEMO), "OUT_DIR": str(out), "WORK_DIR": str(work), "SIF": "bidsad.sif",
-           "PRESET": "small", "CPUS": "1", "MEM_GB": "4"}
+    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "FAKE_LOG": str(tmp_path / "log.txt"),
+            "BIDS_DIR": str(DEMO), "OUT_DIR": str(tmp_path / "out"), "WORK_DIR": str(tmp_path / "work"),
+            "SIF": str(tmp_path / "bidsad.sif"), "PRESET": "small", "CPUS": "1", "MEM_GB": "4"}
+
+
+def test_slurm_recipe_submits_with_the_sif(tmp_path):
+    """Submission (array + dependent GPU job) with stand-ins for sbatch and apptainer; the group job runs the
+    group level's command line (parsed only) from SIF_GROUP with --nv; a missing SIF stops the submission."""
+    env = _fake_cluster(tmp_path)
+    log, work = Path(env["FAKE_LOG"]), Path(env["WORK_DIR"])
+    missing = subprocess.run(["bash", str(SLURM)], env=env, capture_output=True, text=True)
+    assert missing.returncode == 2 and "apptainer build bidsad.sif docker-archive://bidsad.tar" in missing.stderr
+    assert not log.exists()
+    (tmp_path / "bidsad.sif").write_text("")
+    (tmp_path / "bidsad-cuda.sif").write_text("")
+    env["SIF_GROUP"] = str(tmp_path / "bidsad-cuda.sif")
     submit = subprocess.run(["bash", str(SLURM)], env=env, capture_output=True, text=True)
     assert submit.returncode == 0, submit.stderr
     assert "Submitted 6 participant task(s) as job 1001 and the group level as job 1002" in submit.stdout
@@ -413,18 +422,29 @@ def test_slurm_recipe_submits_and_runs(tmp_path):
     assert "--dependency=afterok:1001" in group and "--gres=gpu:1" in group and group.endswith(" group")
     assert (work / "participants.txt").read_text().split() == ["01", "02", "03", "04", "05", "06"]
 
+    group_job = subprocess.run(["bash", str(SLURM), "group"], env={**env, "FAKE_PARSE_ONLY": "1"},
+                               capture_output=True, text=True)
+    assert group_job.returncode == 0, group_job.stderr
+    run_line = log.read_text().splitlines()[-1]
+    assert run_line.startswith("apptainer run --nv --cleanenv -B") and f" {env['SIF_GROUP']} /data /out group" in run_line
+
+
+@pytest.mark.slow  # about 35 s: a real participant-level task through the recipe (run with -m slow)
+@pytest.mark.integration
+def test_slurm_recipe_participant_task_runs(tmp_path):
+    """One array task, with a stand-in apptainer that runs bidsad here with the recipe's binds mapped back."""
+    env = _fake_cluster(tmp_path)
+    out, work = Path(env["OUT_DIR"]), Path(env["WORK_DIR"])
+    work.mkdir()
+    (work / "participants.txt").write_text("01\n02\n03\n04\n05\n06\n")
     task = subprocess.run(["bash", str(SLURM), "participant"], env={**env, "SLURM_ARRAY_TASK_ID": "4"},
                           capture_output=True, text=True)
     assert task.returncode == 0, task.stderr
     assert (out / "sub-04/features/sub-04_res-small_desc-model_T1w.npy").is_file()
     assert (out / "dataset_description.json").is_file() and (work / "sub-04").is_dir()
-    run_line = log.read_text().splitlines()[-1]
+    run_line = Path(env["FAKE_LOG"]).read_text().splitlines()[-1]
     assert run_line.startswith("apptainer run --cleanenv -B") and f"{DEMO}:/data:ro" in run_line
-
-    group_job = subprocess.run(["bash", str(SLURM), "group"], env={**env, "FAKE_PARSE_ONLY": "1"},
-                               capture_output=True, text=True)
-    assert group_job.returncode == 0, group_job.stderr
-    assert log.read_text().splitlines()[-1].startswith("apptainer run --nv --cleanenv")
+    assert f" {env['SIF']} /data /out participant" in run_line
 
 
 # --- caches under a read-only or missing HOME ---------------------------------------------------------
@@ -529,7 +549,8 @@ def test_readme_container_commands_use_real_flags():
                    "--plugin-args", ".circleci/demo_outputs.py regenerate"):
         assert needed in section, needed
     options = _build_parser()._option_string_actions
-    commands = re.findall(r"(?:bidsad\.sif|bidsad) (?:/data /out|bids out) (?:participant|group)[^\n]*", section)
+    commands = re.findall(r"bidsad(?::cuda|(?:-cuda)?\.sif)? (?:/data /out|bids out) (?:participant|group)[^\n]*",
+                          section)
     assert len(commands) >= 6
     for command in commands:
         for word in shlex.split(command):
