@@ -37,15 +37,18 @@ def fold_seed(seed: int, model: str, fold: int) -> int:
 def average_repeats(predictions):
     """One out-of-fold prediction per participant (per sample in the paper protocol): the class
     probabilities averaged over repeats (every repeat's model never saw that participant), argmax."""
+    from bidsad.learn.evaluate import prediction_classes, probability_columns
+
     keys = ["participant_id"] + (["copy"] if "copy" in predictions else [])
     if "repeat" not in predictions or predictions["repeat"].nunique() == 1:
         return predictions
-    probabilities = [f"probability_{c}" for c in CLASS_NAMES]
+    classes = prediction_classes(predictions)
+    probabilities = probability_columns(classes)
     first = predictions.groupby(keys, sort=False)[["diagnosis", "label"]].first()
     mean = predictions.groupby(keys, sort=False)[probabilities].mean()
     out = first.join(mean).reset_index()
     out["predicted_label"] = out[probabilities].to_numpy().argmax(axis=1)
-    out["predicted_diagnosis"] = [CLASS_NAMES[c] for c in out["predicted_label"]]
+    out["predicted_diagnosis"] = [classes[c] for c in out["predicted_label"]]
     return out
 
 
@@ -206,7 +209,7 @@ def _callbacks(keras, state_dir: Path | None, state: dict, model_name: str, tag:
 
 def train_fold(config, out_dir: Path, model_name: str, fold: int, train_rows, test_rows, model_dir: Path,
                saliency=None, validation_rows=None, *, repeat: int = 1, repeats: int = 1, state_dir: Path | None = None,
-               strategy=None, extra_callbacks=()):
+               strategy=None, extra_callbacks=(), classes=CLASS_NAMES):
     """Train one model on one fold's training participants and predict its test participants.
 
     Adam (``config.learning.learning_rate``, paper 1e-5), sparse categorical cross-entropy, optional
@@ -222,7 +225,9 @@ def train_fold(config, out_dir: Path, model_name: str, fold: int, train_rows, te
 
     Writes ``model.keras``, ``history.tsv`` (loss, accuracy and seconds per epoch) and ``predictions.tsv``
     into ``model_dir``; returns the predictions DataFrame (one row per test participant, or per test
-    sample with a ``copy`` column in the paper protocol). For models with an MRI branch, the test
+    sample with a ``copy`` column in the paper protocol; ``label`` and one ``probability_<class>`` column
+    per class of ``classes``, the task's class names in label order: the model has ``len(classes)``
+    outputs). For models with an MRI branch, the test
     participants' gradient saliency maps are added to ``saliency`` (a
     :class:`bidsad.learn.saliency.SaliencyAccumulator`) when one is given.
     """
@@ -274,8 +279,8 @@ def train_fold(config, out_dir: Path, model_name: str, fold: int, train_rows, te
         })
         if "copy" in test_rows and test_rows["copy"].astype(int).any():
             predictions.insert(1, "copy", test_rows["copy"].astype(int).to_list())
-        predictions["predicted_diagnosis"] = [CLASS_NAMES[c] for c in predictions["predicted_label"]]
-        for code, name in enumerate(CLASS_NAMES):
+        predictions["predicted_diagnosis"] = [classes[c] for c in predictions["predicted_label"]]
+        for code, name in enumerate(classes):
             predictions[f"probability_{name}"] = proba[:, code].round(6)
         return predictions
 
@@ -297,7 +302,7 @@ def train_fold(config, out_dir: Path, model_name: str, fold: int, train_rows, te
             else:
                 state.update(epoch=0, history=[], early_stopping=None)
                 shapes = tensor_shapes(out_dir, train_rows.iloc[0], modalities)
-                model = build_model(model_name, shapes, len(CLASS_NAMES), dropout=learning.dropout)
+                model = build_model(model_name, shapes, len(classes), dropout=learning.dropout)
                 model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning.learning_rate),
                               loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         paper_copies = "copy" in train_rows and train_rows["copy"].astype(int).any()
@@ -367,8 +372,9 @@ def run_group_level(config) -> int:
 
     from bidsad.bids import InputError
     from bidsad.config import seed_everything
-    from bidsad.learn.cohort import build_cohort
-    from bidsad.learn.evaluate import classification_metrics, metrics_rows
+    from bidsad.learn.cohort import (build_cohort, check_duplicate_scans, keep_earlier_group, select_classes,
+                                     select_participants, write_cohort)
+    from bidsad.learn.evaluate import classification_metrics, metrics_rows, probability_columns
     from bidsad.learn.models import MODALITIES
     from bidsad.learn.saliency import SaliencyAccumulator, write_saliency
     from bidsad.learn.splits import add_validation, check_no_leakage, cohort_name, plan_splits
@@ -388,10 +394,13 @@ def run_group_level(config) -> int:
     LOGGER.info("group level: training on %s; deterministic ops %s", device, "on" if learning.deterministic else "off")
     paper = learning.split_protocol == "paper"
 
-    cohort = build_cohort(out_dir, bids_dir, config.features.preset)
-    previous = sorted(p.name.removeprefix("model-") for p in group_dir.glob("model-*"))
-    if previous:
-        LOGGER.warning(messages.GROUP_REPLACED.format(models=", ".join(previous)))
+    cohort = build_cohort(out_dir, bids_dir, config.features.preset, config.features.mri_input)
+    if ex.participant_label:  # --participant-label at the group level: the others are listed, not used
+        cohort = select_participants(cohort, ex.participant_label)
+    cohort, classes, class_notes = select_classes(cohort, learning.classes)
+    class_notes += check_duplicate_scans(cohort)  # refuses one scan under two IDs (InputError)
+    LOGGER.info("group level: task %s", " vs ".join(classes))
+    keep_earlier_group(group_dir, overwrite=ex.overwrite)
     shutil.rmtree(group_dir, ignore_errors=True)  # group/ always describes one run
     included = cohort[cohort["included"]].reset_index(drop=True)
     models = list(dict.fromkeys(learning.models))
@@ -400,7 +409,7 @@ def run_group_level(config) -> int:
     members = {name: set(part["participant_id"]) for name, part in splits.groupby("cohort")}
     cohort["models"] = [" ".join(m for m in models if pid in members.get(cohort_name(MODALITIES[m]), ()))
                         for pid in cohort["participant_id"]]  # who went where (fusion models: MRI and BOLD)
-    atomic_write_text(group_dir / "cohort.tsv", cohort.to_csv(sep="\t", index=False, na_rep="n/a"))
+    write_cohort(group_dir, cohort, classes)
     if splits.empty:
         raise InputError("; ".join(warnings))
     if learning.validation:
@@ -411,6 +420,7 @@ def run_group_level(config) -> int:
             parts.append(part)
             warnings += [messages.SPLIT_COHORT.format(modalities=name, warning=note) for note in notes]
         splits = pd.concat(parts, ignore_index=True)
+    warnings += class_notes
     if len(included) < 30:
         warnings.append(messages.SMALL_N.format(n=len(included)))
     for warning in warnings:
@@ -427,9 +437,13 @@ def run_group_level(config) -> int:
         usable = included[(included[list(modalities)] != "").all(axis=1)]
         model_splits = splits[splits["cohort"] == cohort_name(modalities)]
         if model_splits.empty:
+            absent = [m for m in modalities if (included[m] == "").all()]
+            if absent:  # the dataset has none of its inputs (e.g. T1w only): said, not a warning
+                LOGGER.info(messages.MODEL_NO_INPUTS.format(model=model_name, modalities=", ".join(absent)))
+                continue
             warn(messages.MODEL_SKIPPED.format(model=model_name, why=f"its {cohort_name(modalities)} cohort cannot be split"))
             continue
-        fold_predictions, saliency = [], SaliencyAccumulator()
+        fold_predictions, saliency = [], SaliencyAccumulator(classes)
         for (repeat, fold), members in model_splits.groupby(["repeat", "fold"]):
             train_rows, validation_rows, test_rows = (
                 members.loc[members["role"] == role, ["participant_id", "copy"]].merge(usable, on="participant_id")
@@ -448,14 +462,15 @@ def run_group_level(config) -> int:
                 predictions = train_fold(config, out_dir, model_name, int(fold), train_rows, test_rows,
                                          group_dir / f"model-{model_name}" / tag, saliency, validation_rows,
                                          repeat=int(repeat), repeats=learning.repeats, strategy=strategy,
-                                         state_dir=state_root / f"model-{model_name}" / tag if state_root else None)
+                                         state_dir=state_root / f"model-{model_name}" / tag if state_root else None,
+                                         classes=classes)
             except Exception as err:  # one model's failure must not lose the others
                 LOGGER.exception("model %s, %s failed", model_name, label)
                 warn(f"model {model_name}, {label} failed: {err}")
                 status = 1
                 continue
             fold_predictions.append(predictions)
-            fold_metrics = classification_metrics(predictions["label"], predictions[[f"probability_{c}" for c in CLASS_NAMES]])
+            fold_metrics = classification_metrics(predictions["label"], predictions[probability_columns(classes)], classes)
             metric_rows += metrics_rows(model_name, tag.removeprefix("fold-"), fold_metrics)
             results.setdefault(model_name, {"folds": {}})["folds"][tag.removeprefix("fold-")] = fold_metrics
         if not fold_predictions:
@@ -479,7 +494,7 @@ def run_group_level(config) -> int:
     try:
         from bidsad.learn.baselines import run_baselines
 
-        baseline_results, baseline_rows, notes = run_baselines(out_dir, included, splits, config)
+        baseline_results, baseline_rows, notes = run_baselines(out_dir, included, splits, config, classes)
         for note in notes:
             warn(note)
     except Exception as err:  # baselines are a comparison, never a reason to lose the models
@@ -493,6 +508,8 @@ def run_group_level(config) -> int:
                 "participant-level stratified k-fold" + (f", repeated {learning.repeats} times" if learning.repeats > 1 else ""))
     atomic_write_json(group_dir / "metrics.json", {
         "models": results, "baselines": baseline_results, "preset": config.features.preset,
+        "mri_input": config.features.mri_input,
+        "classes": list(classes), "task": " vs ".join(classes),
         "folds": {c: int(f.max()) for c, f in splits.groupby("cohort")["fold"]}, "repeats": learning.repeats,
         "random_seed": config.seeds.random_seed, "epochs": learning.epochs, "learning_rate": learning.learning_rate,
         "batch_size": learning.batch_size, "split_protocol": protocol, "split_protocol_name": learning.split_protocol,
