@@ -36,8 +36,10 @@ def _set_cache_dirs() -> Path | None:
     Containers run bidsad under any UID (``docker run -u``, Singularity/Apptainer) and often with a
     read-only or missing HOME (``docker run --read-only``); matplotlib, Keras and nipype would then warn or
     fail. The folder is ``<tmp>/bidsad-<uid>`` (``TMPDIR`` respected), or a fresh private one if that is
-    not ours. Variables already set (see :data:`CACHE_VARIABLES`) are kept.
+    not ours. Variables already set (see :data:`CACHE_VARIABLES`) are kept. Caches built in advance (the
+    container image's matplotlib font list) are copied from the folder named by ``BIDSAD_CACHE_SEED``.
     """
+    import shutil
     import tempfile
 
     home = Path(os.path.expanduser("~"))
@@ -55,6 +57,9 @@ def _set_cache_dirs() -> Path | None:
         if not os.environ.get(variable):
             (base / name).mkdir(exist_ok=True)
             os.environ[variable] = str(base / name)
+    seed = os.environ.get("BIDSAD_CACHE_SEED")
+    if seed and Path(seed).is_dir():
+        shutil.copytree(seed, base, dirs_exist_ok=True)
     return base
 
 
