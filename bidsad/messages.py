@@ -243,8 +243,10 @@ LEAKAGE_BYPASSED = (
 )
 FOLD_RESUMED = "model {model}, {fold}: resuming from the checkpoint after epoch {epoch} in {path}."
 FOLD_REUSED = "model {model}, {fold}: finished with the same parameters in {path}; reusing it (not retrained)."
+BASELINES_SKIPPED_DEMOGRAPHY = "Baseline age-sex-logreg skipped: participants.tsv has no 'age' or 'sex' column."
+BASELINE_INPUT_SHAPE = "Baseline voxel-svm: the grey-matter maps of {ids} are not on the grid of the others {shape}; left out."
 BASELINES_SKIPPED = (
-    "Baselines on {what} skipped: {why}. They need the participant level's regional tables "
-    "(*_desc-gm_morph.tsv, *_atlas-<atlas>_timeseries.tsv); rerun the participant level with this version "
-    "of bidsad to make them."
+    "Baselines on {what} skipped: {why}. They need the participant level's outputs "
+    "(*_desc-gm_morph.tsv, *_atlas-<atlas>_timeseries.tsv, *_res-4_label-GM_probseg.nii.gz); rerun the participant "
+    "level with this version of bidsad to make them."
 )

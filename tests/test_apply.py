@@ -46,17 +46,17 @@ def test_select_classes_excludes_other_classes_and_recodes_labels(tmp_path):
 
 @pytest.mark.integration
 def test_two_class_task_end_to_end(tmp_path, quick_config):
-    bids, out = make_synthetic_derivatives(tmp_path / "c", 9, preset="small", seed=0, with_bold=False)
+    bids, out = make_synthetic_derivatives(tmp_path / "c", 12, preset="small", seed=0, with_bold=False)
     run_bidsad(bids, out, "group", *QUICK, "--classes", "CN", "AD", "--config-file", quick_config,
                "-w", tmp_path / "w", check_rc=0)
     group = out / "group"
     cohort = pd.read_csv(group / "cohort.tsv", sep="\t", keep_default_na=False).set_index("participant_id")
     mci = cohort[cohort["diagnosis"] == "MCI"]
-    assert len(mci) == 3 and (mci["included"].astype(str) == "False").all()
+    assert len(mci) == 4 and (mci["included"].astype(str) == "False").all()
     assert mci["reason"].str.contains("--classes CN AD").all()
     predictions = pd.read_csv(group / "model-3dcnn-gap" / "predictions.tsv", sep="\t")
     assert [c for c in predictions if c.startswith("probability_")] == ["probability_CN", "probability_AD"]
-    assert len(predictions) == 6 and set(predictions["predicted_diagnosis"]) <= {"CN", "AD"}
+    assert len(predictions) == 8 and set(predictions["predicted_diagnosis"]) <= {"CN", "AD"}
     summary = json.loads((group / "metrics.json").read_text())
     assert summary["classes"] == ["CN", "AD"] and summary["task"] == "CN vs AD"
     pooled = summary["models"]["3dcnn-gap"]["pooled"]
@@ -68,7 +68,13 @@ def test_two_class_task_end_to_end(tmp_path, quick_config):
     assert "AD vs CN" in roc and not any("MCI" in t for t in roc)
     confusion = _svg_texts(group / "figures" / "confusion.svg")
     assert "CN" in confusion and "AD" in confusion and "MCI" not in confusion
+    baselines = summary["baselines"]
+    assert {"gm-svm", "gm-logreg", "voxel-svm", "age-sex-logreg"} <= set(baselines)
+    assert baselines["voxel-svm"]["pooled"]["classes"] == ["CN", "AD"] and baselines["voxel-svm"]["hyperparameters"]
+    baseline = pd.read_csv(group / "baseline-age-sex-logreg" / "predictions.tsv", sep="\t")
+    assert len(baseline) == 8 and "probability_MCI" not in baseline
     html = (group / "group.html").read_text()
+    assert "voxel-svm" in html and "age-sex-logreg" in html and "C chosen per fold" in html
     assert "CN vs AD" in html and re.search(r'<td>AD</td>\s*<td class="num">', html)
     assert not re.search(r'<td>MCI</td>\s*<td class="num">', html)  # no MCI row in the per-class table
 

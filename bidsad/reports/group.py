@@ -114,6 +114,22 @@ def _figures(group_dir: Path, summary: dict) -> list[dict]:
     return out
 
 
+def baseline_summary(baselines: dict) -> list[dict]:
+    """One row per evaluated baseline for the report: ``name``, ``inputs``, ``classifier``, ``tuning`` and
+    ``C`` (the values chosen over the folds with their counts, e.g. ``0.0001 (x12), 0.001 (x13)``)."""
+    from collections import Counter
+
+    rows = []
+    for name, result in baselines.items():
+        if not result.get("pooled"):
+            continue
+        chosen = Counter(h.get("C") for h in (result.get("hyperparameters") or {}).values())
+        rows.append({"name": name, "inputs": result.get("inputs", ""), "classifier": result.get("classifier", ""),
+                     "tuning": result.get("tuning", ""),
+                     "C": ", ".join(f"{c:g} (x{n})" for c, n in sorted(chosen.items(), key=lambda kv: kv[0] or 0) if c is not None)})
+    return rows
+
+
 def write_group_report(out_dir: Path, bids_dir: Path | None = None) -> Path:
     """Render ``<out_dir>/group/group.html`` (atomically) from the group outputs on disk; return its path.
 
@@ -148,6 +164,7 @@ def write_group_report(out_dir: Path, bids_dir: Path | None = None) -> Path:
     html = render(
         "group.html", version=__version__, summary=summary, results=summary.get("models", {}),
         baselines=summary.get("baselines", {}), classes=classes, table_metrics=TABLE_METRICS,
+        baseline_rows=baseline_summary(summary.get("baselines", {})),
         cohort=cohort, n_included=len(included), class_counts=class_counts, test_sets=test_sets, folds=folds,
         warnings=summary.get("warnings", []), paper_protocol=messages.PAPER_PROTOCOL,
         diagnosis_note=diagnosis_description(bids_dir), modalities=MODALITIES, figures=_figures(group_dir, summary),
