@@ -81,6 +81,10 @@ def main(argv: list[str] | None = None) -> None:
             status = run_reports_only(config)
         elif config.execution.analysis_level == "participant":
             status = run_participant_level(config)
+        elif config.execution.apply_models:
+            from bidsad.learn.apply import run_apply
+
+            status = run_apply(config)
         else:
             from bidsad.learn.train import run_group_level
 

@@ -27,13 +27,15 @@ def _mismatch(meta: dict, reference: dict) -> list[str]:
     return [key for key in COMPARED_PARAMETERS if meta.get(key) != reference.get(key)]
 
 
-def build_cohort(out_dir: Path, bids_dir: Path, preset: str):
+def build_cohort(out_dir: Path, bids_dir: Path, preset: str, *, labels_required: bool = True):
     """Join the participant-level features of ``preset`` with participants.tsv.
 
     Returns a DataFrame with :data:`COHORT_COLUMNS`: ``mri``/``bold`` are tensor paths relative to
     ``out_dir`` (empty when absent); ``included`` is False with a ``reason`` for every participant
     that cannot be used (no diagnosis, no MRI features); ``source_hash`` is the content hash of the
-    participant's source T1w (:func:`source_hash`; empty when unknown).
+    participant's source T1w (:func:`source_hash`; empty when unknown). With ``labels_required`` False
+    (applying trained models), a missing or unusable participants.tsv leaves every participant unlabelled
+    instead of raising.
 
     Raises
     ------
@@ -45,7 +47,12 @@ def build_cohort(out_dir: Path, bids_dir: Path, preset: str):
     import pandas as pd
 
     out_dir, bids_dir = Path(out_dir), Path(bids_dir)
-    table = read_participants_tsv(bids_dir)
+    try:
+        table = read_participants_tsv(bids_dir)
+    except InputError:
+        if labels_required:
+            raise
+        table = pd.DataFrame(columns=["diagnosis", "label", "reason"])
     labels = sorted({p.name.removeprefix("sub-") for p in out_dir.glob("sub-*") if p.is_dir()} | set(table.index))
     rows = []
     for label in labels:

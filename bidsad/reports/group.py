@@ -165,9 +165,24 @@ def write_group_report(out_dir: Path, bids_dir: Path | None = None) -> Path:
         "group.html", version=__version__, summary=summary, results=summary.get("models", {}),
         baselines=summary.get("baselines", {}), classes=classes, table_metrics=TABLE_METRICS,
         baseline_rows=baseline_summary(summary.get("baselines", {})),
+        card=json.loads((group_dir / "model_card.json").read_text()) if (group_dir / "model_card.json").is_file() else None,
         cohort=cohort, n_included=len(included), class_counts=class_counts, test_sets=test_sets, folds=folds,
         warnings=summary.get("warnings", []), paper_protocol=messages.PAPER_PROTOCOL,
         diagnosis_note=diagnosis_description(bids_dir), modalities=MODALITIES, figures=_figures(group_dir, summary),
         methods_html=to_html(text["group"]) if text["group"] else "",
     )
+    return atomic_write_text(group_dir / "group.html", html)
+
+
+def write_apply_report(out_dir: Path) -> Path:
+    """Render ``<out_dir>/group/group.html`` of an ``--apply-models`` run (atomically) from ``group/model_card.json``
+    and ``group/predictions.tsv``; return its path."""
+    from bidsad.reports import render
+    from bidsad.utils import atomic_write_text
+
+    group_dir = Path(out_dir) / "group"
+    card = json.loads((group_dir / "model_card.json").read_text())
+    predictions = _read_tsv(group_dir / "predictions.tsv").fillna("n/a")
+    html = render("apply.html", version=__version__, card=card, app=card["application"],
+                  predictions=predictions.to_dict("records"))
     return atomic_write_text(group_dir / "group.html", html)
