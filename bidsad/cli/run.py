@@ -279,8 +279,11 @@ def run_reports_only(config) -> int:
             part.errors.extend(_crash_reasons(crash_dir(config, part.label)))
             reports.append(write_participant_report(config, part))
     else:
-        from bidsad.reports.group import write_group_report
+        from bidsad.reports.group import write_apply_report, write_group_report
 
+        if (out_dir / "group" / "predictions.json").is_file() and not (out_dir / "group" / "metrics.json").is_file():
+            LOGGER.info(messages.REPORTS_DONE.format(reports=write_apply_report(out_dir)))  # an --apply-models run
+            return EXIT_OK
         if not (out_dir / "group" / "metrics.json").is_file():
             raise InputError(messages.REPORTS_NO_GROUP.format(group=out_dir / "group", bids=bids_dir, out=out_dir))
         reports.append(write_group_report(out_dir, bids_dir))
