@@ -58,9 +58,11 @@ class Execution:
     """Preprocessed inputs by pipeline name (``--derivatives NAME=PATH``); ``{"fmriprep": PATH}`` makes the
     participant level use fMRIPrep's outputs instead of its own preprocessing (see :mod:`bidsad.fmriprep`)."""
     skip_bids_validation: bool = False
-    """Skip pybids' validation of file names."""
+    """Skip the BIDS validator at start (``bids-validator-deno``) and pybids' validation of file names."""
     verbose: int = 0
     """Verbosity: 0 warnings only, 1 info, 2 debug."""
+    overwrite: bool = False
+    """Group level: replace ``group/`` of an earlier run instead of keeping it as ``group-<date>/``."""
     reports_only: bool = False
     """Rebuild the reports and citation boilerplate from existing outputs; run no workflow, train nothing."""
     apply_models: str | None = None
@@ -97,6 +99,9 @@ DENOISE_STRATEGIES = ("none", "basic")
 SPLIT_PROTOCOLS = ("participant", "paper")
 CLASS_WEIGHTS = ("none", "balanced")
 
+#: Values of ``--mri-input``: which participant-level MRI tensor the group level feeds to the models.
+MRI_INPUTS = ("t1w", "gm")
+
 #: Values of ``--anat-registration``.
 ANAT_REGISTRATIONS = ("affine", "syn")
 
@@ -119,6 +124,10 @@ class Features:
 
     preset: str = "paper"
     """Grid preset (see :data:`PRESETS`)."""
+    mri_input: str = "t1w"
+    """MRI model input of the group level (``--mri-input``, :data:`MRI_INPUTS`): ``t1w`` (the standardised
+    T1w tensor, ``*_res-<preset>_desc-model_T1w.npy``) or ``gm`` (Jacobian-modulated grey matter,
+    ``*_res-<preset>_label-GM_desc-model_probseg.npy``); both on the same grid and made by every participant run."""
 
 
 @dataclass
@@ -229,6 +238,7 @@ class Config:
             ("preprocessing", "denoise", self.preprocessing.denoise in DENOISE_STRATEGIES,
              f"one of {', '.join(DENOISE_STRATEGIES)}"),
             ("features", "preset", self.features.preset in PRESETS, f"one of {', '.join(sorted(PRESETS))}"),
+            ("features", "mri_input", self.features.mri_input in MRI_INPUTS, f"one of {', '.join(MRI_INPUTS)}"),
             ("learning", "models", isinstance(self.learning.models, list) and bool(self.learning.models)
              and all(m in MODEL_NAMES for m in self.learning.models), f"a list from {', '.join(MODEL_NAMES)}"),
             ("learning", "classes", isinstance(self.learning.classes, list) and all(c in CLASS_NAMES for c in self.learning.classes)

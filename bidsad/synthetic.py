@@ -286,8 +286,8 @@ def make_synthetic_derivatives(root: Path, n_participants: int = 60, *, preset: 
     fields and ``ParametersHash`` of :func:`bidsad.interfaces.tensors.finish_meta`), optionally
     ``features/sub-<l>_task-rest_res-<preset>_desc-model_bold.npy`` (+ ``.json``), and the baseline
     inputs (the participant level's regional tables): ``anat/sub-<l>_atlas-synthetic_desc-gm_morph.tsv`` (``index``,
-    ``name``, ``volume_ml``), a coarse grey-matter map
-    ``anat/sub-<l>_space-MNI152NLin2009aSym_res-4_label-GM_probseg.nii.gz`` (every 4th voxel of the MRI tensor,
+    ``name``, ``volume_ml``), a coarse "modulated grey-matter" map
+    ``anat/sub-<l>_space-MNI152NLin2009aSym_res-4_label-GM_desc-modulated_probseg.nii.gz`` (every 4th voxel of the MRI tensor,
     mapped into [0, 1]) and, with BOLD,
     ``func/sub-<l>_task-rest_space-MNI152NLin2009aSym_atlas-synthetic_timeseries.tsv``
     (``n_volumes`` rows x :data:`N_REGIONS` regions).
@@ -347,7 +347,7 @@ def make_synthetic_derivatives(root: Path, n_participants: int = 60, *, preset: 
         coarse = mri[::4, ::4, ::4]  # a "grey-matter map at 4 mm" carrying the same class effect as the tensor
         gm = np.where(coarse != 0, np.clip(0.5 + 0.25 * coarse, 0.0, 1.0), 0.0).astype(np.float32)
         nb.save(nb.Nifti1Image(gm, np.diag([4.0, 4.0, 4.0, 1.0])),
-                anat / f"sub-{label}_space-MNI152NLin2009aSym_res-4_label-GM_probseg.nii.gz")
+                anat / f"sub-{label}_space-MNI152NLin2009aSym_res-4_label-GM_desc-modulated_probseg.nii.gz")
         if with_bold:
             bold = synthetic_bold_tensor(severity, sub_rng, grid["bold_shape"], grid["frames"], effect, params)
             stem = features / f"sub-{label}_task-rest_res-{preset}_desc-model_bold"

@@ -92,7 +92,7 @@ def test_baselines_skipped_with_a_message_without_regional_tables(cohort, tmp_pa
     results, rows, notes = baselines.run_baselines(empty, table, splits, Config())
     assert not results and not rows
     assert len(notes) == 4 and all("skipped" in n for n in notes)  # regional GM, connectivity, voxels, age + sex
-    assert "desc-gm_morph.tsv" in notes[0] and "label-GM_probseg" in notes[2] and "'age'" in notes[3]
+    assert "desc-gm_morph.tsv" in notes[0] and "desc-modulated_probseg" in notes[2] and "'age'" in notes[3]
 
 
 @pytest.mark.parametrize("classifier", baselines.CLASSIFIERS)

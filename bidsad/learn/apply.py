@@ -85,7 +85,7 @@ def write_model_card(out_dir: Path, cohort, classes, config, summary: dict) -> P
             "n": int(len(used)), "counts": counts,
             "participants": [{"participant_id": r.participant_id, "diagnosis": r.diagnosis,
                               CONTENT_HASH_KEY: r.source_hash or None} for r in used.itertuples()]},
-        "preset": config.features.preset,
+        "preset": config.features.preset, "mri_input": config.features.mri_input,
         "tensor_parameters": {column: _reference_parameters(out_dir, used, column) for column in ("mri", "bold")},
         "recipe": dataclasses.asdict(config.learning), "random_seed": config.seeds.random_seed,
         "split_protocol": summary.get("split_protocol"), "leaks": bool(summary.get("leaks")),
@@ -236,7 +236,7 @@ def run_apply(config) -> int:
     preset = card["preset"]
     if preset != config.features.preset:
         LOGGER.info(messages.APPLY_PRESET.format(preset=preset))
-    cohort = build_cohort(out_dir, bids_dir, preset, labels_required=False)
+    cohort = build_cohort(out_dir, bids_dir, preset, card.get("mri_input", "t1w"), labels_required=False)
     cohort = cohort[cohort["mri"] != ""].reset_index(drop=True)
     notes = check_against_training(cohort, card)
     used = sorted({m for model in card["models"].values() for m in model["modalities"]})

@@ -8,7 +8,7 @@ Inputs are exactly the participant level's outputs (README, Outputs) and partici
 - ``connectivity-*``: ROI time series,
   ``sub-<l>/[ses-<s>/]func/..._task-rest[_run-<r>]_space-MNI152NLin2009aSym_atlas-<atlas>_timeseries.tsv``
   (header = region names, one row per volume, ``n/a`` for a constant/empty region);
-- ``voxel-svm``: the voxel-wise grey-matter map at 4 mm in MNI space (:data:`VOXEL_GM_PATTERN`; the reference
+- ``voxel-svm``: the Jacobian-modulated grey-matter map at 4 mm in MNI space (:data:`VOXEL_GM_PATTERN`; the reference
   linear SVM of Samper-Gonzalez et al. 2018, NeuroImage 183:504-521, on the voxels with any variance among
   the fold's training participants);
 - ``age-sex-logreg``: ``age`` and ``sex`` of participants.tsv, to show how much demography alone predicts.
@@ -44,7 +44,7 @@ CLASSIFIERS = ("svm", "logreg")
 GM_PATTERN = "sub-{label}*_atlas-*_desc-gm_morph.tsv"
 TIMESERIES_PATTERN = "sub-{label}*_task-rest*_space-MNI152NLin2009aSym_atlas-*_timeseries.tsv"
 #: The voxel-wise GM map of ``voxel-svm`` (participant level, ``anat/``): the ONE place that names it.
-VOXEL_GM_PATTERN = "sub-{label}*_space-MNI152NLin2009aSym_res-4_label-GM_probseg.nii.gz"
+VOXEL_GM_PATTERN = "sub-{label}*_space-MNI152NLin2009aSym_res-4_label-GM_desc-modulated_probseg.nii.gz"
 #: Every baseline: name -> (input kind, classifier).
 BASELINES = {"gm-svm": ("gm", "svm"), "gm-logreg": ("gm", "logreg"),
              "connectivity-svm": ("connectivity", "svm"), "connectivity-logreg": ("connectivity", "logreg"),
@@ -330,6 +330,9 @@ def run_baselines(out_dir: Path, included, splits, config, classes=CLASS_NAMES):
     results, rows, notes = {}, [], []
     cohorts = list(dict.fromkeys(splits["cohort"]))
     for kind, (_, what, preferred) in KINDS.items():
+        if kind == "connectivity" and not inputs["connectivity"] and (included["bold"] == "").all():
+            LOGGER.info(messages.BASELINES_NO_BOLD)  # a T1w-only dataset: nothing to rerun for
+            continue
         features, have, kind_notes = _read_kind(kind, inputs, bids_dir, ids)
         notes += kind_notes
         if features is None:

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from bidsad import messages
 from bidsad.bids import CLASS_NAMES, CONTENT_HASH_KEY, InputError, read_participants_tsv
 
+LOGGER = logging.getLogger("bidsad")
 #: Sidecar fields that must agree between participants for their tensors to be used together.
 COMPARED_PARAMETERS = ("preset", "shape", "dtype", "voxel_size_mm", "field_of_view_mm", "frames",
                        "Normalisation", "Interpolation")
 COHORT_COLUMNS = ["participant_id", "diagnosis", "label", "mri", "bold", "included", "reason", "note", "source_hash"]
+#: File name endings (after ``_res-<preset>_``) of the model tensors: the MRI input by ``--mri-input``
+#: (:data:`bidsad.config.MRI_INPUTS`), and the fMRI tensor.
+MRI_TENSORS = {"t1w": "desc-model_T1w", "gm": "label-GM_desc-model_probseg"}
+BOLD_TENSOR = "desc-model_bold"
 
 
-def _features(out_dir: Path, label: str, preset: str, suffix: str) -> list[Path]:
-    """Tensors of ``suffix`` for a participant and preset, sorted (sessions and runs in order)."""
-    return sorted((out_dir / f"sub-{label}").rglob(f"features/*_res-{preset}_desc-model_{suffix}.npy"))
+def _features(out_dir: Path, label: str, preset: str, ending: str) -> list[Path]:
+    """Tensors ``*_res-<preset>_<ending>.npy`` of a participant, sorted (sessions and runs in order)."""
+    return sorted((out_dir / f"sub-{label}").rglob(f"features/*_res-{preset}_{ending}.npy"))
 
 
 def _sidecar(tensor: Path) -> dict:
@@ -27,15 +33,16 @@ def _mismatch(meta: dict, reference: dict) -> list[str]:
     return [key for key in COMPARED_PARAMETERS if meta.get(key) != reference.get(key)]
 
 
-def build_cohort(out_dir: Path, bids_dir: Path, preset: str, *, labels_required: bool = True):
+def build_cohort(out_dir: Path, bids_dir: Path, preset: str, mri_input: str = "t1w", *, labels_required: bool = True):
     """Join the participant-level features of ``preset`` with participants.tsv.
 
     Returns a DataFrame with :data:`COHORT_COLUMNS`: ``mri``/``bold`` are tensor paths relative to
-    ``out_dir`` (empty when absent); ``included`` is False with a ``reason`` for every participant
-    that cannot be used (no diagnosis, no MRI features); ``source_hash`` is the content hash of the
-    participant's source T1w (:func:`source_hash`; empty when unknown). With ``labels_required`` False
-    (applying trained models), a missing or unusable participants.tsv leaves every participant unlabelled
-    instead of raising.
+    ``out_dir`` (empty when absent); ``mri`` is the tensor chosen by ``mri_input`` (:data:`MRI_TENSORS`:
+    the standardised T1w or the modulated grey matter); ``included`` is False with a ``reason`` for every
+    participant that cannot be used (no diagnosis, no MRI features); ``source_hash`` is the content hash
+    of the participant's source T1w (:func:`source_hash`; empty when unknown). With ``labels_required``
+    False (applying trained models), a missing or unusable participants.tsv leaves every participant
+    unlabelled instead of raising.
 
     Raises
     ------
@@ -56,14 +63,17 @@ def build_cohort(out_dir: Path, bids_dir: Path, preset: str, *, labels_required:
     labels = sorted({p.name.removeprefix("sub-") for p in out_dir.glob("sub-*") if p.is_dir()} | set(table.index))
     rows = []
     for label in labels:
-        mris, bolds = _features(out_dir, label, preset, "T1w"), _features(out_dir, label, preset, "bold")
+        mris, bolds = _features(out_dir, label, preset, MRI_TENSORS[mri_input]), _features(out_dir, label, preset, BOLD_TENSOR)
         mri, bold = (mris or [None])[0], (bolds or [None])[0]
         notes = [messages.EXTRA_BOLD.format(label=f"sub-{label}", n=len(found), used=found[0].name)
                  for found in (mris, bolds) if len(found) > 1]
         row = {"participant_id": f"sub-{label}", "diagnosis": "", "label": pd.NA,
                "mri": str(mri.relative_to(out_dir)) if mri else "",
                "bold": str(bold.relative_to(out_dir)) if bold else "", "included": True, "reason": "",
-               "note": " ".join(notes), "source_hash": source_hash(mri, bids_dir) if mri else ""}
+               "note": " ".join(notes), "source_hash": ""}
+        t1w = mris if mri_input == "t1w" else _features(out_dir, label, preset, MRI_TENSORS["t1w"])
+        if mri is not None and (t1w or mris):  # the T1w tensor's sidecar records the scan's hash
+            row["source_hash"] = source_hash((t1w or mris)[0], bids_dir)
         if label not in table.index:
             row.update(included=False, reason=messages.EXCLUDED_NOT_IN_TSV)
         else:
@@ -80,9 +90,11 @@ def build_cohort(out_dir: Path, bids_dir: Path, preset: str, *, labels_required:
     if not (cohort["mri"] != "").any():
         import re
 
-        others = sorted({m.group(1) for p in out_dir.glob("sub-*/**/features/*_desc-model_T1w.npy")
+        others = sorted({m.group(1) for p in out_dir.glob(f"sub-*/**/features/*_{MRI_TENSORS[mri_input]}.npy")
                          if (m := re.search(r"_res-([a-zA-Z0-9]+)_", p.name))})
         found = messages.FEATURES_OTHER_PRESETS.format(presets=", ".join(others), first=others[0]) if others else ""
+        if mri_input != "t1w" and not others and any(out_dir.glob(f"sub-*/**/features/*_res-{preset}_{MRI_TENSORS['t1w']}.npy")):
+            found = messages.FEATURES_NO_MRI_INPUT.format(mri_input=mri_input, ending=MRI_TENSORS[mri_input])
         raise InputError(messages.NO_FEATURES.format(preset=preset, out=out_dir, bids=bids_dir, found=found))
 
     mismatches = []
@@ -143,6 +155,83 @@ def check_duplicate_scans(cohort) -> list[str]:
         raise InputError(messages.DUPLICATE_SCANS.format(items="\n  ".join(items)))
     unknown = list(included.loc[included["source_hash"] == "", "participant_id"])
     return [messages.HASH_UNKNOWN.format(n=len(unknown), ids=", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else ""))] if unknown else []
+
+
+def cohort_counts(cohort, classes=CLASS_NAMES) -> dict:
+    """Counts of a cohort table (:data:`COHORT_COLUMNS`): ``{"used": {class: n}, "excluded": {reason: n},
+    "mri_only": [participant_id, ...]}``. ``classes``: the task's class names, indexed by ``label`` (after
+    :func:`select_classes`). ``mri_only`` lists the used participants without BOLD features: they enter the
+    MRI models only, never the fusion models."""
+    used = cohort[cohort["included"].astype(str).str.lower() == "true"]
+    codes = pd_to_codes(used["label"])
+    counts = {"used": {name: int(sum(code == k for code in codes)) for k, name in enumerate(classes)},
+              "excluded": {}, "mri_only": sorted(used.loc[used["bold"].fillna("") == "", "participant_id"].tolist())}
+    for reason in cohort.loc[cohort["included"].astype(str).str.lower() != "true", "reason"].fillna(""):
+        reason = str(reason) or "no reason recorded"
+        counts["excluded"][reason] = counts["excluded"].get(reason, 0) + 1
+    return counts
+
+
+def pd_to_codes(labels) -> list[int]:
+    """Label codes of a column read back from cohort.tsv (``2``, ``2.0`` or ``"2"``) as integers."""
+    return [int(float(value)) for value in labels if str(value) not in ("", "n/a", "<NA>", "nan")]
+
+
+def write_cohort(group_dir: Path, cohort, classes=CLASS_NAMES) -> None:
+    """``group/cohort.tsv`` and its sidecar ``cohort.json`` (column descriptions and :func:`cohort_counts`)."""
+    from bidsad.utils import atomic_write_json, atomic_write_text
+
+    atomic_write_text(Path(group_dir) / "cohort.tsv", cohort.to_csv(sep="\t", index=False, na_rep="n/a"))
+    atomic_write_json(Path(group_dir) / "cohort.json", {
+        "Counts": cohort_counts(cohort, classes),
+        "included": {"Description": "whether the participant was used by the group level"},
+        "reason": {"Description": "why a participant was not used"},
+        "mri": {"Description": "MRI model tensor, relative to out_dir (empty: none)"},
+        "bold": {"Description": "fMRI model tensor, relative to out_dir (empty: none; MRI models only)"},
+    })
+
+
+def select_participants(cohort, labels: list[str]):
+    """``--participant-label`` at the group level: participants not listed stay in the table with
+    ``included`` False and the reason :data:`bidsad.messages.EXCLUDED_NOT_SELECTED`.
+
+    Raises :class:`InputError` when a listed label is not in the cohort (the message lists them).
+    """
+    wanted = {f"sub-{label}" for label in labels}
+    missing = sorted(wanted - set(cohort["participant_id"]))
+    if missing:
+        raise InputError(messages.GROUP_LABELS_MISSING.format(labels=", ".join(missing)))
+    cohort = cohort.copy()
+    others = ~cohort["participant_id"].isin(wanted)
+    cohort.loc[others & cohort["included"], "reason"] = messages.EXCLUDED_NOT_SELECTED
+    cohort.loc[others, "included"] = False
+    return cohort
+
+
+def keep_earlier_group(group_dir: Path, overwrite: bool = False) -> Path | None:
+    """Keep the results of an earlier group run: ``group/`` is moved to ``group-<date>/`` beside it (the date of
+    its ``metrics.json``, else of the folder), unless ``overwrite`` (``--overwrite``), where it is left to be
+    replaced. Either way a warning names the earlier models and where they are. Returns the new folder.
+    """
+    import time
+
+    group_dir = Path(group_dir)
+    previous = sorted(p.name.removeprefix("model-") for p in group_dir.glob("model-*"))
+    if not group_dir.is_dir() or not any(group_dir.iterdir()):
+        return None
+    if overwrite:
+        LOGGER.warning(messages.GROUP_REPLACED.format(models=", ".join(previous) or "none"))
+        return None
+    stamp_of = group_dir / "metrics.json" if (group_dir / "metrics.json").exists() else group_dir
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(stamp_of.stat().st_mtime))
+    kept = group_dir.with_name(f"group-{stamp}")
+    suffix = 1
+    while kept.exists():
+        suffix += 1
+        kept = group_dir.with_name(f"group-{stamp}-{suffix}")
+    group_dir.rename(kept)
+    LOGGER.warning(messages.GROUP_KEPT.format(models=", ".join(previous) or "none", kept=kept))
+    return kept
 
 
 def class_name(code: int) -> str:

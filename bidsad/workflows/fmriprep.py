@@ -19,7 +19,8 @@ def init_fmriprep_anat_wf(*, inputs, t1w_source: str, out_dir: str, preset: str,
     :class:`bidsad.interfaces.tensors.MriTensor` as bidsad's own T1w); the native tissue maps are resampled
     once onto the 2 mm template grid. ``sources``: BIDS URIs of the fMRIPrep files used.
 
-    outputnode: ``probseg`` (native CSF, GM, WM), ``probseg_std`` (2 mm template grid), ``mni2t1w_xfm``, ``tensor``.
+    outputnode: ``probseg`` (native CSF, GM, WM), ``probseg_std`` (2 mm template grid), ``t1w_mask``,
+    ``t1w2mni_xfm``, ``mni2t1w_xfm``, ``tensor``.
     """
     from nipype.interfaces import utility as niu
     from nipype.pipeline import engine as pe
@@ -31,9 +32,11 @@ def init_fmriprep_anat_wf(*, inputs, t1w_source: str, out_dir: str, preset: str,
     from bidsad.workflows.outputs import init_ds_tensor_wf
 
     workflow = pe.Workflow(name=name)
-    outputnode = pe.Node(niu.IdentityInterface(fields=["probseg", "probseg_std", "mni2t1w_xfm", "tensor"]),
-                         name="outputnode")
+    outputnode = pe.Node(niu.IdentityInterface(fields=["probseg", "probseg_std", "t1w_mask", "t1w2mni_xfm",
+                                                       "mni2t1w_xfm", "tensor"]), name="outputnode")
     outputnode.inputs.probseg = [str(p) for p in inputs.probseg]
+    outputnode.inputs.t1w_mask = str(inputs.t1w_mask)
+    outputnode.inputs.t1w2mni_xfm = str(inputs.t1w2mni_xfm)
     outputnode.inputs.mni2t1w_xfm = str(inputs.mni2t1w_xfm)
     std = pe.Node(StandardiseIntensity(in_file=str(inputs.t1w_preproc), mask_file=str(inputs.t1w_mask)),
                   name="standardise")
