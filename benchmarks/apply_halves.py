@@ -55,6 +55,7 @@ def main(argv=None) -> None:
     parser.add_argument("--classes", nargs="+", default=["CN", "AD"])
     parser.add_argument("--preset", default="small")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--copy-of", default="sub-0001", help="training participant whose raw T1w is copied (kept in half A)")
     parser.add_argument("--train-args", default="--models 3dcnn --epochs 20 --learning-rate 1e-4 --class-weight balanced")
     opts = parser.parse_args(argv)
 
@@ -69,6 +70,11 @@ def main(argv=None) -> None:
     table = table[[any((derivatives / p).glob(f"features/*_res-{opts.preset}_desc-model_T1w.npy")) for p in table["participant_id"]]]
     train_index, test_index = next(StratifiedKFold(2, shuffle=True, random_state=opts.seed).split(table, table["diagnosis"]))
     half_a, half_b = table.iloc[train_index], table.iloc[test_index]
+    if opts.copy_of in set(half_b["participant_id"]):  # keep the copied participant in training: swap it with a peer
+        moved = half_b[half_b["participant_id"] == opts.copy_of]
+        peer = half_a[half_a["diagnosis"] == moved["diagnosis"].iloc[0]].iloc[:1]
+        half_a = pd.concat([half_a.drop(peer.index), moved])
+        half_b = pd.concat([half_b.drop(moved.index), peer])
     print(f"half A: {len(half_a)} ({half_a['diagnosis'].value_counts().to_dict()}), "
           f"half B: {len(half_b)} ({half_b['diagnosis'].value_counts().to_dict()})")
     out_a = linked_copy(derivatives, half_a["participant_id"], root / "A" / "out")
@@ -94,14 +100,14 @@ def main(argv=None) -> None:
                                f"{'inside' if inside else 'OUTSIDE'}")
 
     # refusal 1: a training participant (same ID) in the new dataset
-    trained = half_a["participant_id"].iloc[0]
+    trained = [p for p in half_a["participant_id"] if p != opts.copy_of][0]
     out_id = linked_copy(derivatives, [*half_b["participant_id"], trained], root / "B_with_training_id" / "out")
     proc = bidsad(bids_dir, out_id, "group", "--apply-models", out_a / "group", "-w", root / "B_with_training_id" / "work")
     print(proc.stderr[-1500:])
     summary.append(f"training ID refused: {proc.returncode == 2 and trained in proc.stderr}")
 
     # refusal 2: a renamed, recompressed copy of a training participant's raw T1w, through the participant level
-    source = trained
+    source = opts.copy_of
     new = "sub-9001"
     copy_bids = root / "renamed" / "bids"
     (copy_bids / new / "anat").mkdir(parents=True, exist_ok=True)
@@ -109,13 +115,19 @@ def main(argv=None) -> None:
     (copy_bids / "participants.tsv").write_text(f"participant_id\tdiagnosis\n{new}\tn/a\n")
     raw = sorted((bids_dir / source / "anat").glob(f"{source}*_T1w.nii*"))[0]
     image = nb.load(str(raw))
-    nb.save(nb.Nifti1Image(image.dataobj.get_unscaled() if hasattr(image.dataobj, "get_unscaled") else image.get_fdata(),
-                           image.affine, image.header), str(copy_bids / new / "anat" / f"{new}_T1w.nii"))  # uncompressed
+    if not (copy_bids / new / "anat" / f"{new}_T1w.nii").is_file():
+        nb.save(nb.Nifti1Image(image.dataobj.get_unscaled() if hasattr(image.dataobj, "get_unscaled") else image.get_fdata(),
+                               image.affine, image.header), str(copy_bids / new / "anat" / f"{new}_T1w.nii"))  # uncompressed
     copy_out = root / "renamed" / "out"
-    proc = bidsad(copy_bids, copy_out, "participant", "--preset", opts.preset, "--participant-label", new,
-                  "--nprocs", "1", "-w", root / "renamed" / "work")
-    if proc.returncode != 0:
-        print(proc.stderr[-3000:])
+    for _ in range(40):  # a participant run of the copy already under way (same ROOT): wait for it (up to 20 min)
+        if not copy_out.is_dir() or any((copy_out / new).glob(f"features/*_res-{opts.preset}_desc-model_T1w.npy")):
+            break
+        time.sleep(30)
+    if not any((copy_out / new).glob(f"features/*_res-{opts.preset}_desc-model_T1w.npy")):
+        proc = bidsad(copy_bids, copy_out, "participant", "--preset", opts.preset, "--participant-label", new,
+                      "--nprocs", "1", "-w", root / "renamed" / "work")
+        if proc.returncode != 0:
+            print(proc.stderr[-3000:])
     out_copy = linked_copy(derivatives, half_b["participant_id"], root / "B_with_renamed_copy" / "out")
     linked_copy(copy_out, [new], out_copy)
     proc = bidsad(bids_dir, out_copy, "group", "--apply-models", out_a / "group", "-w", root / "B_with_renamed_copy" / "work")

@@ -15,13 +15,6 @@ QUICK = ["--preset", "small", "--models", "3dcnn-gap", "--epochs", "1", "--folds
          "--no-validation"]
 
 
-@pytest.fixture
-def quick_config(tmp_path):
-    path = tmp_path / "quick.toml"
-    path.write_text("[learning]\nn_bootstrap = 20\nn_permutations = 20\n")
-    return path
-
-
 def _svg_texts(path):
     return re.findall(r"<!-- (.*?) -->", path.read_text())
 

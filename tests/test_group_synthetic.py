@@ -69,13 +69,6 @@ def test_paper_protocol_inflates_shuffled_label_scores_and_says_so(tmp_path):
     assert "LEAKS" in (out / "logs" / "CITATION.md").read_text()
 
 
-@pytest.fixture
-def quick_config(tmp_path):
-    path = tmp_path / "quick.toml"
-    path.write_text("[learning]\nn_bootstrap = 20\nn_permutations = 20\n")
-    return path
-
-
 def test_synthetic_derivatives_follow_the_participant_level_names(tmp_path):
     from bidsad.learn.cohort import build_cohort
 
