@@ -65,6 +65,9 @@ class Execution:
     """Group level: replace ``group/`` of an earlier run instead of keeping it as ``group-<date>/``."""
     reports_only: bool = False
     """Rebuild the reports and citation boilerplate from existing outputs; run no workflow, train nothing."""
+    apply_models: str | None = None
+    """Group level: the ``group/`` folder of an earlier group run (``--apply-models``) whose models predict this
+    dataset's participants instead of training new ones (:mod:`bidsad.learn.apply`)."""
     run_uuid: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S_") + uuid.uuid4().hex[:8])
     """Identifier of this run (timestamp and random suffix)."""
     version: str = __version__

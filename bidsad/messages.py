@@ -322,10 +322,37 @@ LEAKAGE_BYPASSED = (
 )
 FOLD_RESUMED = "model {model}, {fold}: resuming from the checkpoint after epoch {epoch} in {path}."
 FOLD_REUSED = "model {model}, {fold}: finished with the same parameters in {path}; reusing it (not retrained)."
+BASELINES_SKIPPED_DEMOGRAPHY = "Baseline age-sex-logreg skipped: participants.tsv has no 'age' or 'sex' column."
+BASELINE_INPUT_SHAPE = "Baseline voxel-svm: the grey-matter maps of {ids} are not on the grid of the others {shape}; left out."
 BASELINES_NO_BOLD = "connectivity baselines: no participant has BOLD features (a T1w-only cohort); not run."
 MODEL_NO_INPUTS = "model {model}: no participant has {modalities} features (e.g. a T1w-only dataset); not trained."
 BASELINES_SKIPPED = (
-    "Baselines on {what} skipped: {why}. They need the participant level's regional tables "
-    "(*_desc-gm_morph.tsv, *_atlas-<atlas>_timeseries.tsv); rerun the participant level with this version "
-    "of bidsad to make them."
+    "Baselines on {what} skipped: {why}. They need the participant level's outputs "
+    "(*_desc-gm_morph.tsv, *_atlas-<atlas>_timeseries.tsv, *_res-4_label-GM_desc-modulated_probseg.nii.gz); rerun the participant "
+    "level with this version of bidsad to make them."
 )
+
+# applying trained models (group --apply-models)
+MODEL_CARD_FAILED = "group/model_card.json could not be written ({why}); --apply-models cannot use this run."
+APPLY_GROUP_ONLY = "--apply-models applies trained models at the group level: use it with analysis_level 'group'."
+APPLY_NO_CARD = ("--apply-models {path}: no model_card.json there. Give the group/ folder of an earlier group run "
+                 "(<earlier out_dir>/group) made by this version of bidsad; older runs must be retrained.")
+APPLY_BAD_CARD = "--apply-models: {path} cannot be used: {why}."
+APPLY_LEAKY_CARD = ("--apply-models: these models were evaluated with the paper's leaking split protocol; their "
+                    "cross-validated metrics are inflated.")
+APPLY_SAME_ID = "{id} is a training participant of these models (same participant ID)"
+APPLY_SAME_SCAN = "{id} has the same T1w scan (voxel content hash) as training participant {training}"
+APPLY_LEAK = ("refusing to apply the models of run {run}: participants of this dataset were used to train them, so "
+              "their predictions would not be honest:\n  {items}\nRemove these participants from the dataset (or "
+              "their derivatives), or, if they are truly different people who share an ID, relabel them.")
+APPLY_CARD_NO_HASHES = ("--apply-models: the training run recorded no content hashes; new participants were checked "
+                        "against its training participants by ID only.")
+APPLY_PARAMETERS = ("--apply-models: the features in out_dir were not made with the parameters of the training features "
+                    "(preset '{preset}'), and bidsad does not mix them:\n  {items}\nRerun the participant level with "
+                    "--preset {preset} and the bidsad version of the training run.")
+APPLY_SAME_RUN = ("--apply-models {path} is the group folder of this out_dir: applying models to their own training "
+                  "participants is not an evaluation. Give another dataset's out_dir.")
+APPLY_PRESET = "--apply-models: using the training run's preset '{preset}'."
+APPLY_NO_INPUTS = "model {model}: no participant has its inputs ({modalities}); not applied."
+APPLY_REPLACES = "--apply-models: replacing the earlier group outputs in {group}."
+APPLY_DONE = "Applied the models to {n} participant(s): {report}"

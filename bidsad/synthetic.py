@@ -286,14 +286,18 @@ def make_synthetic_derivatives(root: Path, n_participants: int = 60, *, preset: 
     fields and ``ParametersHash`` of :func:`bidsad.interfaces.tensors.finish_meta`), optionally
     ``features/sub-<l>_task-rest_res-<preset>_desc-model_bold.npy`` (+ ``.json``), and the baseline
     inputs (the participant level's regional tables): ``anat/sub-<l>_atlas-synthetic_desc-gm_morph.tsv`` (``index``,
-    ``name``, ``volume_ml``) and, with BOLD,
+    ``name``, ``volume_ml``), a coarse "modulated grey-matter" map
+    ``anat/sub-<l>_space-MNI152NLin2009aSym_res-4_label-GM_desc-modulated_probseg.nii.gz`` (every 4th voxel of the MRI tensor,
+    mapped into [0, 1]) and, with BOLD,
     ``func/sub-<l>_task-rest_space-MNI152NLin2009aSym_atlas-synthetic_timeseries.tsv``
     (``n_volumes`` rows x :data:`N_REGIONS` regions).
 
     Classes cycle CN, MCI, AD (severity 0, 0.5, 1); ``effect`` scales every class effect (0: none).
     ``shuffle_labels`` permutes the diagnoses in participants.tsv (seeded) after the data are drawn,
-    so that the data carry no information about the recorded labels. Returns ``(bids_dir, out_dir)``.
+    so that the data carry no information about the recorded labels. participants.tsv also has ``age``
+    (60-90) and ``sex`` drawn independently of the diagnosis. Returns ``(bids_dir, out_dir)``.
     """
+    import nibabel as nb
     import numpy as np
 
     from bidsad.bids import CONTENT_HASH_KEY, array_content_hash
@@ -340,6 +344,10 @@ def make_synthetic_derivatives(root: Path, n_participants: int = 60, *, preset: 
         volumes[:2] *= 1 - 0.4 * severity * effect  # "hippocampi" shrink with severity
         pd_rows = ["index\tname\tvolume_ml"] + [f"{i + 1}\t{n}\t{v:.4f}" for i, (n, v) in enumerate(zip(names, volumes))]
         (anat / f"sub-{label}_atlas-{SYNTHETIC_ATLAS}_desc-gm_morph.tsv").write_text("\n".join(pd_rows) + "\n")
+        coarse = mri[::4, ::4, ::4]  # a "grey-matter map at 4 mm" carrying the same class effect as the tensor
+        gm = np.where(coarse != 0, np.clip(0.5 + 0.25 * coarse, 0.0, 1.0), 0.0).astype(np.float32)
+        nb.save(nb.Nifti1Image(gm, np.diag([4.0, 4.0, 4.0, 1.0])),
+                anat / f"sub-{label}_space-MNI152NLin2009aSym_res-4_label-GM_desc-modulated_probseg.nii.gz")
         if with_bold:
             bold = synthetic_bold_tensor(severity, sub_rng, grid["bold_shape"], grid["frames"], effect, params)
             stem = features / f"sub-{label}_task-rest_res-{preset}_desc-model_bold"
@@ -362,7 +370,10 @@ def make_synthetic_derivatives(root: Path, n_participants: int = 60, *, preset: 
                                                              "RepetitionTime": params["repetition_time"]}))
     if shuffle_labels:
         diagnoses = list(np.random.default_rng(seed + 1).permutation(diagnoses))
-    rows = ["participant_id\tdiagnosis"] + [f"sub-{i + 1:03d}\t{d}" for i, d in enumerate(diagnoses)]
+    demography = np.random.default_rng([seed, 7])  # its own stream: the images do not change with it
+    ages, sexes = demography.integers(60, 91, len(diagnoses)), demography.choice(["F", "M"], len(diagnoses))
+    rows = ["participant_id\tage\tsex\tdiagnosis"] + [f"sub-{i + 1:03d}\t{a}\t{x}\t{d}"
+                                                   for i, (a, x, d) in enumerate(zip(ages, sexes, diagnoses))]
     (bids_dir / "participants.tsv").write_text("\n".join(rows) + "\n")
     return bids_dir, out_dir
 

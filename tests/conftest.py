@@ -32,6 +32,14 @@ def tree_checksums(root: Path) -> dict[str, str]:
     return sums
 
 
+@pytest.fixture
+def quick_config(tmp_path):
+    """A ``--config-file`` with 20 bootstrap resamples and 20 permutations (fast group-level evaluation)."""
+    path = tmp_path / "quick.toml"
+    path.write_text("[learning]\nn_bootstrap = 20\nn_permutations = 20\n")
+    return path
+
+
 @pytest.fixture(scope="session")
 def demo_dir() -> Path:
     return DEMO

@@ -1,4 +1,5 @@
-"""Baselines: regional grey matter and tangent-space connectivity, fitted on training participants only."""
+"""Baselines: regional and voxel-wise grey matter, tangent-space connectivity and age + sex, class-balanced and
+tuned (nested cross-validation) on training participants only."""
 
 from __future__ import annotations
 
@@ -31,25 +32,37 @@ def _fitted_state(pipeline):
     return state
 
 
-@pytest.mark.parametrize("kind", ["gm", "connectivity"])
-@pytest.mark.parametrize("classifier", baselines.CLASSIFIERS)
-def test_test_participants_never_reach_the_fit(cohort, kind, classifier):
+def _features(out, ids, kind):
+    found = baselines.find_inputs(out, ids)
+    if kind == "connectivity":
+        return baselines.read_timeseries(found["connectivity"])
+    if kind == "voxel":
+        return baselines.read_voxels(found["voxel"])[0]
+    if kind == "demography":
+        return baselines.read_demography(out.parent / "bids", ids)
+    return baselines.read_gm(found["gm"])
+
+
+@pytest.mark.parametrize("name", list(baselines.BASELINES))
+def test_test_participants_never_reach_the_fit(cohort, name):
     out, table = cohort
+    kind, classifier = baselines.BASELINES[name]
     ids = list(table.participant_id)
     labels = dict(zip(ids, table.label.astype(int)))
-    found = baselines.find_inputs(out, ids)
-    assert found["atlas"] == {"gm": "synthetic", "connectivity": "synthetic"}
-    features = baselines.read_gm(found["gm"]) if kind == "gm" else baselines.read_timeseries(found["connectivity"])
-    train, test = ids[:12], ids[12:]
-    fitted, proba = baselines.fit_predict_fold(kind, classifier, features, labels, train, test, seed=0)
+    assert baselines.find_inputs(out, ids)["atlas"] == {"gm": "synthetic", "connectivity": "synthetic"}
+    features = _features(out, ids, kind)
+    train, test = ids[:12], ids[12:]  # 4 per class: C is tuned on inner folds of these 12
+    fitted, proba, C = baselines.fit_predict_fold(kind, classifier, features, labels, train, test, seed=0)
+    assert C in baselines.C_GRID[classifier]
     # perturb every test participant's data wildly: the fitted model must not change, its predictions must
     rng = np.random.default_rng(0)
-    if kind == "gm":
-        perturbed = features.copy()
+    if kind != "connectivity":
+        perturbed = features.astype(np.float64)
         perturbed.loc[test] = rng.normal(100, 50, size=perturbed.loc[test].shape)
     else:
         perturbed = {k: (v if k in train else rng.normal(size=v.shape) * 10) for k, v in features.items()}
-    refitted, proba2 = baselines.fit_predict_fold(kind, classifier, perturbed, labels, train, test, seed=0)
+    refitted, proba2, C2 = baselines.fit_predict_fold(kind, classifier, perturbed, labels, train, test, seed=0)
+    assert C2 == C
     before, after = _fitted_state(fitted), _fitted_state(refitted)
     assert len(before) >= 3 and all(np.array_equal(a, b) for a, b in zip(before, after))
     assert not np.allclose(proba, proba2)
@@ -61,7 +74,7 @@ def test_gm_baseline_learns_a_strong_regional_effect(cohort):
     ids = list(table.participant_id)
     labels = dict(zip(ids, table.label.astype(int)))
     features = baselines.read_gm(baselines.find_inputs(out, ids)["gm"])
-    _, proba = baselines.fit_predict_fold("gm", "logreg", features, labels, ids[:12], ids[12:], seed=0)
+    _, proba, _ = baselines.fit_predict_fold("gm", "logreg", features, labels, ids[:12], ids[12:], seed=0)
     truth = np.array([labels[i] for i in ids[12:]])
     # CN vs AD differ by 40% of the "hippocampal" volume: at least these two classes are told apart
     extreme = truth != 1
@@ -78,4 +91,38 @@ def test_baselines_skipped_with_a_message_without_regional_tables(cohort, tmp_pa
     empty.mkdir()
     results, rows, notes = baselines.run_baselines(empty, table, splits, Config())
     assert not results and not rows
-    assert len(notes) == 2 and all("skipped" in n and "desc-gm_morph.tsv" in n for n in notes)
+    assert len(notes) == 4 and all("skipped" in n for n in notes)  # regional GM, connectivity, voxels, age + sex
+    assert "desc-gm_morph.tsv" in notes[0] and "desc-modulated_probseg" in notes[2] and "'age'" in notes[3]
+
+
+@pytest.mark.parametrize("classifier", baselines.CLASSIFIERS)
+def test_class_weights_come_from_the_training_participants_only(cohort, classifier, monkeypatch):
+    """Every class weight the classifiers compute uses the fitted rows only (training participants, or inner
+    folds of them); the final fit balances exactly the training participants' class counts."""
+    import sklearn.linear_model._logistic as logistic
+    import sklearn.svm._base as svm_base
+
+    calls = []
+    for module in (logistic, svm_base):
+        original = module.compute_class_weight
+
+        def spy(class_weight, *, classes, y, original=original, **kwargs):
+            weights = original(class_weight, classes=classes, y=y, **kwargs)
+            calls.append((class_weight, np.bincount(np.asarray(y, int), minlength=2), weights))
+            return weights
+
+        monkeypatch.setattr(module, "compute_class_weight", spy)
+    out, table = cohort
+    two = table[table.label != 1].reset_index(drop=True)  # CN (0) and AD (2) -> a two-class task
+    ids = list(two.participant_id)
+    labels = dict(zip(ids, (two.label == 2).astype(int)))
+    train = [i for i in ids if labels[i] == 0] + [i for i in ids if labels[i] == 1][:4]  # 6 CN : 4 AD
+    test = [i for i in ids if i not in train]  # the 2 other AD: test only
+    features = _features(out, ids, "gm")
+    _, proba, _ = baselines.fit_predict_fold("gm", classifier, features, labels, train, test, seed=0, n_classes=2)
+    assert proba.shape == (2, 2) and calls
+    assert all(mode == "balanced" for mode, _, _ in calls)
+    counts = np.array([6, 4])
+    assert all((seen <= counts).all() for _, seen, _ in calls)  # never more rows of a class than training has
+    full = [w for _, seen, w in calls if (seen == counts).all()]
+    assert full and np.allclose(full[-1], 10 / (2 * counts))  # n / (k * n_class) of the training participants

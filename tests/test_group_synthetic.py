@@ -69,13 +69,6 @@ def test_paper_protocol_inflates_shuffled_label_scores_and_says_so(tmp_path):
     assert "LEAKS" in (out / "logs" / "CITATION.md").read_text()
 
 
-@pytest.fixture
-def quick_config(tmp_path):
-    path = tmp_path / "quick.toml"
-    path.write_text("[learning]\nn_bootstrap = 20\nn_permutations = 20\n")
-    return path
-
-
 def test_synthetic_derivatives_follow_the_participant_level_names(tmp_path):
     from bidsad.learn.cohort import build_cohort
 
@@ -106,7 +99,8 @@ def test_repeated_folds_and_baselines_in_every_output(tmp_path, quick_config):
     assert len(predictions) == 18 and sorted(predictions.groupby("repeat").size()) == [9, 9]
     summary = json.loads((group / "metrics.json").read_text())
     assert summary["repeats"] == 2 and summary["deterministic"] is False and summary["leaks"] is False
-    assert set(summary["baselines"]) == {"gm-svm", "gm-logreg", "connectivity-svm", "connectivity-logreg"}
+    assert set(summary["baselines"]) == {"gm-svm", "gm-logreg", "connectivity-svm", "connectivity-logreg", "voxel-svm",
+                                         "age-sex-logreg"}
     assert summary["models"]["3dcnn-gap"]["n_participants"] == 9  # probabilities averaged over repeats
     scores = _pooled(out)
     assert {"3dcnn-gap", "gm-logreg", "connectivity-logreg"} <= set(scores)

@@ -259,6 +259,10 @@ def _build_parser() -> argparse.ArgumentParser:
     g_group.add_argument("--classes", nargs="+", choices=CLASS_NAMES, metavar="CLASS",
                          help=f"the task's classes, two or more of {' '.join(CLASS_NAMES)} (e.g. --classes CN AD; default: "
                          "every class with participants); participants of other classes are excluded")
+    g_group.add_argument("--apply-models", type=Path, metavar="GROUP_DIR",
+                         help="apply the trained models of an earlier group run (its <out_dir>/group folder) to every "
+                         "participant of this out_dir instead of training: class probabilities per participant and a "
+                         "model card; training participants (by ID or identical T1w) are refused")
     g_group.add_argument("--epochs", type=_int_at_least(1), help="training epochs per fold (default: 20, as the paper)")
     g_group.add_argument("--folds", type=_int_at_least(2), help="participant-level cross-validation folds (default: 5)")
     g_group.add_argument("--repeats", type=_int_at_least(1),
@@ -419,6 +423,14 @@ def parse_args(args: list[str] | None = None) -> Config:
         parser.error(messages.PLUGIN_BAD.format(plugin=config.nipype.plugin, choices=", ".join(NIPYPE_PLUGINS)))
     if config.nipype.plugin_args is not None and not isinstance(config.nipype.plugin_args, dict):
         parser.error(messages.PLUGIN_ARGS_NOT_TABLE.format(value=config.nipype.plugin_args))
+    ex.apply_models = None  # never taken from a saved configuration
+    if opts.apply_models is not None:
+        if opts.analysis_level != "group":
+            parser.error(messages.APPLY_GROUP_ONLY)
+        models = opts.apply_models.expanduser().resolve()
+        if not models.is_dir():
+            parser.error(messages.PATH_MISSING.format(arg="--apply-models", path=opts.apply_models))
+        ex.apply_models = str(models)
     if opts.classes and len(set(opts.classes)) < 2:
         parser.error(messages.CLASSES_ONE.format(classes=" ".join(opts.classes)))
     if opts.config_file is not None:

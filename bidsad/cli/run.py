@@ -86,6 +86,10 @@ def main(argv: list[str] | None = None) -> None:
             status = run_reports_only(config)
         elif config.execution.analysis_level == "participant":
             status = run_participant_level(config)
+        elif config.execution.apply_models:
+            from bidsad.learn.apply import run_apply
+
+            status = run_apply(config)
         else:
             from bidsad.learn.train import run_group_level
 
@@ -296,8 +300,11 @@ def run_reports_only(config) -> int:
             part.errors.extend(_crash_reasons(crash_dir(config, part.label)))
             reports.append(write_participant_report(config, part))
     else:
-        from bidsad.reports.group import write_group_report
+        from bidsad.reports.group import write_apply_report, write_group_report
 
+        if (out_dir / "group" / "predictions.json").is_file() and not (out_dir / "group" / "metrics.json").is_file():
+            LOGGER.info(messages.REPORTS_DONE.format(reports=write_apply_report(out_dir)))  # an --apply-models run
+            return EXIT_OK
         if not (out_dir / "group" / "metrics.json").is_file():
             raise InputError(messages.REPORTS_NO_GROUP.format(group=out_dir / "group", bids=bids_dir, out=out_dir))
         reports.append(write_group_report(out_dir, bids_dir))

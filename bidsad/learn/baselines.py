@@ -1,20 +1,29 @@
-"""Classical baselines beside the deep models: linear classifiers on regional grey matter and connectivity.
+"""Classical baselines beside the deep models, on the same participant-level folds.
 
-Inputs are exactly the participant level's regional tables (README, Outputs), and nothing else:
+Inputs are exactly the participant level's outputs (README, Outputs) and participants.tsv, and nothing else:
 
-- regional grey matter: ``sub-<l>/[ses-<s>/]anat/sub-<l>[_ses-<s>]_atlas-<atlas>_desc-gm_morph.tsv``
-  (columns ``index``, ``name``, ``volume_ml``; ml, native space);
-- ROI time series: ``sub-<l>/[ses-<s>/]func/sub-<l>[_ses-<s>]_task-rest[_run-<r>]_space-MNI152NLin2009aSym_atlas-<atlas>_timeseries.tsv``
-  (header = region names, one row per volume, ``n/a`` for a constant/empty region).
+- ``gm-*``: regional grey matter,
+  ``sub-<l>/[ses-<s>/]anat/sub-<l>[_ses-<s>]_atlas-<atlas>_desc-gm_morph.tsv`` (columns ``index``, ``name``,
+  ``volume_ml``; ml, native space);
+- ``connectivity-*``: ROI time series,
+  ``sub-<l>/[ses-<s>/]func/..._task-rest[_run-<r>]_space-MNI152NLin2009aSym_atlas-<atlas>_timeseries.tsv``
+  (header = region names, one row per volume, ``n/a`` for a constant/empty region);
+- ``voxel-svm``: the Jacobian-modulated grey-matter map at 4 mm in MNI space (:data:`VOXEL_GM_PATTERN`; the reference
+  linear SVM of Samper-Gonzalez et al. 2018, NeuroImage 183:504-521, on the voxels with any variance among
+  the fold's training participants);
+- ``age-sex-logreg``: ``age`` and ``sex`` of participants.tsv, to show how much demography alone predicts.
 
 Each baseline is a scikit-learn pipeline fitted on the training participants of every fold of the same
-participant-level splits as the deep models (inner validation participants count as training; no
-early stopping is needed): ``gm-*`` = mean imputation + standardisation + classifier on the regional
-volumes; ``connectivity-*`` = tangent-space connectivity (nilearn ``ConnectivityMeasure(kind="tangent")``,
-Ledoit-Wolf covariances; Varoquaux et al. 2010) + standardisation + classifier. The tangent reference
-(the group mean covariance), imputer and scaler are fitted inside each fold on training participants
-only. Classifiers: ``svm`` (``LinearSVC`` with Platt-scaled probabilities) and ``logreg``
-(L2 logistic regression, regularisation chosen by internal cross-validation).
+participant-level splits as the deep models (inner validation participants count as training):
+feature step (mean imputation; tangent-space connectivity with nilearn ``ConnectivityMeasure(kind="tangent")``,
+Ledoit-Wolf covariances, Varoquaux et al. 2010; or a zero-variance filter for voxels), standardisation and a
+class-balanced linear classifier (``class_weight="balanced"``: weights ``n / (k * n_class)`` from the rows
+being fitted, i.e. the fold's training participants). The classifier's ``C`` is chosen by
+``GridSearchCV`` (:data:`C_GRID`, score :func:`macro_ovr_auc`) on stratified inner folds of the training
+participants only, refitting the whole pipeline per inner fold (nested cross-validation); a fold whose
+smallest training class has fewer than :data:`MIN_TUNING_CLASS` participants uses :data:`DEFAULT_C` instead.
+Classifiers: ``svm`` (``LinearSVC`` with Platt-scaled probabilities from ``CalibratedClassifierCV``) and
+``logreg`` (L2 logistic regression).
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+
+from sklearn.base import BaseEstimator, TransformerMixin
 
 from bidsad import messages
 from bidsad.bids import CLASS_NAMES
@@ -32,6 +43,23 @@ DEFAULT_ROI_ATLAS = "power2011"
 CLASSIFIERS = ("svm", "logreg")
 GM_PATTERN = "sub-{label}*_atlas-*_desc-gm_morph.tsv"
 TIMESERIES_PATTERN = "sub-{label}*_task-rest*_space-MNI152NLin2009aSym_atlas-*_timeseries.tsv"
+#: The voxel-wise GM map of ``voxel-svm`` (participant level, ``anat/``): the ONE place that names it.
+VOXEL_GM_PATTERN = "sub-{label}*_space-MNI152NLin2009aSym_res-4_label-GM_desc-modulated_probseg.nii.gz"
+#: Every baseline: name -> (input kind, classifier).
+BASELINES = {"gm-svm": ("gm", "svm"), "gm-logreg": ("gm", "logreg"),
+             "connectivity-svm": ("connectivity", "svm"), "connectivity-logreg": ("connectivity", "logreg"),
+             "voxel-svm": ("voxel", "svm"), "age-sex-logreg": ("demography", "logreg")}
+#: Input kinds: (folder, what for messages, preferred cohorts of the splits).
+KINDS = {"gm": ("anat", "regional grey matter", ["mri"]),
+         "connectivity": ("func", "connectivity", ["mri+bold", "mri"]),
+         "voxel": ("anat", "the voxel-wise grey-matter map", ["mri"]),
+         "demography": (None, "age and sex", ["mri"])}
+#: Candidate inverse regularisation strengths per classifier (log-spaced; voxel features need small C).
+C_GRID = {"svm": tuple(10.0 ** e for e in range(-6, 2)), "logreg": tuple(10.0 ** e for e in range(-5, 3))}
+#: C when a training class is too small for inner folds.
+DEFAULT_C = 1.0
+#: Smallest training class that allows tuning (two inner folds, each training split with two per class).
+MIN_TUNING_CLASS = 4
 
 
 def _atlas(path: Path) -> str:
@@ -40,7 +68,8 @@ def _atlas(path: Path) -> str:
 
 
 def find_inputs(out_dir: Path, participant_ids) -> dict:
-    """Regional tables per participant: ``{"gm": {pid: path}, "connectivity": {pid: path}, "atlas": {...}}``.
+    """Participant-level inputs per participant: ``{"gm": {pid: path}, "connectivity": {pid: path},
+    "voxel": {pid: path}, "atlas": {...}}``.
 
     Per kind, one atlas is used for everyone: :data:`DEFAULT_ROI_ATLAS` for time series when present,
     else the atlas most participants have. A participant with several sessions/runs uses the first
@@ -49,13 +78,17 @@ def find_inputs(out_dir: Path, participant_ids) -> dict:
     from collections import Counter
 
     out_dir = Path(out_dir)
-    found = {"gm": {}, "connectivity": {}, "atlas": {}}
-    for kind, folder, pattern in (("gm", "anat", GM_PATTERN), ("connectivity", "func", TIMESERIES_PATTERN)):
+    found = {"gm": {}, "connectivity": {}, "voxel": {}, "atlas": {}}
+    for kind, pattern in (("gm", GM_PATTERN), ("connectivity", TIMESERIES_PATTERN), ("voxel", VOXEL_GM_PATTERN)):
+        folder = KINDS[kind][0]
         candidates = {}
         for pid in participant_ids:
             label = pid.removeprefix("sub-")
             candidates[pid] = sorted(p for p in (out_dir / f"sub-{label}").rglob(pattern.format(label=label))
                                      if p.parent.name == folder)
+        if kind == "voxel":
+            found[kind] = {pid: paths[0] for pid, paths in candidates.items() if paths}
+            continue
         atlases = Counter(_atlas(p) for paths in candidates.values() for p in paths)
         if not atlases:
             continue
@@ -93,81 +126,193 @@ def read_timeseries(paths: dict) -> dict:
     return out
 
 
-def _tangent_transformer():
-    """A scikit-learn transformer: list of (volumes, regions) arrays -> tangent-space vectors (nilearn)."""
-    from nilearn.connectome import ConnectivityMeasure
-    from sklearn.base import BaseEstimator, TransformerMixin
+def read_voxels(paths: dict):
+    """Voxel-wise maps: DataFrame (participants x voxels, float32, C-order ravel of the 3-D grid).
 
-    class TangentConnectivity(TransformerMixin, BaseEstimator):
-        """nilearn ``ConnectivityMeasure(kind="tangent", vectorize=True, discard_diagonal=True)``."""
-
-        def fit(self, X, y=None):
-            self.measure_ = ConnectivityMeasure(kind="tangent", vectorize=True, discard_diagonal=True)
-            self.measure_.fit(list(X))
-            return self
-
-        def transform(self, X):
-            return self.measure_.transform(list(X))
-
-    return TangentConnectivity()
-
-
-def make_pipeline(kind: str, classifier: str, seed: int, calibration_folds: int = 3):
-    """Unfitted scikit-learn pipeline of baseline ``<kind>-<classifier>`` (see the module docstring).
-
-    ``svm``: ``LinearSVC`` with sigmoid (Platt) probabilities fitted by ``CalibratedClassifierCV`` on
-    ``calibration_folds`` internal folds of the training data; ``logreg``: ``LogisticRegressionCV`` (L2,
-    inverse regularisation strength chosen among 10 values by ``calibration_folds``-fold cross-validation
-    inside the training participants).
+    Participants whose map has another shape than the most common one are left out (a note names them).
+    Returns ``(table, notes)``. Memory: participants x voxels x 4 bytes (64 x 133,542 voxels at 4 mm: 34 MB).
     """
+    from collections import Counter
+
+    import nibabel as nb
+    import numpy as np
+    import pandas as pd
+
+    images = {pid: nb.load(str(path)) for pid, path in paths.items()}
+    shape = Counter(img.shape for img in images.values()).most_common(1)[0][0]
+    odd = sorted(pid for pid, img in images.items() if img.shape != shape)
+    rows = {pid: np.asarray(img.get_fdata(dtype=np.float32)).ravel() for pid, img in images.items() if img.shape == shape}
+    notes = [messages.BASELINE_INPUT_SHAPE.format(ids=", ".join(odd), shape=shape)] if odd else []
+    return pd.DataFrame.from_dict(rows, orient="index"), notes
+
+
+def read_demography(bids_dir: Path, participant_ids):
+    """``age`` (years) and ``sex`` (1 male, 0 female, NaN otherwise) from participants.tsv.
+
+    Returns a DataFrame (participants x available columns of ``age``/``sex``, float64; NaN where unknown),
+    empty when participants.tsv has neither column or does not exist.
+    """
+    import numpy as np
+    import pandas as pd
+
+    path = Path(bids_dir) / "participants.tsv"
+    if not path.is_file():
+        return pd.DataFrame(index=list(participant_ids))
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    table.columns = [c.strip().lower() for c in table.columns]
+    table["participant_id"] = ["sub-" + str(x).strip().removeprefix("sub-") for x in table["participant_id"]]
+    table = table.drop_duplicates("participant_id").set_index("participant_id")
+    out = pd.DataFrame(index=list(participant_ids))
+    if "age" in table:
+        out["age"] = pd.to_numeric(table["age"], errors="coerce").reindex(out.index)
+    if "sex" in table:
+        codes = {"m": 1.0, "male": 1.0, "f": 0.0, "female": 0.0}
+        out["sex"] = table["sex"].str.strip().str.lower().map(codes).reindex(out.index).astype(float)
+    return out.loc[:, out.notna().any()].astype(np.float64)
+
+
+class TangentConnectivity(TransformerMixin, BaseEstimator):
+    """A scikit-learn transformer: list of (volumes, regions) arrays -> tangent-space vectors, nilearn's
+    ``ConnectivityMeasure(kind="tangent", vectorize=True, discard_diagonal=True)`` (picklable, so scikit-learn
+    can cache it between the candidates of a grid search)."""
+
+    def fit(self, X, y=None):
+        from nilearn.connectome import ConnectivityMeasure
+
+        self.measure_ = ConnectivityMeasure(kind="tangent", vectorize=True, discard_diagonal=True)
+        self.measure_.fit(list(X))
+        return self
+
+    def transform(self, X):
+        return self.measure_.transform(list(X))
+
+
+def make_pipeline(kind: str, classifier: str, seed: int, calibration_folds: int | None = 3, C: float = DEFAULT_C,
+                  memory=None):
+    """Unfitted scikit-learn pipeline ``features -> scale -> classifier`` of baseline ``<kind>-<classifier>``
+    (see the module docstring), with inverse regularisation strength ``C``.
+
+    ``svm``: class-balanced ``LinearSVC`` with sigmoid (Platt) probabilities fitted by ``CalibratedClassifierCV``
+    on ``calibration_folds`` internal folds of the rows it is fitted on (``None``: the bare ``LinearSVC``, as
+    used for tuning ``C``); ``logreg``: class-balanced L2 ``LogisticRegression``. ``memory``: scikit-learn's
+    transformer cache (a folder), so that the candidates of a grid share one tangent-space fit per inner fold.
+    """
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.feature_selection import VarianceThreshold
     from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
-    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.svm import LinearSVC
 
-    if classifier == "svm":  # Platt scaling on internal folds of the training participants
-        model = CalibratedClassifierCV(LinearSVC(random_state=seed), cv=calibration_folds, ensemble=False)
+    if classifier == "svm":
+        model = LinearSVC(C=C, class_weight="balanced", random_state=seed, max_iter=10000)
+        if calibration_folds:  # Platt scaling on internal folds of the training participants
+            model = CalibratedClassifierCV(model, cv=calibration_folds, ensemble=False)
     else:
-        model = LogisticRegressionCV(Cs=10, cv=calibration_folds, max_iter=5000)
-    first = ("tangent", _tangent_transformer()) if kind == "connectivity" else ("impute", SimpleImputer())
-    return Pipeline([first, ("scale", StandardScaler()), ("classifier", model)])
+        model = LogisticRegression(C=C, class_weight="balanced", max_iter=5000)
+    first = {"connectivity": ("tangent", TangentConnectivity()), "voxel": ("voxels", VarianceThreshold(0.0))}.get(
+        kind, ("impute", SimpleImputer()))
+    return Pipeline([first, ("scale", StandardScaler()), ("classifier", model)], memory=memory)
+
+
+def macro_ovr_auc(estimator, X, y) -> float:
+    """Model-selection score: mean over classes of the one-vs-rest ROC AUC of the class's decision value
+    (``decision_function``; one column for two classes). A scikit-learn scorer (``estimator, X, y``)."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    scores = np.asarray(estimator.decision_function(X), dtype=float)
+    y = np.asarray(y)
+    if scores.ndim == 1:
+        return float(roc_auc_score(y == estimator.classes_[1], scores))
+    aucs = [roc_auc_score(y == c, scores[:, i]) for i, c in enumerate(estimator.classes_) if 0 < (y == c).sum() < len(y)]
+    return float(np.mean(aucs)) if aucs else float("nan")
 
 
 def fit_predict_fold(kind: str, classifier: str, features, labels: dict, train_ids, test_ids, seed: int,
                      n_classes: int = len(CLASS_NAMES)):
-    """Fit one baseline on ``train_ids`` only and predict ``test_ids``.
+    """Fit one baseline on ``train_ids`` only (C tuned by nested cross-validation inside them) and predict ``test_ids``.
 
-    ``features``: DataFrame (participants x regions) for ``gm``, dict of time-series arrays for
-    ``connectivity``. Returns ``(pipeline, proba)`` with ``proba`` (n_test, n_classes) float64 over the task's
-    classes (labels 0 .. n_classes - 1; 0 for a class absent from training).
+    ``features``: DataFrame (participants x features) for ``gm``, ``voxel`` and ``demography``, dict of
+    time-series arrays for ``connectivity``. With every training class of at least :data:`MIN_TUNING_CLASS`
+    participants, ``GridSearchCV`` picks ``C`` from :data:`C_GRID` by :func:`macro_ovr_auc` on
+    ``min(3, smallest // 2)`` stratified inner folds (shuffled with ``seed``) of the training participants,
+    refitting the whole pipeline (features, scaling, classifier) on each inner training split; otherwise ``C`` =
+    :data:`DEFAULT_C`. The final pipeline with that ``C`` (and, for ``svm``, Platt probabilities on
+    ``min(3, smallest)`` internal folds) is fitted on all training participants.
+
+    Returns ``(pipeline, proba, C)``: the fitted pipeline, ``proba`` (n_test, n_classes) float64 over the
+    task's classes (labels 0 .. n_classes - 1; 0 for a class absent from training) and the ``C`` used.
+
+    Raises
+    ------
+    ValueError
+        A training class has fewer than 2 participants.
     """
+    import tempfile
+    import warnings
+
     import numpy as np
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
     def take(ids):
-        return features.loc[list(ids)].to_numpy(np.float64) if kind == "gm" else [features[i] for i in ids]
+        return [features[i] for i in ids] if kind == "connectivity" else features.loc[list(ids)].to_numpy(np.float64)
 
     y = np.array([labels[i] for i in train_ids], dtype=int)
-    smallest = int(np.bincount(y)[np.bincount(y) > 0].min())
+    counts = np.bincount(y)
+    smallest = int(counts[counts > 0].min())
     if smallest < 2:
         raise ValueError("a training class has fewer than 2 participants (internal cross-validation needs 2)")
-    pipeline = make_pipeline(kind, classifier, seed, min(3, smallest)).fit(take(train_ids), y)
+    X = take(train_ids)
+    C = DEFAULT_C
+    if smallest >= MIN_TUNING_CLASS:
+        with tempfile.TemporaryDirectory(prefix="bidsad-baseline-") as cache, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # non-converged candidates of the grid are expected (and not chosen)
+            search = GridSearchCV(make_pipeline(kind, classifier, seed, None, memory=cache if kind == "connectivity" else None),
+                                  {"classifier__C": list(C_GRID[classifier])}, scoring=macro_ovr_auc, refit=False,
+                                  cv=StratifiedKFold(min(3, smallest // 2), shuffle=True, random_state=seed))
+            C = float(search.fit(X, y).best_params_["classifier__C"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)
+        pipeline = make_pipeline(kind, classifier, seed, min(3, smallest), C).fit(X, y)
     proba = np.zeros((len(test_ids), n_classes))
     proba[:, pipeline.classes_] = pipeline.predict_proba(take(test_ids))
-    return pipeline, proba
+    return pipeline, proba, C
+
+
+def _read_kind(kind: str, inputs: dict, bids_dir: Path | None, ids: list) -> tuple:
+    """Features of one input kind: ``(features, participants that have them, notes)``; ``features`` is
+    ``None`` (and the notes say why) when nobody has them."""
+    what = KINDS[kind][1]
+    if kind == "demography":
+        table = read_demography(bids_dir, ids) if bids_dir is not None else None
+        if table is None or table.shape[1] == 0:
+            return None, [], [messages.BASELINES_SKIPPED_DEMOGRAPHY]
+        return table, list(table.index[table.notna().any(axis=1)]), []
+    paths = inputs[kind]
+    if not paths:
+        why = "no participant has the map" if kind == "voxel" else "no participant has the regional table"
+        return None, [], [messages.BASELINES_SKIPPED.format(what=what, why=why)]
+    if kind == "voxel":
+        features, notes = read_voxels(paths)
+        return features, list(features.index), notes
+    return (read_gm(paths) if kind == "gm" else read_timeseries(paths)), list(paths), []
 
 
 def run_baselines(out_dir: Path, included, splits, config, classes=CLASS_NAMES):
-    """Every baseline on the participant-level folds of ``splits``; writes ``group/baseline-<name>/predictions.tsv``.
+    """Every baseline of :data:`BASELINES` on the participant-level folds of ``splits``; writes
+    ``group/baseline-<name>/predictions.tsv``.
 
-    ``gm-*`` use the splits of the ``mri`` cohort (else the first cohort), ``connectivity-*`` those of
-    ``mri+bold`` (else ``mri``), restricted to participants with the regional table; in the paper
-    protocol only the original samples (``copy`` 0) are used, so baselines never leak. ``classes``: the
-    task's class names (``included["label"]`` indexes them).
+    Each kind uses the splits of its preferred cohort (:data:`KINDS`: ``mri`` for ``gm``, ``voxel`` and
+    ``demography``, ``mri+bold`` then ``mri`` for ``connectivity``; else the first cohort), restricted to
+    participants that have its inputs; in the paper protocol only the original samples (``copy`` 0) are
+    used, so baselines never leak. ``classes``: the task's class names (``included["label"]`` indexes them);
+    ``config.execution.bids_dir`` holds participants.tsv (age, sex).
 
-    Returns ``(results, metric_rows, notes)``: ``results`` as ``metrics.json["models"]``, long-format
-    metric rows, and messages (e.g. :data:`bidsad.messages.BASELINES_SKIPPED` when inputs are absent).
+    Returns ``(results, metric_rows, notes)``: ``results`` as ``metrics.json["models"]`` plus, per baseline,
+    ``inputs``, ``classifier``, ``C_grid``, ``tuning`` and the ``C`` chosen per fold (``hyperparameters``);
+    long-format metric rows; and messages (e.g. :data:`bidsad.messages.BASELINES_SKIPPED` when inputs are absent).
     """
     import pandas as pd
 
@@ -177,27 +322,28 @@ def run_baselines(out_dir: Path, included, splits, config, classes=CLASS_NAMES):
     out_dir = Path(out_dir)
     group_dir = out_dir / "group"
     learning, seed = config.learning, config.seeds.random_seed
-    labels = dict(zip(included["participant_id"], included["label"].astype(int)))
-    diagnoses = dict(zip(included["participant_id"], included["diagnosis"]))
-    inputs = find_inputs(out_dir, list(included["participant_id"]))
+    bids_dir = Path(config.execution.bids_dir) if config.execution.bids_dir else None
+    ids = list(included["participant_id"])
+    labels = dict(zip(ids, included["label"].astype(int)))
+    diagnoses = dict(zip(ids, included["diagnosis"]))
+    inputs = find_inputs(out_dir, ids)
     results, rows, notes = {}, [], []
     cohorts = list(dict.fromkeys(splits["cohort"]))
-    for kind, preferred, what in (("gm", ["mri"], "regional grey matter"),
-                                  ("connectivity", ["mri+bold", "mri"], "connectivity")):
-        paths = inputs[kind]
-        if not paths and kind == "connectivity" and (included["bold"] == "").all():
+    for kind, (_, what, preferred) in KINDS.items():
+        if kind == "connectivity" and not inputs["connectivity"] and (included["bold"] == "").all():
             LOGGER.info(messages.BASELINES_NO_BOLD)  # a T1w-only dataset: nothing to rerun for
             continue
-        if not paths:
-            notes.append(messages.BASELINES_SKIPPED.format(what=what, why="no participant has the regional table"))
+        features, have, kind_notes = _read_kind(kind, inputs, bids_dir, ids)
+        notes += kind_notes
+        if features is None:
             continue
         cohort = next((c for c in preferred if c in cohorts), cohorts[0])
-        part = splits[(splits["cohort"] == cohort) & (splits["participant_id"].isin(paths))]
+        part = splits[(splits["cohort"] == cohort) & (splits["participant_id"].isin(have))]
         if "copy" in part:
             part = part[part["copy"].astype(int) == 0]
-        features = read_gm(paths) if kind == "gm" else read_timeseries(paths)
-        for classifier in CLASSIFIERS:
-            name = f"{kind}-{classifier}"
+        for name, (baseline_kind, classifier) in BASELINES.items():
+            if baseline_kind != kind:
+                continue
             predictions = []
             for (repeat, fold), members in part.groupby(["repeat", "fold"]):
                 train_ids = sorted(members.loc[members["role"] != "test", "participant_id"])
@@ -208,7 +354,7 @@ def run_baselines(out_dir: Path, included, splits, config, classes=CLASS_NAMES):
                                                               why="fewer than two classes in training"))
                     continue
                 try:
-                    _, proba = fit_predict_fold(kind, classifier, features, labels, train_ids, test_ids, seed, len(classes))
+                    _, proba, C = fit_predict_fold(kind, classifier, features, labels, train_ids, test_ids, seed, len(classes))
                 except Exception as err:  # one baseline fold must not lose the others
                     notes.append(messages.FOLD_SKIPPED.format(model=f"{name} (baseline)", fold=fold_label(tag).removeprefix("fold "),
                                                               why=err))
@@ -223,8 +369,13 @@ def run_baselines(out_dir: Path, included, splits, config, classes=CLASS_NAMES):
                 predictions.append(table)
                 fold_metrics = classification_metrics(table["label"], proba, classes)
                 rows += metrics_rows(name, tag.removeprefix("fold-"), fold_metrics)
-                results.setdefault(name, {"folds": {}, "atlas": inputs["atlas"][kind], "cohort": cohort})
-                results[name]["folds"][tag.removeprefix("fold-")] = fold_metrics
+                result = results.setdefault(name, {
+                    "folds": {}, "atlas": inputs["atlas"].get(kind, ""), "cohort": cohort, "inputs": what,
+                    "classifier": classifier, "class_weight": "balanced", "C_grid": list(C_GRID[classifier]),
+                    "tuning": "GridSearchCV, macro one-vs-rest ROC AUC, stratified inner folds of the training participants",
+                    "hyperparameters": {}})
+                result["folds"][tag.removeprefix("fold-")] = fold_metrics
+                result["hyperparameters"][tag.removeprefix("fold-")] = {"C": C}
             if not predictions:
                 continue
             _, evaluation, pooled_rows = evaluate_pooled(name, predictions, group_dir / f"baseline-{name}" / "predictions.tsv",

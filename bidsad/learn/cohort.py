@@ -33,14 +33,16 @@ def _mismatch(meta: dict, reference: dict) -> list[str]:
     return [key for key in COMPARED_PARAMETERS if meta.get(key) != reference.get(key)]
 
 
-def build_cohort(out_dir: Path, bids_dir: Path, preset: str, mri_input: str = "t1w"):
+def build_cohort(out_dir: Path, bids_dir: Path, preset: str, mri_input: str = "t1w", *, labels_required: bool = True):
     """Join the participant-level features of ``preset`` with participants.tsv.
 
     Returns a DataFrame with :data:`COHORT_COLUMNS`: ``mri``/``bold`` are tensor paths relative to
     ``out_dir`` (empty when absent); ``mri`` is the tensor chosen by ``mri_input`` (:data:`MRI_TENSORS`:
     the standardised T1w or the modulated grey matter); ``included`` is False with a ``reason`` for every
     participant that cannot be used (no diagnosis, no MRI features); ``source_hash`` is the content hash
-    of the participant's source T1w (:func:`source_hash`; empty when unknown).
+    of the participant's source T1w (:func:`source_hash`; empty when unknown). With ``labels_required``
+    False (applying trained models), a missing or unusable participants.tsv leaves every participant
+    unlabelled instead of raising.
 
     Raises
     ------
@@ -52,7 +54,12 @@ def build_cohort(out_dir: Path, bids_dir: Path, preset: str, mri_input: str = "t
     import pandas as pd
 
     out_dir, bids_dir = Path(out_dir), Path(bids_dir)
-    table = read_participants_tsv(bids_dir)
+    try:
+        table = read_participants_tsv(bids_dir)
+    except InputError:
+        if labels_required:
+            raise
+        table = pd.DataFrame(columns=["diagnosis", "label", "reason"])
     labels = sorted({p.name.removeprefix("sub-") for p in out_dir.glob("sub-*") if p.is_dir()} | set(table.index))
     rows = []
     for label in labels:
@@ -63,7 +70,10 @@ def build_cohort(out_dir: Path, bids_dir: Path, preset: str, mri_input: str = "t
         row = {"participant_id": f"sub-{label}", "diagnosis": "", "label": pd.NA,
                "mri": str(mri.relative_to(out_dir)) if mri else "",
                "bold": str(bold.relative_to(out_dir)) if bold else "", "included": True, "reason": "",
-               "note": " ".join(notes), "source_hash": source_hash(mri, bids_dir) if mri else ""}
+               "note": " ".join(notes), "source_hash": ""}
+        t1w = mris if mri_input == "t1w" else _features(out_dir, label, preset, MRI_TENSORS["t1w"])
+        if mri is not None and (t1w or mris):  # the T1w tensor's sidecar records the scan's hash
+            row["source_hash"] = source_hash((t1w or mris)[0], bids_dir)
         if label not in table.index:
             row.update(included=False, reason=messages.EXCLUDED_NOT_IN_TSV)
         else:

@@ -112,7 +112,8 @@ def cohort_name(modalities) -> str:
     return "+".join(modalities)
 
 
-def plan_splits(included, modality_sets, folds: int, seed: int, repeats: int = 1, protocol: str = "participant"):
+def plan_splits(included, modality_sets, folds: int, seed: int, repeats: int = 1, protocol: str = "participant",
+                classes=None):
     """Participant-level splits of every sub-cohort that the requested models need.
 
     ``included`` is the cohort table of usable participants (columns ``participant_id``, ``label``,
@@ -121,7 +122,8 @@ def plan_splits(included, modality_sets, folds: int, seed: int, repeats: int = 1
     stratified on the participants that model actually sees.
 
     ``protocol`` ``paper`` uses :func:`make_paper_splits` (leaks; comparison only), otherwise
-    :func:`make_splits` with ``repeats``.
+    :func:`make_splits` with ``repeats``. ``classes``: the task's class names that ``label`` indexes
+    (default: CN, MCI, AD), for the messages.
 
     Returns ``(splits, warnings)``: ``splits`` has columns ``cohort``, ``repeat``, ``fold``,
     ``participant_id``, ``copy`` (0 unless ``paper``), ``role``; a sub-cohort that cannot be split (too few participants, one class) is left out and
@@ -130,6 +132,9 @@ def plan_splits(included, modality_sets, folds: int, seed: int, repeats: int = 1
     import pandas as pd
 
     from bidsad.learn.cohort import class_name
+
+    def named(code):
+        return classes[code] if classes else class_name(code)
 
     frames, warnings = [], []
     for modalities in dict.fromkeys(tuple(m) for m in modality_sets):
@@ -142,6 +147,8 @@ def plan_splits(included, modality_sets, folds: int, seed: int, repeats: int = 1
             splits, notes = split(members["participant_id"].to_list(), members["label"].astype(int).to_list(),
                                   folds, seed, repeats)
         except ValueError as err:
+            if len(set(members["label"].astype(int))) == 1:  # name the class of the task, not a code
+                err = messages.ONE_CLASS.format(label=named(int(members["label"].iloc[0])))
             warnings.append(messages.SPLIT_COHORT.format(modalities=name, warning=err))
             continue
         if protocol == "paper" and notes and notes[0] == messages.SPLIT_PROTOCOL_PAPER:
@@ -155,7 +162,7 @@ def plan_splits(included, modality_sets, folds: int, seed: int, repeats: int = 1
             unseen = sorted({labels[p] for p in rows.loc[rows["role"] == "test", "participant_id"]} - seen)
             if unseen:
                 warnings.append(messages.CLASS_UNSEEN.format(modalities=name, fold=fold,
-                                                             classes=", ".join(class_name(c) for c in unseen)))
+                                                             classes=", ".join(named(c) for c in unseen)))
         frames.append(splits.assign(cohort=name))
     if protocol == "paper":
         warnings.insert(0, messages.SPLIT_PROTOCOL_PAPER)

@@ -405,7 +405,7 @@ def run_group_level(config) -> int:
     included = cohort[cohort["included"]].reset_index(drop=True)
     models = list(dict.fromkeys(learning.models))
     splits, warnings = plan_splits(included, [MODALITIES[m] for m in models], learning.folds,
-                                   config.seeds.random_seed, learning.repeats, learning.split_protocol)
+                                   config.seeds.random_seed, learning.repeats, learning.split_protocol, classes)
     members = {name: set(part["participant_id"]) for name, part in splits.groupby("cohort")}
     cohort["models"] = [" ".join(m for m in models if pid in members.get(cohort_name(MODALITIES[m]), ()))
                         for pid in cohort["participant_id"]]  # who went where (fusion models: MRI and BOLD)
@@ -506,7 +506,7 @@ def run_group_level(config) -> int:
     atomic_write_text(group_dir / "metrics.tsv", metrics.to_csv(sep="\t", index=False))
     protocol = ("paper: augment-then-split (LEAKS; comparison only)" if paper else
                 "participant-level stratified k-fold" + (f", repeated {learning.repeats} times" if learning.repeats > 1 else ""))
-    atomic_write_json(group_dir / "metrics.json", {
+    summary = {
         "models": results, "baselines": baseline_results, "preset": config.features.preset,
         "mri_input": config.features.mri_input,
         "classes": list(classes), "task": " vs ".join(classes),
@@ -519,7 +519,15 @@ def run_group_level(config) -> int:
         "versions": software_versions(), "warnings": warnings, "models_requested": list(dict.fromkeys(learning.models)),
         "dropout": learning.dropout, "n_bootstrap": learning.n_bootstrap, "n_permutations": learning.n_permutations,
         "run_uuid": ex.run_uuid,
-    })
+    }
+    atomic_write_json(group_dir / "metrics.json", summary)
+    try:  # what --apply-models needs: training participants and their scans, tensor parameters, fold models
+        from bidsad.learn.apply import write_model_card
+
+        write_model_card(out_dir, cohort, classes, config, summary)
+    except Exception as err:  # never costs the results already written
+        LOGGER.exception("model card failed")
+        warn(messages.MODEL_CARD_FAILED.format(why=err))
     try:
         report = write_group_report(out_dir, bids_dir)
     except Exception as err:  # the report must never cost the results already written

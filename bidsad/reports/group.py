@@ -114,6 +114,22 @@ def _figures(group_dir: Path, summary: dict) -> list[dict]:
     return out
 
 
+def baseline_summary(baselines: dict) -> list[dict]:
+    """One row per evaluated baseline for the report: ``name``, ``inputs``, ``classifier``, ``tuning`` and
+    ``C`` (the values chosen over the folds with their counts, e.g. ``0.0001 (x12), 0.001 (x13)``)."""
+    from collections import Counter
+
+    rows = []
+    for name, result in baselines.items():
+        if not result.get("pooled"):
+            continue
+        chosen = Counter(h.get("C") for h in (result.get("hyperparameters") or {}).values())
+        rows.append({"name": name, "inputs": result.get("inputs", ""), "classifier": result.get("classifier", ""),
+                     "tuning": result.get("tuning", ""),
+                     "C": ", ".join(f"{c:g} (x{n})" for c, n in sorted(chosen.items(), key=lambda kv: kv[0] or 0) if c is not None)})
+    return rows
+
+
 def write_group_report(out_dir: Path, bids_dir: Path | None = None) -> Path:
     """Render ``<out_dir>/group/group.html`` (atomically) from the group outputs on disk; return its path.
 
@@ -153,9 +169,25 @@ def write_group_report(out_dir: Path, bids_dir: Path | None = None) -> Path:
     html = render(
         "group.html", version=__version__, summary=summary, results=summary.get("models", {}),
         baselines=summary.get("baselines", {}), classes=classes, table_metrics=TABLE_METRICS,
+        baseline_rows=baseline_summary(summary.get("baselines", {})),
+        card=json.loads((group_dir / "model_card.json").read_text()) if (group_dir / "model_card.json").is_file() else None,
         cohort=cohort, n_included=len(included), class_counts=class_counts, test_sets=test_sets, folds=folds,
         warnings=summary.get("warnings", []), paper_protocol=messages.PAPER_PROTOCOL,
         diagnosis_note=diagnosis_description(bids_dir), modalities=MODALITIES, figures=_figures(group_dir, summary),
         methods_html=to_html(text["group"]) if text["group"] else "", counts=counts,
     )
+    return atomic_write_text(group_dir / "group.html", html)
+
+
+def write_apply_report(out_dir: Path) -> Path:
+    """Render ``<out_dir>/group/group.html`` of an ``--apply-models`` run (atomically) from ``group/model_card.json``
+    and ``group/predictions.tsv``; return its path."""
+    from bidsad.reports import render
+    from bidsad.utils import atomic_write_text
+
+    group_dir = Path(out_dir) / "group"
+    card = json.loads((group_dir / "model_card.json").read_text())
+    predictions = _read_tsv(group_dir / "predictions.tsv").fillna("n/a")
+    html = render("apply.html", version=__version__, card=card, app=card["application"],
+                  predictions=predictions.to_dict("records"))
     return atomic_write_text(group_dir / "group.html", html)

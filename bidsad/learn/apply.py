@@ -1,0 +1,312 @@
+"""Trained models beyond their cross-validation: the model card a group run leaves, and applying its saved
+fold models to the participants of another dataset (``group --apply-models <earlier out_dir>/group``).
+
+A training run writes ``group/model_card.json`` (:func:`write_model_card`): the task's classes, the training
+participants (IDs, diagnoses and :data:`bidsad.bids.CONTENT_HASH_KEY` of their source T1w), the tensor
+parameters they were made with, the recipe (every ``[learning]`` setting), preset, software versions, each
+model's fold models and cross-validated metrics with their confidence intervals.
+
+An apply run (:func:`run_apply`) reads that card, refuses new participants that are training participants
+(same ID, or the same scan under another ID: the content hash) and tensors made with other parameters, then
+predicts every new participant with each model's ensemble: the class probabilities of all its fold models
+(every fold and repeat) averaged. It writes ``group/predictions.tsv`` (+ ``.json`` sidecar),
+``group/model_card.json`` (the training card plus what this application did) and ``group/group.html``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from bidsad import messages
+from bidsad.bids import CONTENT_HASH_KEY, InputError
+
+LOGGER = logging.getLogger("bidsad")
+MODEL_CARD = "model_card.json"
+#: Version of the model card layout (readers refuse newer major versions).
+MODEL_CARD_VERSION = "1.0"
+#: Metrics carried in the card and compared after an application (pooled value and bootstrap 95% CI).
+CARD_METRICS = ("balanced_accuracy", "roc_auc_macro", "matthews_corrcoef", "f1", "brier_score")
+INTENDED_USE = ("Research on AD / MCI / CN classification from T1-weighted MRI and resting-state fMRI. Research use "
+                "only: not for diagnosis or any clinical decision.")
+
+
+def _reference_parameters(out_dir: Path, cohort, column: str) -> dict | None:
+    """The tensor parameters (:data:`bidsad.learn.cohort.COMPARED_PARAMETERS` and ``ParametersHash``) of the
+    training participants' ``column`` tensors (the most common ``ParametersHash``), or ``None`` without any."""
+    from collections import Counter
+
+    from bidsad.learn.cohort import COMPARED_PARAMETERS
+
+    metas = [json.loads((Path(out_dir) / path).with_suffix(".json").read_text()) for path in cohort[column] if path]
+    if not metas:
+        return None
+    common = Counter(m.get("ParametersHash") for m in metas).most_common(1)[0][0]
+    meta = next(m for m in metas if m.get("ParametersHash") == common)
+    return {key: meta.get(key) for key in (*COMPARED_PARAMETERS, "ParametersHash")}
+
+
+def write_model_card(out_dir: Path, cohort, classes, config, summary: dict) -> Path:
+    """Write ``<out_dir>/group/model_card.json`` (atomically) after a training run; return its path.
+
+    ``cohort``: the run's cohort table (with ``models``, the models each participant entered, and
+    ``source_hash``); ``summary``: the run's ``metrics.json`` dict. The training participants are the
+    included participants that entered at least one model (each fold model saw only its fold's training
+    part of them; together the models saw all of them).
+    """
+    import dataclasses
+
+    from bidsad.learn.models import MODALITIES
+    from bidsad.utils import atomic_write_json
+
+    group_dir = Path(out_dir) / "group"
+    used = cohort[cohort["included"].astype(bool) & (cohort["models"].astype(str) != "")]
+    counts = {c: int((used["label"].astype(int) == i).sum()) for i, c in enumerate(classes)}
+    models = {}
+    for name, result in summary.get("models", {}).items():
+        folds = sorted(str(p.relative_to(group_dir)) for p in (group_dir / f"model-{name}").glob("*fold-*/model.keras"))
+        if not folds or not result.get("pooled"):
+            continue
+        ci = result.get("ci", {})
+        models[name] = {
+            "modalities": list(MODALITIES[name]), "fold_models": folds,
+            "cross_validated": {m: {"value": result["pooled"].get(m), "ci_low": ci.get(m, {}).get("ci_low"),
+                                    "ci_high": ci.get(m, {}).get("ci_high")} for m in CARD_METRICS},
+            "permutation_p_value": (result.get("permutation") or {}).get("p_value"),
+            "n_participants": result.get("n_participants")}
+    baselines = {name: {"cross_validated": {m: {"value": r["pooled"].get(m), "ci_low": r.get("ci", {}).get(m, {}).get("ci_low"),
+                                                "ci_high": r.get("ci", {}).get(m, {}).get("ci_high")} for m in CARD_METRICS}}
+                 for name, r in summary.get("baselines", {}).items() if r.get("pooled")}
+    card = {
+        "model_card_version": MODEL_CARD_VERSION, "run_uuid": summary.get("run_uuid"),
+        "task": {"classes": list(classes), "name": " vs ".join(classes)},
+        "training_cohort": {
+            "n": int(len(used)), "counts": counts,
+            "participants": [{"participant_id": r.participant_id, "diagnosis": r.diagnosis,
+                              CONTENT_HASH_KEY: r.source_hash or None} for r in used.itertuples()]},
+        "preset": config.features.preset, "mri_input": config.features.mri_input,
+        "tensor_parameters": {column: _reference_parameters(out_dir, used, column) for column in ("mri", "bold")},
+        "recipe": dataclasses.asdict(config.learning), "random_seed": config.seeds.random_seed,
+        "split_protocol": summary.get("split_protocol"), "leaks": bool(summary.get("leaks")),
+        "models": models, "baselines": baselines, "software_versions": summary.get("versions", {}),
+        "intended_use": INTENDED_USE,
+        "limitations": ("Cross-validated on one dataset; not validated on other sites, scanners or populations. "
+                        "Diagnoses are taken as given in the training participants.tsv."),
+    }
+    return atomic_write_json(group_dir / MODEL_CARD, card)
+
+
+def read_model_card(group_dir: Path) -> dict:
+    """The model card of an earlier training run's ``group`` folder.
+
+    Raises
+    ------
+    InputError
+        No ``model_card.json`` (not a group folder, or written by a bidsad without model cards), an unreadable
+        one, a newer card layout, or no model in it.
+    """
+    path = Path(group_dir) / MODEL_CARD
+    if not path.is_file():
+        raise InputError(messages.APPLY_NO_CARD.format(path=group_dir))
+    try:
+        card = json.loads(path.read_text())
+    except ValueError as err:
+        raise InputError(messages.APPLY_BAD_CARD.format(path=path, why=err)) from None
+    if str(card.get("model_card_version", "0")).split(".")[0] != MODEL_CARD_VERSION.split(".")[0]:
+        raise InputError(messages.APPLY_BAD_CARD.format(path=path, why=f"layout version {card.get('model_card_version')}"))
+    if not card.get("models"):
+        raise InputError(messages.APPLY_BAD_CARD.format(path=path, why="it lists no trained model"))
+    if card.get("leaks"):
+        LOGGER.warning(messages.APPLY_LEAKY_CARD)
+    return card
+
+
+def check_against_training(cohort, card: dict) -> list[str]:
+    """Refuse new participants that are training participants of the card's models.
+
+    ``cohort``: the new participants (``participant_id``, ``source_hash``). Returns notes (participants whose
+    content hash is unknown and so were checked by ID only).
+
+    Raises
+    ------
+    InputError
+        A new participant has the ID of a training participant, or the content hash of one (the same scan
+        under another ID); the message names both.
+    """
+    training = card["training_cohort"]["participants"]
+    by_id = {p["participant_id"] for p in training}
+    by_hash = {}
+    for p in training:
+        if p.get(CONTENT_HASH_KEY):
+            by_hash.setdefault(p[CONTENT_HASH_KEY], []).append(p["participant_id"])
+    problems = []
+    for row in cohort.itertuples():
+        if row.participant_id in by_id:
+            problems.append(messages.APPLY_SAME_ID.format(id=row.participant_id))
+        if row.source_hash and row.source_hash in by_hash:
+            problems.append(messages.APPLY_SAME_SCAN.format(id=row.participant_id, training=", ".join(by_hash[row.source_hash])))
+    if problems:
+        raise InputError(messages.APPLY_LEAK.format(run=card.get("run_uuid"), items="\n  ".join(problems)))
+    unknown = list(cohort.loc[cohort["source_hash"] == "", "participant_id"])
+    notes = [messages.HASH_UNKNOWN.format(n=len(unknown), ids=", ".join(unknown[:10]))] if unknown else []
+    if not by_hash:
+        notes.append(messages.APPLY_CARD_NO_HASHES)
+    return notes
+
+
+def check_parameters(out_dir: Path, cohort, card: dict, modalities) -> None:
+    """Refuse tensors made with other parameters than the training tensors (as the cohort reader does).
+
+    Raises
+    ------
+    InputError
+        A participant's tensor differs from the card's ``tensor_parameters`` in a compared parameter
+        (:data:`bidsad.learn.cohort.COMPARED_PARAMETERS`); the message names each participant, tensor and parameter.
+    """
+    from bidsad.learn.cohort import COMPARED_PARAMETERS
+
+    items = []
+    for column in modalities:
+        reference = (card.get("tensor_parameters") or {}).get(column)
+        if not reference:
+            continue
+        for row in cohort.itertuples():
+            path = getattr(row, column)
+            if not path:
+                continue
+            meta = json.loads((Path(out_dir) / path).with_suffix(".json").read_text())
+            for key in COMPARED_PARAMETERS:
+                if meta.get(key) != reference.get(key):
+                    items.append(messages.MISMATCH_ITEM.format(participant=row.participant_id, tensor=path, parameter=key,
+                                                               value=json.dumps(meta.get(key)),
+                                                               expected=json.dumps(reference.get(key))))
+    if items:
+        raise InputError(messages.APPLY_PARAMETERS.format(preset=card["preset"], items="\n  ".join(items)))
+
+
+def ensemble_predict(group_dir: Path, fold_models, out_dir: Path, rows, modalities, batch_size: int):
+    """Mean class probabilities of ``fold_models`` (paths relative to ``group_dir``) over ``rows``.
+
+    Returns a float64 array (n_rows, n_classes). Models are loaded one at a time (memory: one model).
+    """
+    import keras
+    import numpy as np
+
+    import bidsad.learn.layers  # noqa: F401  (registers the custom layer for loading)
+    from bidsad.learn.data import make_dataset
+
+    total = None
+    for relative in fold_models:
+        model = keras.models.load_model(Path(group_dir) / relative)
+        dataset = make_dataset(out_dir, rows, modalities, batch_size=batch_size, shuffle=False, seed=0, with_labels=False)
+        proba = model.predict(dataset, verbose=0).astype(np.float64)
+        total = proba if total is None else total + proba
+        keras.backend.clear_session()
+    return total / len(fold_models)
+
+
+def run_apply(config) -> int:
+    """``group --apply-models DIR``: predict every participant of ``out_dir``'s derivatives with the models of an
+    earlier group run; return the exit status (0).
+
+    Raises
+    ------
+    InputError
+        See :func:`read_model_card`, :func:`check_against_training`, :func:`check_parameters`; ``out_dir`` is
+        the training run itself; or no participant has the models' inputs.
+    """
+    import shutil
+
+    import pandas as pd
+
+    from bidsad.learn.cohort import build_cohort
+    from bidsad.learn.evaluate import bootstrap_ci, classification_metrics, probability_columns
+    from bidsad.learn.train import software_versions
+    from bidsad.utils import atomic_write_json, atomic_write_text
+
+    ex = config.execution
+    out_dir, bids_dir = Path(ex.out_dir), Path(ex.bids_dir)
+    source = Path(ex.apply_models).resolve()
+    group_dir = out_dir / "group"
+    if group_dir.resolve() == source:
+        raise InputError(messages.APPLY_SAME_RUN.format(path=source))
+    card = read_model_card(source)
+    classes = tuple(card["task"]["classes"])
+    preset = card["preset"]
+    if preset != config.features.preset:
+        LOGGER.info(messages.APPLY_PRESET.format(preset=preset))
+    cohort = build_cohort(out_dir, bids_dir, preset, card.get("mri_input", "t1w"), labels_required=False)
+    cohort = cohort[cohort["mri"] != ""].reset_index(drop=True)
+    notes = check_against_training(cohort, card)
+    used = sorted({m for model in card["models"].values() for m in model["modalities"]})
+    check_parameters(out_dir, cohort, card, used)
+    for note in notes:
+        LOGGER.warning(note)
+    if group_dir.exists():
+        LOGGER.warning(messages.APPLY_REPLACES.format(group=group_dir))
+        shutil.rmtree(group_dir)  # group/ always describes one run
+
+    task_codes = {name: index for index, name in enumerate(classes)}
+    from bidsad.bids import CLASS_NAMES
+
+    def task_label(code):
+        return pd.NA if pd.isna(code) else task_codes.get(CLASS_NAMES[int(code)], pd.NA)
+
+    tables, evaluations = [], {}
+    for name, model in card["models"].items():
+        rows = cohort[(cohort[list(model["modalities"])] != "").all(axis=1)].reset_index(drop=True)
+        if rows.empty:
+            notes.append(messages.APPLY_NO_INPUTS.format(model=name, modalities=" + ".join(model["modalities"])))
+            continue
+        LOGGER.info("applying %s (%d fold models) to %d participants", name, len(model["fold_models"]), len(rows))
+        proba = ensemble_predict(source, model["fold_models"], out_dir, rows, model["modalities"], config.learning.batch_size)
+        table = pd.DataFrame({"participant_id": rows["participant_id"], "model": name,
+                              "diagnosis": rows["diagnosis"].replace("", "n/a"),
+                              "label": [task_label(c) for c in rows["label"]]})
+        table["predicted_diagnosis"] = [classes[i] for i in proba.argmax(axis=1)]
+        for i, column in enumerate(probability_columns(classes)):
+            table[column] = proba[:, i].round(6)
+        tables.append(table)
+        known = table["label"].notna().to_numpy()
+        if known.sum() and len(set(table.loc[known, "label"])) > 1:
+            y = table.loc[known, "label"].astype(int).to_numpy()
+            metrics = classification_metrics(y, proba[known], classes)
+            ci = bootstrap_ci(y, proba[known], n_resamples=config.learning.n_bootstrap, seed=config.seeds.random_seed,
+                              classes=classes)
+            evaluations[name] = {"n": int(known.sum()), "metrics": metrics, "ci": ci,
+                                 "within_cross_validated_ci": _within(metrics, model["cross_validated"])}
+    if not tables:
+        raise InputError("; ".join(notes))
+    predictions = pd.concat(tables, ignore_index=True)
+    atomic_write_text(group_dir / "predictions.tsv", predictions.to_csv(sep="\t", index=False, na_rep="n/a"))
+    atomic_write_json(group_dir / "predictions.json", {
+        "Description": f"Class probabilities of the models of {source} (run {card.get('run_uuid')}), each the mean over "
+                       "its fold models (every fold and repeat).",
+        "participant_id": {"Description": "participant of this dataset"},
+        "model": {"Description": "model name (registry of bidsad.learn.models)"},
+        "diagnosis": {"Description": "diagnosis in this dataset's participants.tsv (n/a: none)"},
+        "label": {"Description": f"index of the diagnosis in the task's classes {list(classes)} (n/a: not one of them)"},
+        "predicted_diagnosis": {"Description": "class with the largest mean probability"},
+        **{c: {"Description": f"mean predicted probability of {c.removeprefix('probability_')}", "Units": "probability"}
+           for c in probability_columns(classes)},
+        "Sources": [str(source / MODEL_CARD)], "ModelCard": str(source / MODEL_CARD)})
+    applied = {**card, "application": {
+        "run_uuid": ex.run_uuid, "models_from": str(source), "dataset": str(bids_dir), "derivatives": str(out_dir),
+        "n_participants": int(predictions["participant_id"].nunique()), "ensemble": "mean probability over fold models",
+        "evaluation": evaluations, "notes": notes, "software_versions": software_versions()}}
+    atomic_write_json(group_dir / MODEL_CARD, applied)
+    from bidsad.reports.group import write_apply_report
+
+    report = write_apply_report(out_dir)
+    LOGGER.info(messages.APPLY_DONE.format(report=report, n=applied["application"]["n_participants"]))
+    return 0
+
+
+def _within(metrics: dict, cross_validated: dict) -> dict:
+    """Per card metric: whether the applied value lies inside the cross-validated 95% CI (``None`` if undefined)."""
+    out = {}
+    for key, reference in cross_validated.items():
+        value, low, high = metrics.get(key), reference.get("ci_low"), reference.get("ci_high")
+        out[key] = None if value is None or low is None or high is None else bool(low <= value <= high)
+    return out
