@@ -152,7 +152,7 @@ def test_cuda_pins_follow_the_cpu_pins():
     assert not set(cuda) & set(_pins())  # added to .ci/constraints.txt, never contradicting it
 
 
-@pytest.mark.slow  # about 1 to 4 min: pip asks PyPI for the metadata of the CUDA wheels (GB of them)
+@pytest.mark.slow  # minutes: pip 23 downloads the CUDA wheels (several GB) to read them; 3.5 min at load 3, over 18 at load 33
 def test_cuda_flavour_requirements_resolve(tmp_path):
     """``pip install --dry-run`` of the cuda flavour's requirements at its pins, as the Dockerfile installs
     them: torch is the CPU build (+cpu; here from ``PIP_FIND_LINKS``, elsewhere PyTorch's CPU index)."""
