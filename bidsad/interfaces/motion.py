@@ -183,10 +183,12 @@ def estimate_motion(bold_file, reference_file, *, max_iterations: int = 20, tole
     import nibabel as nb
     import numpy as np
     from scipy import ndimage
+    from threadpoolctl import threadpool_limits
 
     ref_img = nb.load(str(reference_file))
     ref = np.asarray(ref_img.dataobj, dtype=np.float32)
     bold = nb.load(str(bold_file))
+    series = np.asarray(bold.dataobj, dtype=np.float32)  # once: a volume of a .nii.gz re-reads the file up to it
     affine = ref_img.affine
     centre = fov_centre(ref_img)
     mask = ndimage.binary_dilation(ref > 0.1 * np.percentile(ref, 99), iterations=2)
@@ -196,18 +198,19 @@ def estimate_motion(bold_file, reference_file, *, max_iterations: int = 20, tole
     to_voxels = np.linalg.inv(bold.affine)
     matrices = np.empty((bold.shape[3], 4, 4))
     matrix = np.eye(4)
-    for index in range(bold.shape[3]):
-        volume = np.asarray(bold.dataobj[..., index], dtype=np.float32)
-        for sigma, (values, world, steepest, inv_hessian) in levels:
-            smooth = ndimage.gaussian_filter(volume, sigma) if sigma else volume
-            for _ in range(max_iterations):
-                voxels = (to_voxels @ matrix @ world.T)[:3]
-                error = ndimage.map_coordinates(smooth, voxels, order=1, mode="nearest") - values
-                delta = inv_hessian @ (steepest.T @ error)
-                matrix = matrix @ np.linalg.inv(rigid_matrix(delta, centre))
-                if max(np.abs(delta[:3]).max(), 50.0 * np.abs(delta[3:]).max()) < tolerance_mm:
-                    break
-        matrices[index] = matrix
+    with threadpool_limits(limits=1):  # products of 6 x N: BLAS threads only add spinning
+        for index in range(bold.shape[3]):
+            volume = series[..., index]
+            for sigma, (values, world, steepest, inv_hessian) in levels:
+                smooth = ndimage.gaussian_filter(volume, sigma) if sigma else volume
+                for _ in range(max_iterations):
+                    voxels = (to_voxels @ matrix @ world.T)[:3]
+                    error = ndimage.map_coordinates(smooth, voxels, order=1, mode="nearest") - values
+                    delta = inv_hessian @ (steepest.T @ error)
+                    matrix = matrix @ np.linalg.inv(rigid_matrix(delta, centre))
+                    if max(np.abs(delta[:3]).max(), 50.0 * np.abs(delta[3:]).max()) < tolerance_mm:
+                        break
+            matrices[index] = matrix
     params = np.array([rigid_params(m, centre) for m in matrices])
     return matrices, params
 
