@@ -47,6 +47,7 @@ def _small_t1w_dataset(root: Path, labels: list[str]) -> Path:
     return bids
 
 
+@pytest.mark.slow  # three participants' graphs: about a minute on an idle 2-core machine
 @pytest.mark.integration
 def test_cohort_finishes_participants_not_layers(tmp_path):
     """With --nprocs 2 and three participants, the first participant's report and outputs exist before the
