@@ -43,13 +43,16 @@ class Progress:
     workflow : the nipype workflow about to run (its flattened graph gives each participant's steps; N is
         the number of participants with steps).
     bar : show a tqdm bar (default: when stderr is a terminal); otherwise INFO lines every 10 %.
+    announce : log the "done, k of N" line per participant and the share of steps done (default); ``False``
+        when the caller runs one graph per participant and announces them itself (only failures are logged).
     """
 
-    def __init__(self, workflow, bar: bool | None = None, clock=time.monotonic):
+    def __init__(self, workflow, bar: bool | None = None, clock=time.monotonic, announce: bool = True):
         import networkx as nx
 
         self._clock = clock
         self.start = clock()
+        self.announce = announce
         from nipype.interfaces.utility import IdentityInterface
         from nipype.pipeline.engine import JoinNode
 
@@ -92,6 +95,8 @@ class Progress:
                 before = len(self.pending.get(lab, ()))
                 self.pending.get(lab, set()).difference_update(gone)
                 removed += before - len(self.pending.get(lab, ()))
+            if not self.announce:
+                return
             self._advance(removed)
             if label is not None and not self.pending.get(label) and label not in self.finished:
                 self.finished.append(label)

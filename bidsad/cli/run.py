@@ -179,7 +179,6 @@ def run_participant_level(config) -> int:
     import shutil
 
     from bidsad.bids import collect_participants, validate_input, write_dataset_description
-    from bidsad.reports.participant import write_participant_report
     from bidsad.workflows.base import crash_dir, init_bidsad_wf
 
     ex = config.execution
@@ -206,25 +205,28 @@ def run_participant_level(config) -> int:
             stale.unlink()
         for partial in (out_dir / f"sub-{part.label}").rglob(".*.tmp"):  # a killed run's unfinished writes
             partial.unlink()
-    workflow = init_bidsad_wf(config, participants)
-    LOGGER.info("Participant level: %d participant(s), plugin %s", len(participants), plugin)
-    if workflow.list_node_names():
-        progress = _start_progress(workflow, plugin_args)
-        try:
-            workflow.run(plugin=plugin, plugin_args=plugin_args)
-        except RuntimeError as err:  # nipype: some nodes failed; attributed below per participant
-            LOGGER.debug("nipype reported failures: %s", err)
-        finally:
-            progress.close()
+    if plugin in PER_PARTICIPANT_PLUGINS:
+        participants = _run_per_participant(config, participants, one_at_a_time=plugin == "Linear")
+    else:  # cluster plugins: one graph of every participant, each node a job
+        workflow = init_bidsad_wf(config, participants)
+        LOGGER.info("Participant level: %d participant(s), plugin %s", len(participants), plugin)
+        if workflow.list_node_names():
+            progress = _start_progress(workflow, plugin_args)
+            try:
+                workflow.run(plugin=plugin, plugin_args=plugin_args)
+            except RuntimeError as err:  # nipype: some nodes failed; attributed below per participant
+                LOGGER.debug("nipype reported failures: %s", err)
+            finally:
+                progress.close()
+        for part in participants:
+            _finish_participant(config, part)
 
     failed = []
     for part in participants:
-        part.errors.extend(_crash_reasons(crash_dir(config, part.label)))
         if part.t1w is None or part.errors:
             failed.append(part.label)
             for error in part.errors:
                 LOGGER.error(messages.PARTICIPANT_FAILED.format(label=part.label, why=error))
-        write_participant_report(config, part)
     _write_boilerplate(out_dir)
     write_dataset_description(out_dir, bids_dir, ex.derivatives)  # Resolution of the res- labels now written
     _write_summary(out_dir / "logs" / f"summary-participant-{ex.run_uuid}.json", participants, failed)
@@ -245,6 +247,118 @@ def _start_progress(workflow, plugin_args: dict):
     progress = Progress(workflow)
     plugin_args["status_callback"] = progress
     return progress
+
+
+#: Plugins under which bidsad schedules whole participants itself (:func:`_run_per_participant`).
+PER_PARTICIPANT_PLUGINS = ("Linear", "MultiProc")
+#: Peak resident memory of one participant's graph (GB; benchmarks/README.md: 2.5 GB for a full-size
+#: participant with BOLD), used to bound how many participants run at once under ``--mem``.
+PARTICIPANT_MEM_GB = 3.0
+
+
+def participant_slots(config, n_participants: int) -> tuple[int, int]:
+    """How a run's ``--nprocs`` is split: (participants at once, processes per participant).
+
+    With ``--omp-nthreads T``: ``nprocs // T`` participants of ``T`` processes each. Otherwise as many
+    participants as processes (most steps use one core), and the processes left over go to the running
+    participants (one participant alone gets all of them). ``--mem`` bounds the participants at once
+    to ``mem / PARTICIPANT_MEM_GB``. Never fewer than one participant or one process.
+    """
+    nprocs = config.nipype.nprocs or os.cpu_count() or 1
+    threads = config.nipype.omp_nthreads
+    slots = max(1, nprocs // threads) if threads else nprocs
+    slots = max(1, min(slots, n_participants))
+    if config.nipype.mem_gb:
+        slots = max(1, min(slots, int(config.nipype.mem_gb // PARTICIPANT_MEM_GB)))
+    return slots, threads or max(1, nprocs // slots)
+
+
+def _run_per_participant(config, participants: list, *, one_at_a_time: bool = False) -> list:
+    """Run participants one graph each, ``slots`` at a time (:func:`participant_slots`; one with
+    ``--plugin Linear``), each participant's outputs and report finished before its worker takes the next
+    one, so that a stopped cohort run leaves whole participants; return the participants (errors added).
+
+    Workers are forked processes reused across participants (libraries and models load once per worker).
+    A participant whose worker dies (e.g. killed for memory) is reported failed; the others go on.
+    """
+    import concurrent.futures as cf
+    import multiprocessing
+
+    import time
+
+    slots, threads = participant_slots(config, 1 if one_at_a_time else len(participants))
+    LOGGER.info("Participant level: %d participant(s), %d at a time, %d process(es) each",
+                len(participants), slots, threads)
+    start, done = time.monotonic(), {}
+
+    def finished(part) -> None:  # "sub-X done, k of N, elapsed" as each participant ends
+        from bidsad.cli.progress import format_elapsed
+
+        done[part.label] = part
+        template = messages.PARTICIPANT_FINISHED_FAILED if part.errors else messages.PARTICIPANT_FINISHED
+        LOGGER.info(template.format(label=part.label, k=len(done), n=len(participants),
+                                    elapsed=format_elapsed(time.monotonic() - start)))
+
+    if slots == 1:
+        for part in participants:
+            finished(_run_one_participant(config, part, threads, 1))
+        return [done[part.label] for part in participants]
+    with cf.ProcessPoolExecutor(max_workers=slots, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = {pool.submit(_run_one_participant, config, part, threads, slots): part
+                   for part in participants}
+        for future in cf.as_completed(futures):
+            part = futures[future]
+            try:
+                result = future.result()
+            except Exception as err:  # the worker process itself died: this participant failed
+                part.errors.append(f"the participant's process ended unexpectedly ({err!r})")
+                result = part
+            finished(result)
+    return [done[part.label] for part in participants]
+
+
+def _run_one_participant(config, part, threads: int, slots: int):
+    """One participant's graph, then its report: MultiProc with ``threads`` processes (``--plugin-args``
+    apply, ``--mem`` shared between the ``slots`` participants at once), Linear for one process.
+
+    Runs in a worker process (or in this one); returns ``part`` with the reasons of failed nodes in
+    ``part.errors``.
+    """
+    import copy
+
+    from bidsad.workflows.base import init_bidsad_wf
+
+    config = copy.deepcopy(config)  # the run's configuration, as saved, keeps what the user gave
+    config.nipype.omp_nthreads = threads
+    os.environ["OMP_NUM_THREADS"] = os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(threads)
+    try:
+        workflow = init_bidsad_wf(config, [part])
+        if workflow.list_node_names():  # failed steps are logged as they happen (bidsad.cli.progress)
+            from bidsad.cli.progress import Progress
+
+            args = {"status_callback": Progress(workflow, bar=False, announce=False)}
+            if threads > 1 and config.nipype.plugin != "Linear":
+                args.update({"raise_insufficient": False, "n_procs": threads, **(config.nipype.plugin_args or {})})
+                if config.nipype.mem_gb:
+                    args.setdefault("memory_gb", config.nipype.mem_gb / slots)
+                workflow.run(plugin="MultiProc", plugin_args=args)
+            else:
+                workflow.run(plugin="Linear", plugin_args=args)
+    except RuntimeError as err:  # nipype: some nodes failed; their crash files name why
+        LOGGER.debug("nipype reported failures for sub-%s: %s", part.label, err)
+    except Exception as err:  # building the graph failed: this participant only
+        part.errors.append(f"{type(err).__name__}: {err}")
+    _finish_participant(config, part)
+    return part
+
+
+def _finish_participant(config, part) -> None:
+    """Collect the participant's crash reasons into ``part.errors`` and write its report."""
+    from bidsad.reports.participant import write_participant_report
+    from bidsad.workflows.base import crash_dir
+
+    part.errors.extend(_crash_reasons(crash_dir(config, part.label)))
+    write_participant_report(config, part)
 
 
 def _log_to_file(out_dir: Path, level: str, run_uuid: str) -> Path:

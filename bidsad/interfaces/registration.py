@@ -47,6 +47,28 @@ def template_file(folder: Path, kind: str = "T1w", resolution: int = 2) -> Path:
     return out
 
 
+#: antspyx's default linear levels (shrink factor: (smoothing sigma in voxels, iterations)), coarse to fine.
+LINEAR_LEVELS = {6: (3, 2100), 4: (2, 1200), 2: (1, 1200), 1: (0, 10)}
+#: Grid of the template registrations run against (mm).
+TEMPLATE_RESOLUTION_MM = 2.0
+
+
+def stage_sizes(voxel_mm: float) -> dict:
+    """antspyx ``registration`` keyword arguments sized to an input of ``voxel_mm`` (its largest voxel side).
+
+    Registration runs against the 2 mm template; levels finer than the input carry no information, so an
+    input of ``v`` mm stops at shrink factor ``floor(v / 2 mm)`` (1 for inputs of up to 3.9 mm: antspyx's
+    defaults), and SyN iterates only at its coarsest level (4x) for inputs of 4 mm and more.
+    """
+    finest = max(1, int(voxel_mm // TEMPLATE_RESOLUTION_MM))
+    if finest == 1:
+        return {}
+    shrink = sorted({f for f in LINEAR_LEVELS if f > finest} | {finest}, reverse=True)
+    nearest = {f: LINEAR_LEVELS[min(LINEAR_LEVELS, key=lambda g: abs(g - f))] for f in shrink}
+    return {"aff_shrink_factors": tuple(shrink), "aff_smoothing_sigmas": tuple(nearest[f][0] for f in shrink),
+            "aff_iterations": tuple(nearest[f][1] for f in shrink), "reg_iterations": (40, 0, 0)}
+
+
 def register_to_template(in_file: Path, mask_file: Path, out_dir: Path, *, method: str = "syn", seed: int = 0) -> tuple[Path, Path]:
     """Register a brain-extracted T1w to the 2 mm ``MNI152NLin2009aSym`` template (antspyx).
 
@@ -55,6 +77,8 @@ def register_to_template(in_file: Path, mask_file: Path, out_dir: Path, *, metho
     initialisation, rigid then affine, Mattes mutual information) or ``syn`` (the same followed by SyN,
     Avants et al. 2008). The transforms are estimated against the 2 mm template and act in world
     coordinates (mm), so they apply to any grid.
+
+    The levels are sized to the input's voxel size (:func:`stage_sizes`).
 
     Returns the forward (T1w -> template, for resampling T1w images into the template) and inverse
     ITK composite transform files (``.h5``). ``seed`` fixes antsRegistration's random sampling (passed as
@@ -69,8 +93,11 @@ def register_to_template(in_file: Path, mask_file: Path, out_dir: Path, *, metho
     fixed = ants.image_read(str(template_file(out_dir, "T1w", 2)))
     moving = ants.image_read(str(in_file)) * ants.image_read(str(mask_file)).clone("float")
     set_ants_seed(seed)
+    sizes = stage_sizes(max(moving.spacing))
+    if method == "affine":
+        sizes.pop("reg_iterations", None)
     result = ants.registration(fixed=fixed, moving=moving, type_of_transform=TRANSFORMS[method],
-                               outprefix=str(out_dir / "reg_"), write_composite_transform=True)
+                               outprefix=str(out_dir / "reg_"), write_composite_transform=True, **sizes)
     return Path(result["fwdtransforms"]), Path(result["invtransforms"])
 
 

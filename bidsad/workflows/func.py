@@ -23,7 +23,7 @@ def init_func_preproc_wf(*, run, bids_dir: Path, out_dir: str, preset: str, deno
     1. conform (:func:`bidsad.interfaces.images.conform_image`: float32, RAS+, finite);
     2. non-steady-state volumes (:func:`bidsad.interfaces.motion.nonsteady_volumes`), BOLD reference
        (median of the first steady-state volumes) and its brain mask (nilearn ``compute_epi_mask``);
-    3. head motion: every volume registered rigidly to the reference (antspyx), six parameters in
+    3. head motion: every volume realigned rigidly to the reference (least squares), six parameters in
        fMRIPrep's convention (:mod:`bidsad.interfaces.motion`);
     4. coregistration of the brain-extracted reference to the brain-extracted T1w (antspyx rigid, Mattes
        mutual information);
@@ -80,7 +80,7 @@ def init_func_preproc_wf(*, run, bids_dir: Path, out_dir: str, preset: str, deno
                                    repetition_time=run.repetition_time),
                       name="conform_bold", mem_gb=max(run.mem_gb, 0.1))
     boldref = pe.Node(motion.BoldReference(), name="bold_reference")
-    hmc = pe.Node(motion.HeadMotion(nthreads=omp_nthreads, seed=seed), name="head_motion", n_procs=omp_nthreads)
+    hmc = pe.Node(motion.HeadMotion(), name="head_motion")
     coreg = pe.Node(CoregisterBold(seed=seed), name="coregister", mem_gb=1.0)
     to_std = pe.Node(resample.BoldToStandard(model_shape=shape, model_affine=model_affine.tolist(),
                                              repetition_time=tr),
