@@ -69,6 +69,42 @@ def bids_uri(path: Path, root: Path) -> str:
     return f"bids:raw:{relpath(path, root)}"
 
 
+#: Tensor sidecar key of :func:`image_content_hash` of the participant's source T1w (the leakage checks' key).
+CONTENT_HASH_KEY = "SourceContentHash"
+
+
+def image_content_hash(path: Path) -> str:
+    """``sha256:<hex>`` of an image's decoded voxel array: its shape, dtype (little-endian) and bytes.
+
+    The array is nibabel's ``dataobj`` as stored (scaling applied), so a renamed, recompressed or
+    re-headered copy of the same scan has the same hash, whatever its file name or gzip level; a
+    resampled or re-typed copy does not. Raises nibabel's / the OS's errors for unreadable files.
+    """
+    import nibabel as nb
+    import numpy as np
+
+    return array_content_hash(np.asanyarray(nb.load(str(path)).dataobj))
+
+
+def array_content_hash(data) -> str:
+    """``sha256:<hex>`` of an array's shape, dtype (as little-endian) and bytes (C order)."""
+    import hashlib
+
+    import numpy as np
+
+    data = np.asarray(data)
+    data = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<"))
+    digest = hashlib.sha256(f"{data.shape}|{data.dtype.str}|".encode())
+    digest.update(data.tobytes())
+    return f"sha256:{digest.hexdigest()}"
+
+
+def bids_uri_path(uri: str, bids_dir: Path) -> Path | None:
+    """The file of a ``bids:raw:<relative path>`` URI (:func:`bids_uri`) under ``bids_dir``, else ``None``."""
+    prefix = "bids:raw:"
+    return Path(bids_dir) / uri[len(prefix):] if isinstance(uri, str) and uri.startswith(prefix) else None
+
+
 def core_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     """Shape without singleton dimensions beyond the third: (X,Y,Z,1) -> (X,Y,Z); (X,Y,Z,1,T) -> (X,Y,Z,T).
 

@@ -109,6 +109,9 @@ RECIPES: dict[str, dict] = {
               "validation": False, "patience": 5, "dropout": 0.1, "l2": 0.0, "batch_norm": False, "mri_downsample": 1},
 }
 
+#: Values of ``--mri-input``: which participant-level MRI tensor the group level feeds to the models.
+MRI_INPUTS = ("t1w", "gm")
+
 #: Values of ``--anat-registration``.
 ANAT_REGISTRATIONS = ("affine", "syn")
 
@@ -131,6 +134,10 @@ class Features:
 
     preset: str = "paper"
     """Grid preset (see :data:`PRESETS`)."""
+    mri_input: str = "t1w"
+    """MRI model input of the group level (``--mri-input``, :data:`MRI_INPUTS`): ``t1w`` (the standardised
+    T1w tensor, ``*_res-<preset>_desc-model_T1w.npy``) or ``gm`` (Jacobian-modulated grey matter,
+    ``*_res-<preset>_label-GM_desc-model_probseg.npy``); both on the same grid and made by every participant run."""
 
 
 @dataclass
@@ -143,6 +150,9 @@ class Learning:
     recipe: str = "bidsad"
     """Name of the training recipe the settings below came from (:data:`RECIPES`; ``--recipe``). Settings
     changed after choosing it are recorded as overrides (:func:`recipe_summary`)."""
+    classes: list[str] = field(default_factory=list)
+    """The task's classes (``--classes``, e.g. ``["CN", "AD"]``); empty: every class with participants.
+    Participants of other classes are excluded (cohort.tsv says why); models get one output per class."""
     epochs: int = RECIPES["bidsad"]["epochs"]
     """Maximum training epochs per fold (paper: 20)."""
     folds: int = 5
@@ -238,6 +248,7 @@ class Config:
 
     def problems(self) -> list[tuple[str, str, object, str]]:
         """Values out of range or of the wrong type: ``(section, name, value, why)`` for each."""
+        from bidsad.bids import CLASS_NAMES
         from bidsad.learn.models import MODEL_NAMES
 
         def integer(value, minimum):
@@ -251,8 +262,11 @@ class Config:
             ("preprocessing", "denoise", self.preprocessing.denoise in DENOISE_STRATEGIES,
              f"one of {', '.join(DENOISE_STRATEGIES)}"),
             ("features", "preset", self.features.preset in PRESETS, f"one of {', '.join(sorted(PRESETS))}"),
+            ("features", "mri_input", self.features.mri_input in MRI_INPUTS, f"one of {', '.join(MRI_INPUTS)}"),
             ("learning", "models", isinstance(self.learning.models, list) and bool(self.learning.models)
              and all(m in MODEL_NAMES for m in self.learning.models), f"a list from {', '.join(MODEL_NAMES)}"),
+            ("learning", "classes", isinstance(self.learning.classes, list) and all(c in CLASS_NAMES for c in self.learning.classes)
+             and len(set(self.learning.classes)) != 1, f"an empty list or two or more of {', '.join(CLASS_NAMES)}"),
             ("learning", "epochs", integer(self.learning.epochs, 1), "an integer >= 1"),
             ("learning", "folds", integer(self.learning.folds, 2), "an integer >= 2"),
             ("learning", "batch_size", integer(self.learning.batch_size, 1), "an integer >= 1"),

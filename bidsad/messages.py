@@ -166,6 +166,10 @@ NO_FEATURES = (
     "out_dir: no model features for preset '{preset}' in {out}.{found} Run the participant level first "
     "(bidsad {bids} {out} participant --preset {preset})."
 )
+FEATURES_NO_MRI_INPUT = (
+    " T1w tensors exist, but none for --mri-input {mri_input} (*_{ending}.npy): they are made by this version's "
+    "participant level (rerun it; cached steps are reused), or use --mri-input t1w."
+)
 FEATURES_OTHER_PRESETS = " Features exist for preset(s) {presets}: pass --preset {first} to use them."
 GROUP_REPLACED = "group/ of an earlier run (models: {models}) is replaced by this run's results."
 EXCLUDED_NO_DIAGNOSIS = "no diagnosis in participants.tsv"
@@ -173,6 +177,16 @@ EXCLUDED_BAD_DIAGNOSIS = "diagnosis '{value}' is not one of CN, MCI, AD (or a kn
 EXCLUDED_NOT_IN_TSV = "not listed in participants.tsv"
 EXCLUDED_CONFLICT = "several rows with different diagnoses in participants.tsv"
 EXCLUDED_NO_T1W_FEATURES = "no MRI features (participant level failed or not run)"
+EXCLUDED_CLASS = "diagnosis not in the task's classes (--classes {task})"
+CLASSES_UNKNOWN = "--classes: unknown class {classes}; the classes are {known}"
+CLASSES_TOO_FEW = ("a classification task needs two classes with participants: the task has {task} (classes with "
+                   "included participants: {present}); check participants.tsv's diagnosis column and --classes")
+DUPLICATE_SCANS = ("the same T1w scan (identical voxel content) appears under different participant IDs; one person "
+                   "in training and test is a leak. Remove the duplicates from participants.tsv or the derivatives:\n  {items}")
+HASH_UNKNOWN = ("{n} participant(s) have no source content hash (derivatives of an older bidsad and the source T1w not "
+                "found under bids_dir): not checked for duplicate scans: {ids}")
+CLASSES_ONE = "--classes {classes}: a classification task needs two or more classes (e.g. --classes CN AD)"
+CLASS_ABSENT = "--classes {cls}: no included participant has this diagnosis; the task goes on without it"
 PARAMETERS_MISMATCH = (
     "Group level: the features of preset '{preset}' in {out} were not all made with the same parameters, "
     "and bidsad does not mix them:\n  {items}\nRerun the participant level of the participants named "

@@ -296,6 +296,7 @@ def make_synthetic_derivatives(root: Path, n_participants: int = 60, *, preset: 
     """
     import numpy as np
 
+    from bidsad.bids import CONTENT_HASH_KEY, array_content_hash
     from bidsad.config import PRESETS
     from bidsad.interfaces.tensors import finish_meta, grid_affine, resize_mri_volume_grid
 
@@ -329,6 +330,7 @@ def make_synthetic_derivatives(root: Path, n_participants: int = 60, *, preset: 
         np.save(stem.with_suffix(".npy"), mri)
         affine = resize_mri_volume_grid(grid["mri_shape"])
         meta = {"shape": list(mri.shape), "dtype": "float32", "grid_affine": affine.round(6).tolist(),
+                CONTENT_HASH_KEY: array_content_hash(mri),  # no source scan: the drawn tensor stands in for it
                 "voxel_size_mm": [round(float(v), 6) for v in np.diag(affine)[:3]],
                 "field_of_view_mm": [197.0, 233.0, 189.0], "frames": None, "Modality": "T1w", **common}
         stem.with_suffix(".json").write_text(json.dumps(finish_meta(meta, {}, **how), indent=2))

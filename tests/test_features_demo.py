@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from bidsad.atlases import PARCELLATION, parcellation
+from bidsad.bids import image_content_hash
 
 from .conftest import DEMO, run_bidsad
 
@@ -34,7 +35,20 @@ def _tensor_stats(path):
 def test_every_demo_tensor_matches_its_sidecar_and_is_standardised(demo_run):
     tensors = sorted(demo_run["out"].glob("sub-*/features/*_desc-model_*.npy"))
     assert {p.name.split("_")[0] for p in tensors} == {f"sub-{x}" for x in LABELS}
-    for path in tensors:
+    gm = [p for p in tensors if p.name.endswith("_label-GM_desc-model_probseg.npy")]
+    assert len(gm) == len(LABELS)
+    for path in gm:  # modulated grey matter: not standardised, its integral is the native GM volume
+        meta = json.loads(path.with_suffix(".json").read_text())
+        array = np.load(path)
+        t1w = json.loads(path.with_name(path.name.replace("_label-GM_desc-model_probseg", "_desc-model_T1w"))
+                         .with_suffix(".json").read_text())
+        integral = float(array.sum(dtype=np.float64)) * np.prod(meta["voxel_size_mm"]) / 1000
+        print(f"{path.name}: native GM {meta['GreyMatterVolume_ml']:.1f} ml, tensor integral {integral:.1f} ml")
+        assert list(array.shape) == meta["shape"] == t1w["shape"] and meta["grid_affine"] == t1w["grid_affine"]
+        assert array.dtype == np.float32 and np.isfinite(array).all() and array.min() >= 0
+        assert integral == pytest.approx(meta["GreyMatterVolume_ml"], rel=0.03)
+        assert meta["Modality"] == "GM" and "SyN" in meta["Normalisation"] and meta["ParametersHash"]
+    for path in sorted(set(tensors) - set(gm)):
         meta, array, inside = _tensor_stats(path)
         assert list(array.shape) == meta["shape"] and str(array.dtype) == meta["dtype"] == "float32"
         assert np.isfinite(array).all()
@@ -42,6 +56,9 @@ def test_every_demo_tensor_matches_its_sidecar_and_is_standardised(demo_run):
               f"{inside.size} voxels")
         assert abs(inside.mean()) < 1e-3 and abs(inside.std() - 1) < 1e-3
         assert meta["ParametersHash"] and meta["bidsad_version"] and meta["grid_affine"]
+        if meta["Modality"] == "T1w":  # the duplicate-scan check's key: the raw T1w's voxel content
+            source = DEMO / meta["Sources"][0].removeprefix("bids:raw:")
+            assert meta["SourceContentHash"] == image_content_hash(source)
 
 
 def test_demo_grey_matter_features(demo_run):
@@ -54,8 +71,9 @@ def test_demo_grey_matter_features(demo_run):
         assert np.isfinite(gm).all() and gm.min() >= -1e-3 and gm.max() <= 1.001
         morph = out / f"sub-{label}/anat/sub-{label}_atlas-{PARCELLATION}_desc-gm_morph.tsv"
         volumes = pd.read_csv(morph, sep="\t")
-        assert list(volumes.columns) == ["index", "name", "volume_ml"] and len(volumes) == len(table)
+        assert list(volumes.columns) == ["index", "name", "volume_ml", "fraction_of_tiv"] and len(volumes) == len(table)
         total = volumes["volume_ml"].sum()
+        _check_atrophy_features(out / f"sub-{label}/anat", label, volumes)
         sidecar = json.loads(morph.with_suffix(".json").read_text())
         assert sidecar["Atlas"] == PARCELLATION and "ICBM" in sidecar["License"]
         # the regions cover most cortical and deep grey matter (template GM > 0.3): 200-1000 ml
@@ -63,6 +81,34 @@ def test_demo_grey_matter_features(demo_run):
         assert 200 < total < 1000 and (volumes["volume_ml"] > 0).all()
     ignore = (out / ".bidsignore").read_text().split()
     assert "*_morph.tsv" in ignore and "*_relmat.tsv" in ignore
+
+
+def _check_atrophy_features(anat, label, regional):
+    """Modulated GM keeps the native GM volume; TIV is the sum of the tissues; MTL volumes are plausible."""
+    native = nb.load(str(anat / f"sub-{label}_label-GM_probseg.nii.gz"))
+    native_ml = np.asarray(native.dataobj, np.float64).sum() * abs(np.linalg.det(native.affine[:3, :3])) / 1000
+    stem = f"sub-{label}_space-MNI152NLin2009aSym_res-%s_label-GM_desc-modulated_probseg"
+    for res in ("2", "4"):
+        img = nb.load(str(anat / f"{stem % res}.nii.gz"))
+        data = np.asarray(img.dataobj, np.float64)
+        integral = data.sum() * abs(np.linalg.det(img.affine[:3, :3])) / 1000
+        print(f"sub-{label}: native GM {native_ml:.1f} ml, modulated {res} mm integral {integral:.1f} ml")
+        assert np.allclose(np.diag(img.affine)[:3], int(res)) and data.min() >= 0
+        assert integral == pytest.approx(native_ml, rel=0.03)
+        assert "Jacobian" in json.loads((anat / f"{stem % res}.json").read_text())
+    volumes = pd.read_csv(anat / f"sub-{label}_desc-volumes_morph.tsv", sep="\t", index_col="name")
+    ml = volumes["volume_ml"]
+    print(f"sub-{label}: TIV {ml['TIV']:.0f} ml (CSF {ml['CSF']:.0f}, GM {ml['GM']:.0f}, WM {ml['WM']:.0f}); "
+          + ", ".join(f"{n} {ml[n]:.2f} ({volumes.region_ml[n]:.2f})" for n in ml.index[4:]))
+    assert list(ml.index[:4]) == ["TIV", "CSF", "GM", "WM"] and len(ml) == 10
+    assert 1000 < ml["TIV"] < 2000 and ml["TIV"] == pytest.approx(ml[["CSF", "GM", "WM"]].sum(), rel=1e-5)
+    assert ml["GM"] == pytest.approx(native_ml, rel=1e-3)
+    np.testing.assert_allclose(volumes["fraction_of_tiv"], ml / ml["TIV"], rtol=1e-4)
+    np.testing.assert_allclose(regional["fraction_of_tiv"], regional["volume_ml"] / ml["TIV"], rtol=1e-3)
+    for side in ("left", "right"):  # grey matter inside approximate regions; region_ml: the whole region
+        assert 1.0 < ml[f"hippocampus_{side}"] < 4.0 and 2.0 < volumes.region_ml[f"hippocampus_{side}"] < 5.0
+        for name in ("amygdala", "entorhinal"):
+            assert 0.2 < ml[f"{name}_{side}"] < 2.0 and ml[f"{name}_{side}"] <= volumes.region_ml[f"{name}_{side}"]
 
 
 def _fmriprep_from_demo(demo_out, root):
@@ -104,8 +150,16 @@ def test_fmriprep_derivatives_give_the_same_tensors(demo_run, tmp_path):
     meta = json.loads((theirs / name).with_suffix(".json").read_text())
     assert meta["PreprocessingSource"] == "fmriprep" and meta["SourceSpace"] == "MNI152NLin2009cAsym"
     assert meta["ParametersHash"] == json.loads((ours / name).with_suffix(".json").read_text())["ParametersHash"]
-    gm = "anat/sub-01_space-MNI152NLin2009aSym_res-4_label-GM_probseg.nii.gz"
-    np.testing.assert_allclose(nb.load(str(theirs / gm)).get_fdata(), nb.load(str(ours / gm)).get_fdata(), atol=1e-4)
+    assert meta["SourceContentHash"] == json.loads((ours / name).with_suffix(".json").read_text())["SourceContentHash"]
+    for gm in ("anat/sub-01_space-MNI152NLin2009aSym_res-4_label-GM_probseg.nii.gz",
+               "anat/sub-01_space-MNI152NLin2009aSym_res-4_label-GM_desc-modulated_probseg.nii.gz"):
+        np.testing.assert_allclose(nb.load(str(theirs / gm)).get_fdata(), nb.load(str(ours / gm)).get_fdata(), atol=1e-4)
+    name = "features/sub-01_res-small_label-GM_desc-model_probseg.npy"
+    np.testing.assert_allclose(np.load(theirs / name), np.load(ours / name), atol=1e-4)
+    assert "fMRIPrep" in json.loads((theirs / name).with_suffix(".json").read_text())["Normalisation"]
+    volumes = "anat/sub-01_desc-volumes_morph.tsv"
+    np.testing.assert_allclose(pd.read_csv(theirs / volumes, sep="\t").volume_ml,
+                               pd.read_csv(ours / volumes, sep="\t").volume_ml, rtol=1e-4)
     morph = f"anat/sub-01_atlas-{PARCELLATION}_desc-gm_morph.tsv"
     np.testing.assert_allclose(pd.read_csv(theirs / morph, sep="\t").volume_ml,
                                pd.read_csv(ours / morph, sep="\t").volume_ml, rtol=1e-4)

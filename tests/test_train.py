@@ -70,6 +70,7 @@ def test_class_weights_come_from_training_participants_only(cohort, monkeypatch)
 
 def test_paper_recipe_has_no_class_weights():
     assert class_weights([0, 0, 0, 2], "none") is None
+    assert class_weights([0, 0, 0, 1], "balanced", n_classes=2) == pytest.approx({0: 4 / 6, 1: 2.0})  # --classes CN AD
     learning = Config().learning
     apply_recipe(learning, "paper")
     assert (learning.learning_rate, learning.epochs, learning.batch_size, learning.class_weight) == (1e-5, 20, 2, "none")

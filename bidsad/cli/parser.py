@@ -18,6 +18,7 @@ from bidsad.config import (
     CLASS_WEIGHTS,
     DENOISE_STRATEGIES,
     LR_SCHEDULES,
+    MRI_INPUTS,
     NIPYPE_PLUGINS,
     PRESETS,
     RECIPES,
@@ -106,6 +107,7 @@ def _participant_label(value: str) -> str:
 
 def _build_parser() -> argparse.ArgumentParser:
     """Build the argument parser (argument groups as in other BIDS-Apps)."""
+    from bidsad.bids import CLASS_NAMES
     from bidsad.learn.models import MODEL_NAMES
 
     parser = argparse.ArgumentParser(
@@ -207,6 +209,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     g_group = parser.add_argument_group("Group level")
     g_group.add_argument("--models", nargs="+", choices=MODEL_NAMES, metavar="MODEL", help=f"models to train: {', '.join(MODEL_NAMES)} (default: 3dcnn-lstm 3dcnn)")
+    g_group.add_argument("--classes", nargs="+", choices=CLASS_NAMES, metavar="CLASS",
+                         help=f"the task's classes, two or more of {' '.join(CLASS_NAMES)} (e.g. --classes CN AD; default: "
+                         "every class with participants); participants of other classes are excluded")
     g_group.add_argument(
         "--recipe", choices=tuple(RECIPES),
         help="training recipe: 'bidsad' (default; class-balanced loss, Adam 1e-4 with cosine decay, up to 40 epochs "
@@ -222,6 +227,9 @@ def _build_parser() -> argparse.ArgumentParser:
         help="'participant' (default): split by participant, augment training participants only. 'paper': the "
         "paper's augment-then-split protocol, which LEAKS copies of test participants into training and inflates "
         "the scores; for comparison only, flagged in every output")
+    g_group.add_argument("--mri-input", choices=MRI_INPUTS,
+                         help="MRI model input: 't1w' (standardised T1w; default) or 'gm' (Jacobian-modulated grey "
+                         "matter from the same registration; both are made by every participant-level run)")
     g_group.add_argument("--class-weight", choices=CLASS_WEIGHTS,
                          help="loss weights per class: 'balanced' (bidsad; from each fold's training participants only) or 'none' (paper)")
     g_group.add_argument("--deterministic", action="store_true", default=None,
@@ -331,9 +339,11 @@ def parse_args(args: list[str] | None = None) -> Config:
         (config.nipype, "plugin", opts.plugin),
         (config.seeds, "random_seed", opts.random_seed),
         (config.features, "preset", opts.preset),
+        (config.features, "mri_input", opts.mri_input),
         (config.preprocessing, "anat_registration", opts.anat_registration),
         (config.preprocessing, "denoise", opts.denoise),
         (config.learning, "models", opts.models),
+        (config.learning, "classes", list(dict.fromkeys(opts.classes)) if opts.classes else None),
         (config.learning, "epochs", opts.epochs),
         (config.learning, "folds", opts.folds),
         (config.learning, "repeats", opts.repeats),
@@ -356,6 +366,8 @@ def parse_args(args: list[str] | None = None) -> Config:
         parser.error(messages.PLUGIN_BAD.format(plugin=config.nipype.plugin, choices=", ".join(NIPYPE_PLUGINS)))
     if config.nipype.plugin_args is not None and not isinstance(config.nipype.plugin_args, dict):
         parser.error(messages.PLUGIN_ARGS_NOT_TABLE.format(value=config.nipype.plugin_args))
+    if opts.classes and len(set(opts.classes)) < 2:
+        parser.error(messages.CLASSES_ONE.format(classes=" ".join(opts.classes)))
     if opts.config_file is not None:
         for section, name, value, why in config.problems():
             parser.error(messages.CONFIG_VALUE.format(path=opts.config_file, section=section, name=name,

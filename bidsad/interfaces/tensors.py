@@ -49,6 +49,23 @@ def resize_mri_volume_grid(shape):
     return grid_affine(TEMPLATE_CENTER_MM, TEMPLATE_FOV_MM, shape)
 
 
+def antialias(in_file, out_file, target_voxel_mm) -> Path:
+    """Gaussian anti-aliasing of a native image before one resampling onto a coarser grid.
+
+    Isotropic FWHM = sqrt(max(target voxel)^2 - min(source voxel)^2) mm (nilearn ``smooth_img``); the image
+    is copied unchanged when the target is not coarser. Smoothing keeps the image's integral (volume).
+    """
+    import nibabel as nb
+    import numpy as np
+    from nilearn.image import smooth_img
+
+    img = nb.load(str(in_file))
+    source_voxel = np.sqrt((img.affine[:3, :3] ** 2).sum(axis=0))
+    fwhm = float(np.sqrt(max(0.0, float(np.max(target_voxel_mm)) ** 2 - source_voxel.min() ** 2)))
+    nb.save(smooth_img(img, fwhm=fwhm) if fwhm > 0 else img, str(out_file))
+    return Path(out_file)
+
+
 def make_mri_tensor(in_file, mask_file, transform, out_file, *, shape):
     """MRI model tensor: the standardised T1w resampled once into ``MNI152NLin2009aSym`` on the model grid.
 
@@ -63,7 +80,6 @@ def make_mri_tensor(in_file, mask_file, transform, out_file, *, shape):
     """
     import nibabel as nb
     import numpy as np
-    from nilearn.image import smooth_img
 
     from bidsad.interfaces.registration import apply_transforms
 
@@ -71,12 +87,8 @@ def make_mri_tensor(in_file, mask_file, transform, out_file, *, shape):
     affine = resize_mri_volume_grid(shape)
     reference = out_file.with_name("model_grid.nii.gz")
     nb.save(nb.Nifti1Image(np.zeros(tuple(shape), np.float32), affine), str(reference))
-    img = nb.load(str(in_file))
-    source_voxel = np.sqrt((img.affine[:3, :3] ** 2).sum(axis=0))
     target_voxel = np.diag(affine)[:3]
-    fwhm = float(np.sqrt(max(0.0, target_voxel.max() ** 2 - source_voxel.min() ** 2)))
-    smoothed = out_file.with_name("t1w_smoothed.nii.gz")
-    nb.save(smooth_img(img, fwhm=fwhm) if fwhm > 0 else img, str(smoothed))
+    smoothed = antialias(in_file, out_file.with_name("t1w_smoothed.nii.gz"), target_voxel)
     moved = apply_transforms(smoothed, reference, [transform], out_file.with_name("t1w_grid.nii.gz"))
     moved_mask = apply_transforms(mask_file, reference, [transform], out_file.with_name("mask_grid.nii.gz"),
                                   threshold=0.5)
@@ -93,6 +105,52 @@ def make_mri_tensor(in_file, mask_file, transform, out_file, *, shape):
         "voxel_size_mm": [round(float(v), 6) for v in target_voxel],
         "field_of_view_mm": [float(v) for v in TEMPLATE_FOV_MM], "mask_fraction": round(float(mask.mean()), 6),
         "Space": "MNI152NLin2009aSym",
+    }
+
+
+#: Normalisation of the modulated grey-matter tensor (the Jacobian's source is appended, see
+#: :data:`bidsad.interfaces.morphometry.JACOBIAN_SOURCE`, so that tensors of syn and affine runs never mix).
+GM_NORMALISATION = (
+    "none: Jacobian-modulated grey-matter probability, ml of native grey matter per ml of template space "
+    "(sum x voxel volume = native GM volume); not rescaled per image, 0 outside the brain"
+)
+GM_INTERPOLATION = (
+    "Gaussian anti-aliasing of the native GM probability in native space (FWHM = sqrt(target^2 - source^2) mm), "
+    "then one linear resampling through the T1w->MNI152NLin2009aSym transform (antspyx) onto the model grid "
+    "(the template's 197x233x189 mm field of view resized to the preset shape), multiplied by the Jacobian "
+    "determinant of the transform on the model grid"
+)
+
+
+def make_gm_tensor(gm_file, transform, out_file, *, shape):
+    """Modulated grey-matter model tensor on the MRI model grid (:func:`resize_mri_volume_grid`).
+
+    ``gm_file``: native GM probability; ``transform``: T1w -> template (``.h5``). Saves a float32 ``.npy`` of
+    ``shape`` (RAS order; :func:`bidsad.interfaces.morphometry.modulate_gm`, :data:`GM_NORMALISATION`) and
+    returns sidecar metadata as :func:`make_mri_tensor`, plus ``GreyMatterVolume_ml`` (native) and
+    ``ModulatedIntegral_ml`` (sum of the tensor x voxel volume; equal to the former within a few %).
+    """
+    import nibabel as nb
+    import numpy as np
+
+    from bidsad.interfaces.morphometry import modulate_gm
+
+    out_file = Path(out_file)
+    affine = resize_mri_volume_grid(shape)
+    reference = out_file.with_name("model_grid.nii.gz")
+    nb.save(nb.Nifti1Image(np.zeros(tuple(shape), np.float32), affine), str(reference))
+    stats = modulate_gm(gm_file, transform, reference, out_file.with_name("gm_grid.nii.gz"))
+    data = np.asarray(nb.load(str(out_file.with_name("gm_grid.nii.gz"))).dataobj, dtype=np.float32)
+    if not np.isfinite(data).all() or not (data > 0).any():
+        raise ValueError(f"{gm_file}: the modulated grey matter is empty or not finite on the model grid")
+    np.save(out_file, data, allow_pickle=False)
+    return {
+        "n_volumes": None, "frames": None, "frame_mask": None,
+        "shape": list(data.shape), "dtype": "float32", "grid_affine": affine.round(6).tolist(),
+        "voxel_size_mm": [round(float(v), 6) for v in np.diag(affine)[:3]],
+        "field_of_view_mm": [float(v) for v in TEMPLATE_FOV_MM], "mask_fraction": round(float((data > 0).mean()), 6),
+        "Space": "MNI152NLin2009aSym", "GreyMatterVolume_ml": round(stats["native_ml"], 3),
+        "ModulatedIntegral_ml": round(stats["modulated_ml"], 3),
     }
 
 
@@ -226,6 +284,7 @@ class _MriTensorInputSpec(_TensorBaseInputSpec):
     in_file = File(exists=True, mandatory=True, desc="native standardised T1w")
     mask_file = File(exists=True, mandatory=True, desc="native brain mask")
     transform = File(exists=True, mandatory=True, desc="T1w -> MNI transform (.h5)")
+    source_file = File(exists=True, desc="raw T1w: its voxel content hash goes into the sidecar (SourceContentHash)")
 
 
 class MriTensor(SimpleInterface):
@@ -235,12 +294,40 @@ class MriTensor(SimpleInterface):
     output_spec = _TensorOutputSpec
 
     def _run_interface(self, runtime):
+        from nipype.interfaces.base import isdefined
+
+        from bidsad.bids import CONTENT_HASH_KEY, image_content_hash
+
         out_file = Path(runtime.cwd) / "tensor.npy"
         meta = make_mri_tensor(self.inputs.in_file, self.inputs.mask_file, self.inputs.transform, out_file,
                                shape=self.inputs.shape)
+        if isdefined(self.inputs.source_file):  # the group level's duplicate-scan check (leakage)
+            meta[CONTENT_HASH_KEY] = image_content_hash(self.inputs.source_file)
         self._results["out_file"] = str(out_file)
         self._results["meta"] = finish_meta(meta, self.inputs.meta, normalisation=MRI_NORMALISATION,
                                             interpolation=MRI_INTERPOLATION, warnings=self.inputs.warnings)
+        return runtime
+
+
+class _GmTensorInputSpec(_TensorBaseInputSpec):
+    probseg = traits.List(File(exists=True), mandatory=True, desc="native CSF, GM, WM probability maps")
+    transform = File(exists=True, mandatory=True, desc="T1w -> MNI transform (.h5)")
+    jacobian = traits.Str(mandatory=True, desc="what the Jacobian holds (morphometry.JACOBIAN_SOURCE)")
+
+
+class GmTensor(SimpleInterface):
+    """nipype wrapper of :func:`make_gm_tensor` (the GM map is ``probseg[1]``)."""
+
+    input_spec = _GmTensorInputSpec
+    output_spec = _TensorOutputSpec
+
+    def _run_interface(self, runtime):
+        out_file = Path(runtime.cwd) / "tensor.npy"
+        meta = make_gm_tensor(self.inputs.probseg[1], self.inputs.transform, out_file, shape=self.inputs.shape)
+        self._results["out_file"] = str(out_file)
+        self._results["meta"] = finish_meta(meta, self.inputs.meta,
+                                            normalisation=f"{GM_NORMALISATION}; Jacobian: {self.inputs.jacobian}",
+                                            interpolation=GM_INTERPOLATION, warnings=self.inputs.warnings)
         return runtime
 
 

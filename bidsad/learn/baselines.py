@@ -135,12 +135,13 @@ def make_pipeline(kind: str, classifier: str, seed: int, calibration_folds: int 
     return Pipeline([first, ("scale", StandardScaler()), ("classifier", model)])
 
 
-def fit_predict_fold(kind: str, classifier: str, features, labels: dict, train_ids, test_ids, seed: int):
+def fit_predict_fold(kind: str, classifier: str, features, labels: dict, train_ids, test_ids, seed: int,
+                     n_classes: int = len(CLASS_NAMES)):
     """Fit one baseline on ``train_ids`` only and predict ``test_ids``.
 
     ``features``: DataFrame (participants x regions) for ``gm``, dict of time-series arrays for
-    ``connectivity``. Returns ``(pipeline, proba)`` with ``proba`` (n_test, 3) float64 over CN, MCI, AD
-    (0 for a class absent from training).
+    ``connectivity``. Returns ``(pipeline, proba)`` with ``proba`` (n_test, n_classes) float64 over the task's
+    classes (labels 0 .. n_classes - 1; 0 for a class absent from training).
     """
     import numpy as np
 
@@ -152,17 +153,18 @@ def fit_predict_fold(kind: str, classifier: str, features, labels: dict, train_i
     if smallest < 2:
         raise ValueError("a training class has fewer than 2 participants (internal cross-validation needs 2)")
     pipeline = make_pipeline(kind, classifier, seed, min(3, smallest)).fit(take(train_ids), y)
-    proba = np.zeros((len(test_ids), len(CLASS_NAMES)))
+    proba = np.zeros((len(test_ids), n_classes))
     proba[:, pipeline.classes_] = pipeline.predict_proba(take(test_ids))
     return pipeline, proba
 
 
-def run_baselines(out_dir: Path, included, splits, config):
+def run_baselines(out_dir: Path, included, splits, config, classes=CLASS_NAMES):
     """Every baseline on the participant-level folds of ``splits``; writes ``group/baseline-<name>/predictions.tsv``.
 
     ``gm-*`` use the splits of the ``mri`` cohort (else the first cohort), ``connectivity-*`` those of
     ``mri+bold`` (else ``mri``), restricted to participants with the regional table; in the paper
-    protocol only the original samples (``copy`` 0) are used, so baselines never leak.
+    protocol only the original samples (``copy`` 0) are used, so baselines never leak. ``classes``: the
+    task's class names (``included["label"]`` indexes them).
 
     Returns ``(results, metric_rows, notes)``: ``results`` as ``metrics.json["models"]``, long-format
     metric rows, and messages (e.g. :data:`bidsad.messages.BASELINES_SKIPPED` when inputs are absent).
@@ -203,7 +205,7 @@ def run_baselines(out_dir: Path, included, splits, config):
                                                               why="fewer than two classes in training"))
                     continue
                 try:
-                    _, proba = fit_predict_fold(kind, classifier, features, labels, train_ids, test_ids, seed)
+                    _, proba = fit_predict_fold(kind, classifier, features, labels, train_ids, test_ids, seed, len(classes))
                 except Exception as err:  # one baseline fold must not lose the others
                     notes.append(messages.FOLD_SKIPPED.format(model=f"{name} (baseline)", fold=fold_label(tag).removeprefix("fold "),
                                                               why=err))
@@ -212,11 +214,11 @@ def run_baselines(out_dir: Path, included, splits, config):
                                       "diagnosis": [diagnoses[i] for i in test_ids],
                                       "label": [labels[i] for i in test_ids],
                                       "predicted_label": proba.argmax(axis=1)})
-                table["predicted_diagnosis"] = [CLASS_NAMES[c] for c in table["predicted_label"]]
-                for code, cls in enumerate(CLASS_NAMES):
+                table["predicted_diagnosis"] = [classes[c] for c in table["predicted_label"]]
+                for code, cls in enumerate(classes):
                     table[f"probability_{cls}"] = proba[:, code].round(6)
                 predictions.append(table)
-                fold_metrics = classification_metrics(table["label"], proba)
+                fold_metrics = classification_metrics(table["label"], proba, classes)
                 rows += metrics_rows(name, tag.removeprefix("fold-"), fold_metrics)
                 results.setdefault(name, {"folds": {}, "atlas": inputs["atlas"][kind], "cohort": cohort})
                 results[name]["folds"][tag.removeprefix("fold-")] = fold_metrics

@@ -6,17 +6,21 @@ import json
 from pathlib import Path
 
 from bidsad import messages
-from bidsad.bids import CLASS_NAMES, InputError, read_participants_tsv
+from bidsad.bids import CLASS_NAMES, CONTENT_HASH_KEY, InputError, read_participants_tsv
 
 #: Sidecar fields that must agree between participants for their tensors to be used together.
 COMPARED_PARAMETERS = ("preset", "shape", "dtype", "voxel_size_mm", "field_of_view_mm", "frames",
                        "Normalisation", "Interpolation")
-COHORT_COLUMNS = ["participant_id", "diagnosis", "label", "mri", "bold", "included", "reason", "note"]
+COHORT_COLUMNS = ["participant_id", "diagnosis", "label", "mri", "bold", "included", "reason", "note", "source_hash"]
+#: File name endings (after ``_res-<preset>_``) of the model tensors: the MRI input by ``--mri-input``
+#: (:data:`bidsad.config.MRI_INPUTS`), and the fMRI tensor.
+MRI_TENSORS = {"t1w": "desc-model_T1w", "gm": "label-GM_desc-model_probseg"}
+BOLD_TENSOR = "desc-model_bold"
 
 
-def _features(out_dir: Path, label: str, preset: str, suffix: str) -> list[Path]:
-    """Tensors of ``suffix`` for a participant and preset, sorted (sessions and runs in order)."""
-    return sorted((out_dir / f"sub-{label}").rglob(f"features/*_res-{preset}_desc-model_{suffix}.npy"))
+def _features(out_dir: Path, label: str, preset: str, ending: str) -> list[Path]:
+    """Tensors ``*_res-<preset>_<ending>.npy`` of a participant, sorted (sessions and runs in order)."""
+    return sorted((out_dir / f"sub-{label}").rglob(f"features/*_res-{preset}_{ending}.npy"))
 
 
 def _sidecar(tensor: Path) -> dict:
@@ -27,12 +31,14 @@ def _mismatch(meta: dict, reference: dict) -> list[str]:
     return [key for key in COMPARED_PARAMETERS if meta.get(key) != reference.get(key)]
 
 
-def build_cohort(out_dir: Path, bids_dir: Path, preset: str):
+def build_cohort(out_dir: Path, bids_dir: Path, preset: str, mri_input: str = "t1w"):
     """Join the participant-level features of ``preset`` with participants.tsv.
 
     Returns a DataFrame with :data:`COHORT_COLUMNS`: ``mri``/``bold`` are tensor paths relative to
-    ``out_dir`` (empty when absent); ``included`` is False with a ``reason`` for every participant
-    that cannot be used (no diagnosis, no MRI features).
+    ``out_dir`` (empty when absent); ``mri`` is the tensor chosen by ``mri_input`` (:data:`MRI_TENSORS`:
+    the standardised T1w or the modulated grey matter); ``included`` is False with a ``reason`` for every
+    participant that cannot be used (no diagnosis, no MRI features); ``source_hash`` is the content hash
+    of the participant's source T1w (:func:`source_hash`; empty when unknown).
 
     Raises
     ------
@@ -48,14 +54,14 @@ def build_cohort(out_dir: Path, bids_dir: Path, preset: str):
     labels = sorted({p.name.removeprefix("sub-") for p in out_dir.glob("sub-*") if p.is_dir()} | set(table.index))
     rows = []
     for label in labels:
-        mris, bolds = _features(out_dir, label, preset, "T1w"), _features(out_dir, label, preset, "bold")
+        mris, bolds = _features(out_dir, label, preset, MRI_TENSORS[mri_input]), _features(out_dir, label, preset, BOLD_TENSOR)
         mri, bold = (mris or [None])[0], (bolds or [None])[0]
         notes = [messages.EXTRA_BOLD.format(label=f"sub-{label}", n=len(found), used=found[0].name)
                  for found in (mris, bolds) if len(found) > 1]
         row = {"participant_id": f"sub-{label}", "diagnosis": "", "label": pd.NA,
                "mri": str(mri.relative_to(out_dir)) if mri else "",
                "bold": str(bold.relative_to(out_dir)) if bold else "", "included": True, "reason": "",
-               "note": " ".join(notes)}
+               "note": " ".join(notes), "source_hash": source_hash(mri, bids_dir) if mri else ""}
         if label not in table.index:
             row.update(included=False, reason=messages.EXCLUDED_NOT_IN_TSV)
         else:
@@ -72,9 +78,11 @@ def build_cohort(out_dir: Path, bids_dir: Path, preset: str):
     if not (cohort["mri"] != "").any():
         import re
 
-        others = sorted({m.group(1) for p in out_dir.glob("sub-*/**/features/*_desc-model_T1w.npy")
+        others = sorted({m.group(1) for p in out_dir.glob(f"sub-*/**/features/*_{MRI_TENSORS[mri_input]}.npy")
                          if (m := re.search(r"_res-([a-zA-Z0-9]+)_", p.name))})
         found = messages.FEATURES_OTHER_PRESETS.format(presets=", ".join(others), first=others[0]) if others else ""
+        if mri_input != "t1w" and not others and any(out_dir.glob(f"sub-*/**/features/*_res-{preset}_{MRI_TENSORS['t1w']}.npy")):
+            found = messages.FEATURES_NO_MRI_INPUT.format(mri_input=mri_input, ending=MRI_TENSORS[mri_input])
         raise InputError(messages.NO_FEATURES.format(preset=preset, out=out_dir, bids=bids_dir, found=found))
 
     mismatches = []
@@ -96,6 +104,89 @@ def build_cohort(out_dir: Path, bids_dir: Path, preset: str):
     return cohort
 
 
+def source_hash(tensor: Path, bids_dir: Path | None = None) -> str:
+    """Content hash of the source T1w of an MRI tensor (:func:`bidsad.bids.image_content_hash`).
+
+    Read from the tensor sidecar's ``SourceContentHash``; sidecars of older bidsad versions lack it, and
+    then the hash is computed from the sidecar's first ``Sources`` URI under ``bids_dir`` when that file
+    exists. Returns ``""`` when neither is possible.
+    """
+    from bidsad.bids import bids_uri_path, image_content_hash
+
+    meta = _sidecar(Path(tensor))
+    if meta.get(CONTENT_HASH_KEY):
+        return str(meta[CONTENT_HASH_KEY])
+    source = bids_uri_path((meta.get("Sources") or [None])[0], bids_dir) if bids_dir is not None else None
+    try:
+        return image_content_hash(source) if source is not None and source.is_file() else ""
+    except Exception:  # an unreadable source: the check reports the participant as unchecked
+        return ""
+
+
+def check_duplicate_scans(cohort) -> list[str]:
+    """Refuse one scan under two participant IDs among the included participants (a leak: the same brain
+    could be in training and test).
+
+    ``cohort``: a :func:`build_cohort` table. Compares ``source_hash``; returns a note listing included
+    participants whose hash is unknown (not checked).
+
+    Raises
+    ------
+    InputError
+        Two or more participants share a content hash: the message names each group and its tensors.
+    """
+    included = cohort[cohort["included"].astype(bool)]
+    known = included[included["source_hash"] != ""]
+    groups = [rows for _, rows in known.groupby("source_hash") if rows["participant_id"].nunique() > 1]
+    if groups:
+        items = [" and ".join(f"{r.participant_id} ({r.mri})" for r in rows.itertuples()) for rows in groups]
+        raise InputError(messages.DUPLICATE_SCANS.format(items="\n  ".join(items)))
+    unknown = list(included.loc[included["source_hash"] == "", "participant_id"])
+    return [messages.HASH_UNKNOWN.format(n=len(unknown), ids=", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else ""))] if unknown else []
+
+
 def class_name(code: int) -> str:
     """Class name of a label code (0 CN, 1 MCI, 2 AD)."""
     return CLASS_NAMES[int(code)]
+
+
+def select_classes(cohort, classes=None):
+    """Restrict the cohort to the task's classes and re-code ``label`` as the index in the task.
+
+    ``cohort``: a :func:`build_cohort` table (``label``: 0 CN, 1 MCI, 2 AD). ``classes``: names from
+    :data:`bidsad.bids.CLASS_NAMES` (``--classes``, e.g. ``["CN", "AD"]``), or ``None``/empty for every
+    class that has an included participant. The task keeps :data:`CLASS_NAMES` order. Included
+    participants of another class become excluded with the reason :data:`bidsad.messages.EXCLUDED_CLASS`;
+    ``label`` becomes the class's index in the task (0 .. n_classes - 1; empty for other classes), and
+    ``diagnosis`` keeps the participants.tsv text.
+
+    Returns ``(cohort, classes, notes)``: the new table (a copy), the task's classes (tuple of names) and
+    warnings (a requested class nobody has).
+
+    Raises
+    ------
+    InputError
+        An unknown class name, or fewer than two classes with included participants.
+    """
+    import pandas as pd
+
+    cohort = cohort.copy()
+    requested = list(dict.fromkeys(classes or ()))
+    unknown = [c for c in requested if c not in CLASS_NAMES]
+    if unknown:
+        raise InputError(messages.CLASSES_UNKNOWN.format(classes=", ".join(unknown), known=", ".join(CLASS_NAMES)))
+    included = cohort["included"].astype(bool)
+    codes = cohort["label"]
+    present = [c for i, c in enumerate(CLASS_NAMES) if (included & (codes == i).fillna(False)).any()]
+    task = [c for c in CLASS_NAMES if c in present and (not requested or c in requested)]
+    notes = [messages.CLASS_ABSENT.format(cls=c) for c in requested if c not in present]
+    if len(task) < 2:
+        raise InputError(messages.CLASSES_TOO_FEW.format(task=", ".join(task) or "none",
+                                                         present=", ".join(present) or "none"))
+    chosen = [CLASS_NAMES.index(c) for c in task]
+    other = included & ~codes.isin(chosen).fillna(False)
+    cohort.loc[other, "included"] = False
+    cohort.loc[other, "reason"] = messages.EXCLUDED_CLASS.format(task=" ".join(task))
+    remap = {code: index for index, code in enumerate(chosen)}
+    cohort["label"] = pd.array([pd.NA if pd.isna(c) else remap.get(int(c), pd.NA) for c in codes], dtype="Int64")
+    return cohort, tuple(task), notes

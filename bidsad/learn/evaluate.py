@@ -1,8 +1,9 @@
 """Evaluation of participant-level predictions: metrics (scikit-learn), calibration, bootstrap
 confidence intervals and a permutation p-value.
 
-Every function takes ``y_true`` (int array (n,), class codes 0 CN, 1 MCI, 2 AD) and ``proba``
-(float array (n, 3), predicted class probabilities, rows summing to 1); the predicted class is the
+Every function takes ``y_true`` (int array (n,), class indices in the task's ``classes``: by default
+0 CN, 1 MCI, 2 AD; a two-class task ``("CN", "AD")`` has 0 CN, 1 AD) and ``proba`` (float array
+(n, n_classes), predicted class probabilities, rows summing to 1); the predicted class is the
 arg-max of ``proba``. Metric names are scikit-learn's.
 """
 
@@ -18,21 +19,37 @@ DEFAULT_BOOTSTRAP = 1000
 DEFAULT_PERMUTATIONS = 1000
 #: Equal-width confidence bins of the reliability curve and the expected calibration error.
 CALIBRATION_BINS = 10
-#: Metrics that get a bootstrap confidence interval (scalars of :func:`classification_metrics`).
-CI_METRICS = ("balanced_accuracy", "accuracy", "matthews_corrcoef", "precision", "recall", "f1",
-              "roc_auc_macro", *(f"roc_auc_{c}" for c in CLASS_NAMES), "brier_score",
-              "expected_calibration_error")
+#: Column prefix of the class probabilities in every predictions table (``probability_CN``, ...).
+PROBABILITY_PREFIX = "probability_"
+
+
+def ci_metrics(classes=CLASS_NAMES) -> tuple:
+    """Metrics that get a bootstrap confidence interval (scalars of :func:`classification_metrics`)."""
+    return ("balanced_accuracy", "accuracy", "matthews_corrcoef", "precision", "recall", "f1",
+            "roc_auc_macro", *(f"roc_auc_{c}" for c in classes), "brier_score", "expected_calibration_error")
+
+
+
+def prediction_classes(predictions) -> tuple:
+    """The task's classes of a predictions table: the names of its ``probability_<class>`` columns, in order."""
+    return tuple(c.removeprefix(PROBABILITY_PREFIX) for c in predictions.columns if c.startswith(PROBABILITY_PREFIX))
+
+
+def probability_columns(classes) -> list[str]:
+    """``probability_<class>`` column names of ``classes``."""
+    return [f"{PROBABILITY_PREFIX}{c}" for c in classes]
 #: Statistic of the permutation test.
 PERMUTATION_METRIC = "balanced_accuracy"
 
 
-def _arrays(y_true, proba):
+def _arrays(y_true, proba, n_classes: int | None = None):
     import numpy as np
 
     y_true = np.asarray(y_true, dtype=int)
     proba = np.asarray(proba, dtype=float)
-    if proba.ndim != 2 or proba.shape != (len(y_true), len(CLASS_NAMES)):
-        raise ValueError(f"proba must have shape ({len(y_true)}, {len(CLASS_NAMES)}), got {proba.shape}")
+    n_classes = n_classes or (proba.shape[1] if proba.ndim == 2 else len(CLASS_NAMES))
+    if proba.ndim != 2 or proba.shape != (len(y_true), n_classes) or n_classes < 2:
+        raise ValueError(f"proba must have shape ({len(y_true)}, {n_classes}) with >= 2 classes, got {proba.shape}")
     return y_true, proba
 
 
@@ -80,11 +97,13 @@ def expected_calibration_error(y_true, proba, n_bins: int = CALIBRATION_BINS) ->
     return float(sum(b["count"] / n * abs(b["accuracy"] - b["confidence"]) for b in curve)) if n else float("nan")
 
 
-def classification_metrics(y_true, proba) -> dict:
-    """Metrics of one set of predictions (scikit-learn names).
+def classification_metrics(y_true, proba, classes=CLASS_NAMES) -> dict:
+    """Metrics of one set of predictions (scikit-learn names) of a task with ``classes`` (names, in
+    the order of ``proba``'s columns).
 
     Returns a dict:
 
+    - ``classes``: the task's class names (list);
     - ``n``; ``balanced_accuracy``; ``accuracy``; ``matthews_corrcoef`` (multiclass MCC);
     - ``precision``, ``recall``, ``f1``: macro averages over the classes where they are defined, and
       ``precision_<class>``, ``recall_<class>``, ``f1_<class>`` (``None`` where undefined: a class
@@ -93,25 +112,27 @@ def classification_metrics(y_true, proba) -> dict:
       from ``y_true``); ``roc_auc_macro``: mean of the defined per-class AUCs (``None`` if none);
     - ``brier_score``: multiclass Brier score, mean over participants of the summed squared
       difference between ``proba`` and the one-hot truth (0 best, 2 worst; scikit-learn's
-      ``brier_score_loss`` with all three labels);
+      ``brier_score_loss`` with all the task's labels);
     - ``expected_calibration_error``: see :func:`expected_calibration_error`;
-    - ``confusion_matrix``: 3x3 list, rows true, columns predicted, classes in code order.
+    - ``confusion_matrix``: n_classes x n_classes list, rows true, columns predicted, classes in order.
 
     Raises
     ------
     ValueError
-        ``proba`` does not have shape (n, 3).
+        ``proba`` does not have shape (n, len(classes)).
     """
     import numpy as np
     from sklearn.metrics import (accuracy_score, balanced_accuracy_score, brier_score_loss, confusion_matrix,
                                  matthews_corrcoef, precision_recall_fscore_support, roc_auc_score)
 
-    y_true, proba = _arrays(y_true, proba)
+    classes = tuple(classes)
+    y_true, proba = _arrays(y_true, proba, len(classes))
     y_pred = proba.argmax(axis=1)
-    labels = list(range(len(CLASS_NAMES)))
+    labels = list(range(len(classes)))
     with warnings.catch_warnings():  # a predicted class absent from y_true is expected with small folds
         warnings.simplefilter("ignore")
         result = {
+            "classes": list(classes),
             "n": int(len(y_true)),
             "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
             "accuracy": float(accuracy_score(y_true, y_pred)),
@@ -121,10 +142,10 @@ def classification_metrics(y_true, proba) -> dict:
         for name, values in zip(("precision", "recall", "f1"), per_class[:3]):
             defined = values[~np.isnan(values)]
             result[name] = float(defined.mean()) if defined.size else None
-            for code, cls in enumerate(CLASS_NAMES):
+            for code, cls in enumerate(classes):
                 result[f"{name}_{cls}"] = _none_if_nan(values[code])
         aucs = []
-        for code, cls in enumerate(CLASS_NAMES):
+        for code, cls in enumerate(classes):
             positive = y_true == code
             auc = float(roc_auc_score(positive, proba[:, code])) if positive.any() and (~positive).any() else None
             if auc is not None:
@@ -138,26 +159,28 @@ def classification_metrics(y_true, proba) -> dict:
 
 
 def bootstrap_ci(y_true, proba, *, n_resamples: int = DEFAULT_BOOTSTRAP, seed: int = 0,
-                 metrics=CI_METRICS, level: float = 0.95) -> dict:
+                 metrics=None, level: float = 0.95, classes=CLASS_NAMES) -> dict:
     """Percentile bootstrap confidence intervals, resampling participants with replacement.
 
     Each of ``n_resamples`` resamples draws ``n`` participants (rows) with replacement
     (``numpy.random.default_rng(seed)``) and recomputes :func:`classification_metrics`; the interval
     is the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of the resampled values (Efron &
     Tibshirani 1993). Resamples where a metric is undefined (e.g. a class drawn zero times for its
-    AUC) are left out for that metric.
+    AUC) are left out for that metric. ``metrics`` default: :func:`ci_metrics` of ``classes``.
 
     Returns ``{metric: {"ci_low", "ci_high", "n_resamples"}}``; bounds are ``None`` when fewer than
     two resamples defined the metric.
     """
     import numpy as np
 
-    y_true, proba = _arrays(y_true, proba)
+    classes = tuple(classes)
+    y_true, proba = _arrays(y_true, proba, len(classes))
+    metrics = ci_metrics(classes) if metrics is None else metrics
     rng = np.random.default_rng(seed)
     samples = {m: [] for m in metrics}
     for _ in range(n_resamples):
         index = rng.integers(0, len(y_true), len(y_true))
-        values = classification_metrics(y_true[index], proba[index])
+        values = classification_metrics(y_true[index], proba[index], classes)
         for m in metrics:
             if values.get(m) is not None and not np.isnan(values[m]):
                 samples[m].append(values[m])
@@ -173,7 +196,7 @@ def bootstrap_ci(y_true, proba, *, n_resamples: int = DEFAULT_BOOTSTRAP, seed: i
 
 
 def permutation_pvalue(y_true, proba, *, n_permutations: int = DEFAULT_PERMUTATIONS, seed: int = 0,
-                       metric: str = PERMUTATION_METRIC) -> dict:
+                       metric: str = PERMUTATION_METRIC, classes=None) -> dict:
     """Permutation p-value of fixed out-of-fold predictions.
 
     The true labels are permuted ``n_permutations`` times (``numpy.random.default_rng(seed)``)
@@ -185,13 +208,15 @@ def permutation_pvalue(y_true, proba, *, n_permutations: int = DEFAULT_PERMUTATI
     test 1), which would be too expensive for deep models; the test therefore does not account for
     the variability of training itself.
 
-    Returns ``{"metric", "observed", "p_value", "n_permutations", "seed"}``.
+    ``classes``: the task's class names (needed only for a per-class ``metric``; default
+    :data:`CLASS_NAMES`). Returns ``{"metric", "observed", "p_value", "n_permutations", "seed"}``.
     """
     import numpy as np
 
     from sklearn.metrics import balanced_accuracy_score
 
     y_true, proba = _arrays(y_true, proba)
+    classes = tuple(classes or CLASS_NAMES)
     if metric == "balanced_accuracy":  # the default: one scikit-learn call per permutation
         y_pred = proba.argmax(axis=1)
 
@@ -201,7 +226,7 @@ def permutation_pvalue(y_true, proba, *, n_permutations: int = DEFAULT_PERMUTATI
                 return float(balanced_accuracy_score(y, y_pred))
     else:
         def statistic(y):
-            return classification_metrics(y, proba)[metric]
+            return classification_metrics(y, proba, classes)[metric]
     observed = statistic(y_true)
     if observed is None:
         return {"metric": metric, "observed": None, "p_value": None, "n_permutations": int(n_permutations), "seed": int(seed)}
@@ -218,8 +243,8 @@ def metrics_rows(model: str, fold: str, metrics: dict, ci: dict | None = None) -
     """Long-format rows (``model``, ``fold``, ``metric``, ``value``, ``ci_low``, ``ci_high``).
 
     ``metrics`` is a :func:`classification_metrics` dict, ``ci`` an optional :func:`bootstrap_ci`
-    dict. Confusion-matrix cells become ``confusion_true-<class>_pred-<class>``; undefined values and
-    missing intervals are ``n/a``.
+    dict. Confusion-matrix cells become ``confusion_true-<class>_pred-<class>`` (classes of
+    ``metrics["classes"]``, else :data:`CLASS_NAMES`); undefined values and missing intervals are ``n/a``.
     """
     ci = ci or {}
 
@@ -230,10 +255,13 @@ def metrics_rows(model: str, fold: str, metrics: dict, ci: dict | None = None) -
                 "ci_high": "n/a" if bounds.get("ci_high") is None else bounds["ci_high"]}
 
     rows = []
+    classes = metrics.get("classes", CLASS_NAMES)
     for key, value in metrics.items():
+        if key == "classes":
+            continue
         if key == "confusion_matrix":
-            for i, true in enumerate(CLASS_NAMES):
-                for j, pred in enumerate(CLASS_NAMES):
+            for i, true in enumerate(classes):
+                for j, pred in enumerate(classes):
                     rows.append(row(f"confusion_true-{true}_pred-{pred}", value[i][j]))
         else:
             rows.append(row(key, value))
@@ -242,17 +270,19 @@ def metrics_rows(model: str, fold: str, metrics: dict, ci: dict | None = None) -
 
 def evaluate_predictions(predictions, *, n_bootstrap: int = DEFAULT_BOOTSTRAP,
                          n_permutations: int = DEFAULT_PERMUTATIONS, seed: int = 0) -> dict:
-    """Pooled evaluation of one model's out-of-fold predictions (a ``predictions.tsv`` DataFrame).
+    """Pooled evaluation of one model's out-of-fold predictions (a ``predictions.tsv`` DataFrame; the
+    task's classes are its ``probability_<class>`` columns, :func:`prediction_classes`).
 
     Returns ``{"pooled": metrics, "ci": bootstrap_ci, "permutation": permutation_pvalue,
     "reliability": reliability_curve, "n_participants": n}``.
     """
+    classes = prediction_classes(predictions)
     y = predictions["label"].to_numpy(int)
-    proba = predictions[[f"probability_{c}" for c in CLASS_NAMES]].to_numpy(float)
+    proba = predictions[probability_columns(classes)].to_numpy(float)
     return {
-        "pooled": classification_metrics(y, proba),
-        "ci": bootstrap_ci(y, proba, n_resamples=n_bootstrap, seed=seed),
-        "permutation": permutation_pvalue(y, proba, n_permutations=n_permutations, seed=seed),
+        "pooled": classification_metrics(y, proba, classes),
+        "ci": bootstrap_ci(y, proba, n_resamples=n_bootstrap, seed=seed, classes=classes),
+        "permutation": permutation_pvalue(y, proba, n_permutations=n_permutations, seed=seed, classes=classes),
         "reliability": reliability_curve(y, proba),
         "n_participants": int(len(y)),
     }

@@ -47,16 +47,17 @@ def gradient_saliency(model, inputs: dict, labels):
 class SaliencyAccumulator:
     """Running per-class sums of saliency maps and of the MRI inputs (memory: two grids per class)."""
 
-    def __init__(self):
+    def __init__(self, classes=CLASS_NAMES):
+        self.classes = tuple(classes)  # the task's class names, in label order
         self.sums, self.inputs, self.counts = {}, {}, {}
         self.failures: list[str] = []  # messages of folds whose maps could not be computed
 
     def add(self, maps, mri, labels) -> None:
-        """Add maps (n, x, y, z), the MRI inputs (n, x, y, z) and their true class codes (n,)."""
+        """Add maps (n, x, y, z), the MRI inputs (n, x, y, z) and their true labels (n,; indices in ``classes``)."""
         import numpy as np
 
         for saliency, image, label in zip(maps, mri, np.asarray(labels, dtype=int)):
-            name = CLASS_NAMES[label]
+            name = self.classes[label]
             if name not in self.sums:
                 self.sums[name], self.inputs[name], self.counts[name] = np.zeros_like(saliency, np.float64), np.zeros_like(image, np.float64), 0
             self.sums[name] += saliency

@@ -37,15 +37,18 @@ def fold_seed(seed: int, model: str, fold: int) -> int:
 def average_repeats(predictions):
     """One out-of-fold prediction per participant (per sample in the paper protocol): the class
     probabilities averaged over repeats (every repeat's model never saw that participant), argmax."""
+    from bidsad.learn.evaluate import prediction_classes, probability_columns
+
     keys = ["participant_id"] + (["copy"] if "copy" in predictions else [])
     if "repeat" not in predictions or predictions["repeat"].nunique() == 1:
         return predictions
-    probabilities = [f"probability_{c}" for c in CLASS_NAMES]
+    classes = prediction_classes(predictions)
+    probabilities = probability_columns(classes)
     first = predictions.groupby(keys, sort=False)[["diagnosis", "label"]].first()
     mean = predictions.groupby(keys, sort=False)[probabilities].mean()
     out = first.join(mean).reset_index()
     out["predicted_label"] = out[probabilities].to_numpy().argmax(axis=1)
-    out["predicted_diagnosis"] = [CLASS_NAMES[c] for c in out["predicted_label"]]
+    out["predicted_diagnosis"] = [classes[c] for c in out["predicted_label"]]
     return out
 
 
@@ -111,9 +114,10 @@ def compute_device(config):
     return tf.distribute.get_strategy(), "1 GPU, mixed_bfloat16"
 
 
-def class_weights(labels, mode: str) -> dict | None:
-    """Keras ``class_weight`` for ``mode`` ``balanced`` (scikit-learn's ``n / (k * n_c)`` over the classes
-    present in ``labels``; absent classes get 1.0), or ``None`` for ``none``."""
+def class_weights(labels, mode: str, n_classes: int = len(CLASS_NAMES)) -> dict | None:
+    """Keras ``class_weight`` (class code 0 .. ``n_classes`` - 1 -> weight) for ``mode`` ``balanced``
+    (scikit-learn's ``n / (k * n_c)`` over the classes present in ``labels``; absent classes get 1.0), or
+    ``None`` for ``none``. Pass the training participants' labels only."""
     if mode != "balanced":
         return None
     import numpy as np
@@ -122,7 +126,7 @@ def class_weights(labels, mode: str) -> dict | None:
     labels = np.asarray(labels, dtype=int)
     present = np.unique(labels)
     weights = compute_class_weight("balanced", classes=present, y=labels)
-    return {c: float(dict(zip(present, weights)).get(c, 1.0)) for c in range(len(CLASS_NAMES))}
+    return {c: float(dict(zip(present, weights)).get(c, 1.0)) for c in range(n_classes)}
 
 
 def make_optimizer(learning, n_train: int):
@@ -222,7 +226,7 @@ def _callbacks(keras, state_dir: Path | None, state: dict, model_name: str, tag:
 
 def train_fold(config, out_dir: Path, model_name: str, fold: int, train_rows, test_rows, model_dir: Path,
                saliency=None, validation_rows=None, *, repeat: int = 1, repeats: int = 1, state_dir: Path | None = None,
-               strategy=None, extra_callbacks=()):
+               strategy=None, extra_callbacks=(), classes=CLASS_NAMES):
     """Train one model on one fold's training participants and predict its test participants.
 
     The recipe is ``config.learning`` (:data:`bidsad.config.RECIPES`): Adam (:func:`make_optimizer`), sparse
@@ -241,7 +245,9 @@ def train_fold(config, out_dir: Path, model_name: str, fold: int, train_rows, te
 
     Writes ``model.keras``, ``history.tsv`` (loss, accuracy and seconds per epoch) and ``predictions.tsv``
     into ``model_dir``; returns the predictions DataFrame (one row per test participant, or per test
-    sample with a ``copy`` column in the paper protocol). For models with an MRI branch, the test
+    sample with a ``copy`` column in the paper protocol; ``label`` and one ``probability_<class>`` column
+    per class of ``classes``, the task's class names in label order: the model has ``len(classes)``
+    outputs). For models with an MRI branch, the test
     participants' gradient saliency maps are added to ``saliency`` (a
     :class:`bidsad.learn.saliency.SaliencyAccumulator`) when one is given.
     """
@@ -293,8 +299,8 @@ def train_fold(config, out_dir: Path, model_name: str, fold: int, train_rows, te
         })
         if "copy" in test_rows and test_rows["copy"].astype(int).any():
             predictions.insert(1, "copy", test_rows["copy"].astype(int).to_list())
-        predictions["predicted_diagnosis"] = [CLASS_NAMES[c] for c in predictions["predicted_label"]]
-        for code, name in enumerate(CLASS_NAMES):
+        predictions["predicted_diagnosis"] = [classes[c] for c in predictions["predicted_label"]]
+        for code, name in enumerate(classes):
             predictions[f"probability_{name}"] = proba[:, code].round(6)
         return predictions
 
@@ -316,7 +322,7 @@ def train_fold(config, out_dir: Path, model_name: str, fold: int, train_rows, te
             else:
                 state.update(epoch=0, history=[], early_stopping=None)
                 shapes = tensor_shapes(out_dir, train_rows.iloc[0], modalities)
-                model = build_model(model_name, shapes, len(CLASS_NAMES), dropout=learning.dropout, l2=learning.l2,
+                model = build_model(model_name, shapes, len(classes), dropout=learning.dropout, l2=learning.l2,
                                     batch_norm=learning.batch_norm, mri_downsample=learning.mri_downsample)
                 model.compile(optimizer=make_optimizer(learning, len(train_rows)),
                               loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -325,13 +331,13 @@ def train_fold(config, out_dir: Path, model_name: str, fold: int, train_rows, te
         train_ds = make_dataset(out_dir, train_rows, modalities, batch_size=learning.batch_size, shuffle=True,
                                 seed=seed + state["epoch"], augment=augment)
         validation = validation_rows is not None and len(validation_rows) > 0
-        weights = class_weights(train_rows["label"].astype(int), learning.class_weight)  # training rows only
+        weights = class_weights(train_rows["label"].astype(int), learning.class_weight, len(classes))  # training rows only
         fit_args = {"class_weight": weights}
         if validation:
             validation_ds = make_dataset(out_dir, validation_rows, modalities, batch_size=learning.batch_size,
                                          shuffle=False, seed=seed)
             if weights:  # the early-stopping loss weighs the classes as training does
-                table = tf.constant([weights[c] for c in range(len(CLASS_NAMES))], tf.float32)
+                table = tf.constant([weights[c] for c in range(len(classes))], tf.float32)
                 validation_ds = validation_ds.map(lambda x, y: (x, y, tf.gather(table, y)))
             fit_args["validation_data"] = validation_ds
         callbacks = _callbacks(keras, state_dir, state, model_name, tag, validation, learning.patience)
@@ -392,8 +398,8 @@ def run_group_level(config) -> int:
 
     from bidsad.bids import InputError
     from bidsad.config import recipe_summary, seed_everything
-    from bidsad.learn.cohort import build_cohort
-    from bidsad.learn.evaluate import classification_metrics, metrics_rows
+    from bidsad.learn.cohort import build_cohort, check_duplicate_scans, select_classes
+    from bidsad.learn.evaluate import classification_metrics, metrics_rows, probability_columns
     from bidsad.learn.models import MODALITIES
     from bidsad.learn.saliency import SaliencyAccumulator, write_saliency
     from bidsad.learn.splits import add_validation, check_no_leakage, cohort_name, plan_splits
@@ -413,7 +419,10 @@ def run_group_level(config) -> int:
     LOGGER.info("group level: training on %s; deterministic ops %s", device, "on" if learning.deterministic else "off")
     paper = learning.split_protocol == "paper"
 
-    cohort = build_cohort(out_dir, bids_dir, config.features.preset)
+    cohort = build_cohort(out_dir, bids_dir, config.features.preset, config.features.mri_input)
+    cohort, classes, class_notes = select_classes(cohort, learning.classes)
+    class_notes += check_duplicate_scans(cohort)  # refuses one scan under two IDs (InputError)
+    LOGGER.info("group level: task %s", " vs ".join(classes))
     previous = sorted(p.name.removeprefix("model-") for p in group_dir.glob("model-*"))
     if previous:
         LOGGER.warning(messages.GROUP_REPLACED.format(models=", ".join(previous)))
@@ -436,6 +445,7 @@ def run_group_level(config) -> int:
             parts.append(part)
             warnings += [messages.SPLIT_COHORT.format(modalities=name, warning=note) for note in notes]
         splits = pd.concat(parts, ignore_index=True)
+    warnings += class_notes
     if len(included) < 30:
         warnings.append(messages.SMALL_N.format(n=len(included)))
     for warning in warnings:
@@ -454,7 +464,7 @@ def run_group_level(config) -> int:
         if model_splits.empty:
             warn(messages.MODEL_SKIPPED.format(model=model_name, why=f"its {cohort_name(modalities)} cohort cannot be split"))
             continue
-        fold_predictions, saliency = [], SaliencyAccumulator()
+        fold_predictions, saliency = [], SaliencyAccumulator(classes)
         for (repeat, fold), members in model_splits.groupby(["repeat", "fold"]):
             train_rows, validation_rows, test_rows = (
                 members.loc[members["role"] == role, ["participant_id", "copy"]].merge(usable, on="participant_id")
@@ -473,14 +483,15 @@ def run_group_level(config) -> int:
                 predictions = train_fold(config, out_dir, model_name, int(fold), train_rows, test_rows,
                                          group_dir / f"model-{model_name}" / tag, saliency, validation_rows,
                                          repeat=int(repeat), repeats=learning.repeats, strategy=strategy,
-                                         state_dir=state_root / f"model-{model_name}" / tag if state_root else None)
+                                         state_dir=state_root / f"model-{model_name}" / tag if state_root else None,
+                                         classes=classes)
             except Exception as err:  # one model's failure must not lose the others
                 LOGGER.exception("model %s, %s failed", model_name, label)
                 warn(f"model {model_name}, {label} failed: {err}")
                 status = 1
                 continue
             fold_predictions.append(predictions)
-            fold_metrics = classification_metrics(predictions["label"], predictions[[f"probability_{c}" for c in CLASS_NAMES]])
+            fold_metrics = classification_metrics(predictions["label"], predictions[probability_columns(classes)], classes)
             metric_rows += metrics_rows(model_name, tag.removeprefix("fold-"), fold_metrics)
             results.setdefault(model_name, {"folds": {}})["folds"][tag.removeprefix("fold-")] = fold_metrics
         if not fold_predictions:
@@ -504,7 +515,7 @@ def run_group_level(config) -> int:
     try:
         from bidsad.learn.baselines import run_baselines
 
-        baseline_results, baseline_rows, notes = run_baselines(out_dir, included, splits, config)
+        baseline_results, baseline_rows, notes = run_baselines(out_dir, included, splits, config, classes)
         for note in notes:
             warn(note)
     except Exception as err:  # baselines are a comparison, never a reason to lose the models
@@ -518,6 +529,8 @@ def run_group_level(config) -> int:
                 "participant-level stratified k-fold" + (f", repeated {learning.repeats} times" if learning.repeats > 1 else ""))
     atomic_write_json(group_dir / "metrics.json", {
         "models": results, "baselines": baseline_results, "preset": config.features.preset,
+        "mri_input": config.features.mri_input,
+        "classes": list(classes), "task": " vs ".join(classes),
         "folds": {c: int(f.max()) for c, f in splits.groupby("cohort")["fold"]}, "repeats": learning.repeats,
         "random_seed": config.seeds.random_seed, "epochs": learning.epochs, "learning_rate": learning.learning_rate,
         "batch_size": learning.batch_size, "split_protocol": protocol, "split_protocol_name": learning.split_protocol,

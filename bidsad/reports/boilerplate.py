@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 from bidsad import __version__
+from bidsad.bids import CLASS_NAMES
 
 #: Model names and descriptions used in the methods text (architectures of Kujur & Monfared 2026).
 MODEL_TEXT = {
@@ -140,7 +141,7 @@ def participant_facts(out_dir: Path) -> dict | None:
     if not sidecars:
         return None
     metas = [json.loads(p.read_text()) for p in sidecars]
-    mri = [m for m in metas if m.get("Modality") != "bold"]
+    mri = [m for m in metas if m.get("Modality") not in ("bold", "GM")]  # the T1w tensor (GM: modulated grey matter)
     bold = [m for m in metas if m.get("Modality") == "bold"]
     names = [p.name for p in out_dir.glob("sub-*/**/*") if p.is_file()]
     spaces = sorted({m for n in names for m in re.findall(r"_space-([a-zA-Z0-9]+)", n)})
@@ -170,6 +171,8 @@ def participant_facts(out_dir: Path) -> dict | None:
         "parcellations": sorted({m for n in names if n.endswith("_morph.tsv")
                                  for m in re.findall(r"_atlas-([a-zA-Z0-9]+)", n)}),
         "gm_4mm": any(n.endswith("_res-4_label-GM_probseg.nii.gz") for n in names),
+        "modulated": next((m.get("Normalisation", "").split("Jacobian: ")[-1] for m in metas if m.get("Modality") == "GM"), ""),
+        "volumes": any(n.endswith("_desc-volumes_morph.tsv") for n in names),
         "fmriprep": any(m.get("PreprocessingSource") == "fmriprep" for m in metas),
         "source_space": sorted({m["SourceSpace"] for m in metas if m.get("SourceSpace")}),
     }
@@ -216,13 +219,18 @@ def group_facts(out_dir: Path) -> dict | None:
     summary = json.loads(path.read_text())
     evaluated = list(summary.get("models", {}))
     names = [m for m in summary.get("models_requested", evaluated) if m in evaluated] or evaluated
+    classes = summary.get("classes") or list(CLASS_NAMES)  # all three before --classes existed
+    long_names = {"CN": "cognitively normal (CN)", "MCI": "mild cognitive impairment (MCI)", "AD": "Alzheimer's disease (AD)"}
+    class_names = [long_names.get(c, c) for c in classes]
     return {
         **{k: summary.get(k) for k in ("epochs", "learning_rate", "batch_size", "dropout", "random_seed",
                                        "preset", "n_bootstrap", "n_permutations", "augmentation",
                                        "inner_validation", "patience", "repeats", "class_weight", "deterministic",
-                                       "leaks", "paper_protocol_warning", "device")},
+                                       "leaks", "paper_protocol_warning", "device", "mri_input")},
         "baselines": {name: r.get("atlas", "") for name, r in summary.get("baselines", {}).items() if r.get("pooled")},
         "cross_validation": _cross_validation(summary.get("folds")),
+        "classes": classes,
+        "class_text": ", ".join(class_names[:-1]) + " and " + class_names[-1],
         "n_participants": max((r.get("n_participants", 0) for r in summary.get("models", {}).values()), default=0),
         "models": [{"name": m, "title": MODEL_TEXT.get(m, (m, ""))[0], "description": MODEL_TEXT.get(m, ("", m))[1]}
                    for m in names],

@@ -34,31 +34,40 @@ def _svg(fig) -> str:
 def roc_curves(predictions: dict) -> str | None:
     """One-vs-rest ROC curve per class (one panel each), one line per model.
 
-    ``predictions``: ``{model: predictions DataFrame}`` with ``label`` and ``probability_<class>``.
-    Classes absent (or without a complement) in a model's predictions are not drawn for it.
+    ``predictions``: ``{model: predictions DataFrame}`` with ``label`` and ``probability_<class>``; the
+    task's classes (one panel each) are those of the probability columns. A two-class task gets one panel,
+    the second class against the first (e.g. ``AD vs CN``). Classes absent (or without a complement) in a
+    model's predictions are not drawn for it.
     """
     from sklearn.metrics import roc_auc_score, roc_curve
 
+    from bidsad.learn.evaluate import prediction_classes
+
     if not predictions:
         return None
+    classes = list(dict.fromkeys(c for table in predictions.values() for c in prediction_classes(table)))
+    panels = classes[1:] if len(classes) == 2 else classes
     plt = _plt()
-    fig, axes = plt.subplots(1, len(CLASS_NAMES), figsize=(3.2 * len(CLASS_NAMES), 3.2), squeeze=False)
-    for code, (ax, name) in enumerate(zip(axes[0], CLASS_NAMES)):
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], panels):
         for i, (model, table) in enumerate(predictions.items()):
-            positive = table["label"].to_numpy(int) == code
+            if f"probability_{name}" not in table:
+                continue
+            positive = table["label"].to_numpy(int) == prediction_classes(table).index(name)
             if positive.any() and (~positive).any():
                 score = table[f"probability_{name}"].to_numpy(float)
                 fpr, tpr, _ = roc_curve(positive, score)
                 ax.plot(fpr, tpr, color=COLORS[i % len(COLORS)], label=f"{model} ({roc_auc_score(positive, score):.2f})")
         ax.plot([0, 1], [0, 1], color="#999", lw=0.8, ls="--")
-        ax.set(title=f"{name} vs rest", xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.02))
+        ax.set(title=f"{name} vs {classes[0] if len(classes) == 2 else 'rest'}", xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.02))
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="lower right", fontsize=7, title="model (AUC)", title_fontsize=7)
     return _svg(fig)
 
 
 def confusion_matrices(results: dict) -> str | None:
-    """Pooled confusion matrix per model (rows true, columns predicted; counts annotated)."""
+    """Pooled confusion matrix per model (rows true, columns predicted; counts annotated), over the task's
+    classes (``results[model]["pooled"]["classes"]``; :data:`CLASS_NAMES` for results that lack it)."""
     import numpy as np
 
     models = [m for m, r in results.items() if r.get("pooled")]
@@ -71,8 +80,9 @@ def confusion_matrices(results: dict) -> str | None:
         ax.imshow(matrix, cmap="Blues", vmin=0, vmax=max(1, matrix.max()))
         for (i, j), value in np.ndenumerate(matrix):
             ax.text(j, i, str(value), ha="center", va="center", color="white" if value > matrix.max() / 2 else "black")
-        ticks = range(len(CLASS_NAMES))
-        ax.set(title=model, xticks=ticks, yticks=ticks, xticklabels=CLASS_NAMES, yticklabels=CLASS_NAMES,
+        classes = results[model]["pooled"].get("classes", CLASS_NAMES)
+        ticks = range(len(classes))
+        ax.set(title=model, xticks=ticks, yticks=ticks, xticklabels=classes, yticklabels=classes,
                xlabel="predicted", ylabel="true")
     return _svg(fig)
 

@@ -140,13 +140,14 @@ def write_group_report(out_dir: Path, bids_dir: Path | None = None) -> Path:
     folds = {name: int(group["fold"].max()) for name, group in splits.groupby("cohort")}
     included = cohort[cohort["included"]]
     labels = included["label"].astype(str).str.replace(".0", "", regex=False)
-    class_counts = {c: int((labels == str(code)).sum()) for code, c in enumerate(CLASS_NAMES)}
+    classes = summary.get("classes", CLASS_NAMES)  # the task's classes (all three before --classes existed)
+    class_counts = {c: int((labels == str(code)).sum()) for code, c in enumerate(classes)}
     from bidsad.learn.models import MODALITIES
 
     text = methods(out_dir)
     html = render(
         "group.html", version=__version__, summary=summary, results=summary.get("models", {}),
-        baselines=summary.get("baselines", {}), classes=CLASS_NAMES, table_metrics=TABLE_METRICS,
+        baselines=summary.get("baselines", {}), classes=classes, table_metrics=TABLE_METRICS,
         cohort=cohort, n_included=len(included), class_counts=class_counts, test_sets=test_sets, folds=folds,
         warnings=summary.get("warnings", []), paper_protocol=messages.PAPER_PROTOCOL,
         diagnosis_note=diagnosis_description(bids_dir), modalities=MODALITIES, figures=_figures(group_dir, summary),

@@ -69,8 +69,8 @@ def init_anat_preproc_wf(*, t1w: Path, bids_dir: Path, out_dir: str, preset: str
     t1w_mni = pe.Node(ApplyTransforms(), name="t1w_to_mni")
     mask_mni = pe.Node(ApplyTransforms(threshold=0.5), name="mask_to_mni")
     probs_mni = pe.MapNode(ApplyTransforms(), iterfield=["in_file"], name="probseg_to_mni")
-    tensor = pe.Node(MriTensor(shape=shape, meta={"preset": preset, "Modality": "T1w", "Sources": sources}),
-                     name="t1w_tensor")
+    tensor = pe.Node(MriTensor(shape=shape, meta={"preset": preset, "Modality": "T1w", "Sources": sources},
+                               source_file=source), name="t1w_tensor")
     ds_tensor = init_ds_tensor_wf(out_dir=out_dir, source_file=source, suffix="T1w", preset=preset,
                                   name="ds_t1w_tensor_wf")
 

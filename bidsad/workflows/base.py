@@ -63,7 +63,7 @@ def init_single_subject_wf(config: Config, part: ParticipantInputs):
 
     from bidsad.interfaces.resample import MODEL_INTERPOLATION
     from bidsad.workflows.anat import init_anat_preproc_wf
-    from bidsad.workflows.features import BOLD_FIELDS, OPTIONAL_BOLD_FIELDS, init_features_wf
+    from bidsad.workflows.features import ANAT_FIELDS, BOLD_FIELDS, OPTIONAL_BOLD_FIELDS, init_features_wf
     from bidsad.workflows.func import init_func_preproc_wf
 
     bids_dir = Path(config.execution.bids_dir)
@@ -83,12 +83,9 @@ def init_single_subject_wf(config: Config, part: ParticipantInputs):
     sources = {str(path): bids_uri(path, bids_dir) for path in [part.t1w, *(run.path for run in part.bold)]}
     features_wf = init_features_wf(out_dir=out_dir, t1w_source=str(part.t1w),
                                    bold_sources=[str(run.path) for run in part.bold], preset=preset_name,
-                                   sources=sources, bold_interpolation=MODEL_INTERPOLATION)
-    workflow.connect([
-        (anat_wf, features_wf, [("outputnode.probseg", "inputnode.probseg"),
-                                ("outputnode.probseg_std", "inputnode.probseg_std"),
-                                ("outputnode.mni2t1w_xfm", "inputnode.mni2t1w_xfm")]),
-    ])
+                                   sources=sources, bold_interpolation=MODEL_INTERPOLATION,
+                                   registration=config.preprocessing.anat_registration)
+    workflow.connect([(anat_wf, features_wf, [(f"outputnode.{f}", f"inputnode.{f}") for f in ANAT_FIELDS])])
 
     for index, run in enumerate(part.bold):
         func_wf = init_func_preproc_wf(
@@ -120,7 +117,7 @@ def _fmriprep_subject_wf(config: Config, part: ParticipantInputs, fmriprep_dir: 
 
     from bidsad.fmriprep import collect_fmriprep
     from bidsad.interfaces.tensors import FMRIPREP_BOLD_INTERPOLATION
-    from bidsad.workflows.features import BOLD_FIELDS, init_features_wf
+    from bidsad.workflows.features import ANAT_FIELDS, BOLD_FIELDS, init_features_wf
     from bidsad.workflows.fmriprep import init_fmriprep_anat_wf, init_fmriprep_bold_wf
 
     bids_dir = Path(config.execution.bids_dir)
@@ -141,12 +138,9 @@ def _fmriprep_subject_wf(config: Config, part: ParticipantInputs, fmriprep_dir: 
     sources.update({str(run.source): uri(run.bold) for run in found.bold})
     features_wf = init_features_wf(out_dir=out_dir, t1w_source=str(part.t1w),
                                    bold_sources=[str(run.source) for run in found.bold], preset=preset,
-                                   sources=sources, source="fmriprep", bold_interpolation=FMRIPREP_BOLD_INTERPOLATION)
-    workflow.connect([
-        (anat_wf, features_wf, [("outputnode.probseg", "inputnode.probseg"),
-                                ("outputnode.probseg_std", "inputnode.probseg_std"),
-                                ("outputnode.mni2t1w_xfm", "inputnode.mni2t1w_xfm")]),
-    ])
+                                   sources=sources, source="fmriprep", bold_interpolation=FMRIPREP_BOLD_INTERPOLATION,
+                                   registration="fmriprep")
+    workflow.connect([(anat_wf, features_wf, [(f"outputnode.{f}", f"inputnode.{f}") for f in ANAT_FIELDS])])
     trs = {str(run.path): run.repetition_time for run in part.bold}
     for index, run in enumerate(found.bold):
         bold_wf = init_fmriprep_bold_wf(run=run, repetition_time=trs[str(run.source)], preset=preset,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+#: Fields of the anatomical input node (the anatomical workflow's outputnode).
+ANAT_FIELDS = ["probseg", "probseg_std", "t1w_mask", "t1w2mni_xfm", "mni2t1w_xfm"]
+FRACTION_OF_TIV = "volume_ml divided by the total intracranial volume (TIV) of the same T1w (unitless)"
 #: Fields of each run's input node (the functional workflow's outputnode, see the contract in DESIGN.md).
 BOLD_FIELDS = ["bold_std", "bold_mask_std", "bold_model", "confounds", "repetition_time", "dummy_scans"]
 #: Optional fields of each run's input node: ``denoise`` (dict recorded as the tensor's ``Denoise``) and
@@ -11,16 +14,24 @@ OPTIONAL_BOLD_FIELDS = ["denoise", "warnings"]
 
 def init_features_wf(*, out_dir: str, t1w_source: str, bold_sources: list[str], preset: str,
                      sources: dict, source: str = "bidsad", bold_interpolation: str | None = None,
-                     name: str = "features_wf"):
+                     registration: str = "syn", name: str = "features_wf"):
     """Features of one participant from its preprocessed images.
 
     Anatomical (``inputnode``: ``probseg`` native CSF/GM/WM maps, ``probseg_std`` the same in
-    ``MNI152NLin2009aSym`` at 2 mm, ``mni2t1w_xfm``):
+    ``MNI152NLin2009aSym`` at 2 mm, ``t1w_mask`` the native brain mask, ``t1w2mni_xfm`` and ``mni2t1w_xfm``;
+    all from :mod:`bidsad.interfaces.morphometry`):
 
     - ``anat/<t1w entities>_space-MNI152NLin2009aSym_res-4_label-GM_probseg.nii.gz``: GM probability at
-      4 mm (2x2x2 block mean of the 2 mm map, :mod:`bidsad.interfaces.morphometry`);
+      4 mm (2x2x2 block mean of the 2 mm map);
+    - ``anat/<t1w entities>_space-MNI152NLin2009aSym_res-{2,4}_label-GM_desc-modulated_probseg.nii.gz``:
+      Jacobian-modulated GM (ml of native GM per ml of template; the 4 mm map is the 2x2x2 block mean of the
+      2 mm one) and ``features/<t1w entities>_res-<preset>_label-GM_desc-model_probseg.npy``, the same on
+      the MRI model grid (a model input, ``--mri-input gm``). ``registration`` (``syn``, ``affine`` or
+      ``fmriprep``) names what the Jacobian holds in the sidecars (:data:`JACOBIAN_SOURCE`);
     - ``anat/<t1w entities>_atlas-gmkmeans100_desc-gm_morph.tsv``: native GM volume (ml) per region of the
-      shipped parcellation (:mod:`bidsad.atlases`).
+      shipped parcellation (:mod:`bidsad.atlases`) and as a fraction of the total intracranial volume;
+    - ``anat/<t1w entities>_desc-volumes_morph.tsv``: native TIV, CSF, GM, WM and approximate
+      medial-temporal GM volumes (ml and fractions of TIV).
 
     Per BOLD run ``i`` (``bold_inputnode_<i>`` with :data:`BOLD_FIELDS`; ``bold_sources[i]`` its raw file):
 
@@ -48,7 +59,7 @@ def init_features_wf(*, out_dir: str, t1w_source: str, bold_sources: list[str], 
 
     grid = PRESETS[preset]
     workflow = pe.Workflow(name=name)
-    inputnode = pe.Node(niu.IdentityInterface(fields=["probseg", "probseg_std", "mni2t1w_xfm"]), name="inputnode")
+    inputnode = pe.Node(niu.IdentityInterface(fields=ANAT_FIELDS), name="inputnode")
 
     def sink(node_name, source_file, meta, **kwargs):
         meta = {"Sources": [sources[source_file]], "PreprocessingSource": source, **meta}
@@ -65,7 +76,8 @@ def init_features_wf(*, out_dir: str, t1w_source: str, bold_sources: list[str], 
                                                 "License": ATLAS_INFO[PARCELLATION]["License"], "Method": REGIONAL_METHOD,
                                                 "Columns": {"index": "region label in the parcellation",
                                                             "name": "region name",
-                                                            "volume_ml": "native-space grey-matter volume (ml)"}},
+                                                            "volume_ml": "native-space grey-matter volume (ml)",
+                                                            "fraction_of_tiv": FRACTION_OF_TIV}},
                     datatype="anat", suffix="morph", atlas=PARCELLATION, desc="gm")
     workflow.connect([
         (inputnode, pick_gm, [("probseg", "inlist")]),
@@ -76,6 +88,8 @@ def init_features_wf(*, out_dir: str, t1w_source: str, bold_sources: list[str], 
         (gm4, ds_gm4, [("out_file", "in_file")]),
         (regional, ds_morph, [("out_file", "in_file")]),
     ])
+    _connect_atrophy(workflow, inputnode, regional, sink, t1w_source=t1w_source, preset=preset,
+                     sources=sources, source=source, registration=registration, out_dir=out_dir)
 
     for index, bold_source in enumerate(bold_sources):
         run_in = pe.Node(niu.IdentityInterface(fields=BOLD_FIELDS + OPTIONAL_BOLD_FIELDS),
@@ -122,6 +136,56 @@ def init_features_wf(*, out_dir: str, t1w_source: str, bold_sources: list[str], 
             (rel_meta, ds_rel, [("meta", "meta_dict")]),
         ])
     return workflow
+
+
+def _connect_atrophy(workflow, inputnode, regional, sink, *, t1w_source, preset, sources, source, registration,
+                     out_dir):
+    """Modulated GM (2 mm, 4 mm, model-grid tensor), tissue and medial-temporal volumes, TIV for ``regional``."""
+    from nipype.pipeline import engine as pe
+
+    from bidsad.atlases import ATLAS_INFO, MTL_ATLAS
+    from bidsad.config import PRESETS
+    from bidsad.interfaces.morphometry import (JACOBIAN_SOURCE, MODULATION_METHOD, VOLUMES_METHOD, ModulatedGm,
+                                               TissueAndMtlVolumes)
+    from bidsad.interfaces.registration import TEMPLATE_SPACE
+    from bidsad.interfaces.tensors import GmTensor
+    from bidsad.workflows.outputs import init_ds_tensor_wf
+
+    jacobian = JACOBIAN_SOURCE[registration]
+    modulated = pe.Node(ModulatedGm(), name="gm_modulated", mem_gb=1.0)
+    volumes = pe.Node(TissueAndMtlVolumes(), name="tissue_mtl_volumes")
+    tensor = pe.Node(GmTensor(shape=PRESETS[preset]["mri_shape"], jacobian=jacobian,
+                              meta={"preset": preset, "Modality": "GM", "Sources": [sources[t1w_source]],
+                                    "PreprocessingSource": source}), name="gm_tensor", mem_gb=1.0)
+    ds_tensor = init_ds_tensor_wf(out_dir=out_dir, source_file=t1w_source, suffix="probseg", label="GM",
+                                  preset=preset, name="ds_gm_tensor_wf")
+    meta = {"Method": MODULATION_METHOD, "Jacobian": jacobian, "Space": TEMPLATE_SPACE,
+            "Units": "ml of native grey matter per ml of template space"}
+    ds_mod = {res: sink(f"ds_gm_modulated_res{res}", t1w_source,
+                        {**meta, **({"Resampling": "2x2x2 block mean of the 2 mm map (keeps the integral)"}
+                                    if res == "4" else {})},
+                        datatype="anat", suffix="probseg", space=TEMPLATE_SPACE, res=res, label="GM", desc="modulated")
+              for res in ("2", "4")}
+    ds_volumes = sink("ds_volumes", t1w_source, {
+        "Method": VOLUMES_METHOD, "Atlas": MTL_ATLAS, "AtlasDescription": ATLAS_INFO[MTL_ATLAS],
+        "License": ATLAS_INFO[MTL_ATLAS]["License"],
+        "Columns": {"name": "TIV (total intracranial volume), CSF, GM, WM (whole brain mask), then the approximate "
+                            "medial-temporal regions <structure>_<left|right> (grey matter only)",
+                    "volume_ml": "native-space volume (ml): the tissue, or the grey matter inside the region",
+                    "fraction_of_tiv": FRACTION_OF_TIV,
+                    "region_ml": "volume of the whole warped region in native space (ml, all tissues; n/a for "
+                                 "the tissue rows)"}},
+        datatype="anat", suffix="morph", desc="volumes")
+    workflow.connect([
+        (inputnode, modulated, [("probseg", "probseg"), ("t1w2mni_xfm", "transform")]),
+        (inputnode, tensor, [("probseg", "probseg"), ("t1w2mni_xfm", "transform")]),
+        (inputnode, volumes, [("probseg", "probseg"), ("t1w_mask", "mask_file"), ("mni2t1w_xfm", "transform")]),
+        (volumes, regional, [("tiv_ml", "tiv_ml")]),
+        (modulated, ds_mod["2"], [("out_file", "in_file")]),
+        (modulated, ds_mod["4"], [("out_4mm", "in_file")]),
+        (volumes, ds_volumes, [("out_file", "in_file")]),
+        (tensor, ds_tensor, [("out_file", "inputnode.tensor"), ("meta", "inputnode.meta")]),
+    ])
 
 
 def _tensor_meta(meta, repetition_time, dummy_scans, denoise=None):

@@ -6,6 +6,8 @@ features workflow (:func:`bidsad.workflows.features.init_features_wf`) is the sa
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def init_fmriprep_anat_wf(*, inputs, t1w_source: str, out_dir: str, preset: str, sources: list[str],
                           name: str = "fmriprep_anat_wf"):
@@ -17,7 +19,8 @@ def init_fmriprep_anat_wf(*, inputs, t1w_source: str, out_dir: str, preset: str,
     :class:`bidsad.interfaces.tensors.MriTensor` as bidsad's own T1w); the native tissue maps are resampled
     once onto the 2 mm template grid. ``sources``: BIDS URIs of the fMRIPrep files used.
 
-    outputnode: ``probseg`` (native CSF, GM, WM), ``probseg_std`` (2 mm template grid), ``mni2t1w_xfm``, ``tensor``.
+    outputnode: ``probseg`` (native CSF, GM, WM), ``probseg_std`` (2 mm template grid), ``t1w_mask``,
+    ``t1w2mni_xfm``, ``mni2t1w_xfm``, ``tensor``.
     """
     from nipype.interfaces import utility as niu
     from nipype.pipeline import engine as pe
@@ -29,9 +32,11 @@ def init_fmriprep_anat_wf(*, inputs, t1w_source: str, out_dir: str, preset: str,
     from bidsad.workflows.outputs import init_ds_tensor_wf
 
     workflow = pe.Workflow(name=name)
-    outputnode = pe.Node(niu.IdentityInterface(fields=["probseg", "probseg_std", "mni2t1w_xfm", "tensor"]),
-                         name="outputnode")
+    outputnode = pe.Node(niu.IdentityInterface(fields=["probseg", "probseg_std", "t1w_mask", "t1w2mni_xfm",
+                                                       "mni2t1w_xfm", "tensor"]), name="outputnode")
     outputnode.inputs.probseg = [str(p) for p in inputs.probseg]
+    outputnode.inputs.t1w_mask = str(inputs.t1w_mask)
+    outputnode.inputs.t1w2mni_xfm = str(inputs.t1w2mni_xfm)
     outputnode.inputs.mni2t1w_xfm = str(inputs.mni2t1w_xfm)
     std = pe.Node(StandardiseIntensity(in_file=str(inputs.t1w_preproc), mask_file=str(inputs.t1w_mask)),
                   name="standardise")
@@ -39,6 +44,8 @@ def init_fmriprep_anat_wf(*, inputs, t1w_source: str, out_dir: str, preset: str,
             "SourceSpace": inputs.space}
     tensor = pe.Node(MriTensor(shape=PRESETS[preset]["mri_shape"], mask_file=str(inputs.t1w_mask),
                                transform=str(inputs.t1w2mni_xfm), meta=meta), name="t1w_tensor")
+    if Path(t1w_source).is_file():  # the raw T1w's content hash (duplicate-scan check)
+        tensor.inputs.source_file = t1w_source
     ds_tensor = init_ds_tensor_wf(out_dir=out_dir, source_file=t1w_source, suffix="T1w", preset=preset,
                                   name="ds_t1w_tensor_wf")
     reference = pe.Node(niu.Function(function=_template_2mm, output_names=["out_file"]), name="template_2mm")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 
-def init_ds_tensor_wf(*, out_dir: str, source_file: str, suffix: str, preset: str, name: str):
+def init_ds_tensor_wf(*, out_dir: str, source_file: str, suffix: str, preset: str, name: str,
+                      label: str | None = None):
     """Store a model-input tensor and its sidecar in ``sub-<l>/[ses-<s>/]features/``.
 
-    Output name: ``<source entities>_res-<preset>_desc-model_<suffix>.npy`` (+ ``.json``).
+    Output name: ``<source entities>_res-<preset>[_label-<label>]_desc-model_<suffix>.npy`` (+ ``.json``),
+    e.g. ``..._res-small_desc-model_T1w.npy`` or ``..._res-small_label-GM_desc-model_probseg.npy``.
 
     Inputs ``inputnode.tensor`` (``.npy``) and ``inputnode.meta`` (dict); output ``outputnode.out_file``.
     """
@@ -20,7 +22,7 @@ def init_ds_tensor_wf(*, out_dir: str, source_file: str, suffix: str, preset: st
     outputnode = pe.Node(niu.IdentityInterface(fields=["out_file"]), name="outputnode")
     ds = pe.Node(
         DerivativesDataSink(base_directory=out_dir, source_file=source_file, datatype="features",
-                            suffix=suffix, res=preset, desc="model", extension=".npy"),
+                            suffix=suffix, res=preset, desc="model", extension=".npy", **({"label": label} if label else {})),
         name="ds_tensor", run_without_submitting=True,
     )
     workflow.connect([
