@@ -5,6 +5,7 @@ participants.tsv and its diagnosis mapping, derivative names and dataset_descrip
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import logging
 import math
@@ -17,12 +18,46 @@ LOGGER = logging.getLogger("bidsad")
 
 #: Label codes of the paper: cognitively normal 0, mild cognitive impairment 1, Alzheimer's disease 2.
 CLASS_NAMES = ("CN", "MCI", "AD")
-#: Accepted spellings of each diagnosis in participants.tsv (compared lower-case, stripped).
+#: Accepted spellings of each diagnosis in participants.tsv, after :func:`normalise_diagnosis` (lower case,
+#: one space between words, typographic apostrophes and ``_``/``-`` read as plain ones, plurals of the
+#: listed words accepted). Documented in the README ("Diagnosis vocabulary"). ``dementia`` is read as AD:
+#: datasets of other dementias must recode their diagnoses.
 DIAGNOSIS_SYNONYMS = {
-    "cn": 0, "nc": 0, "ncs": 0, "hc": 0, "control": 0, "normal": 0, "cognitively normal": 0,
-    "mci": 1, "mild cognitive impairment": 1,
-    "ad": 2, "alzheimer": 2, "alzheimer's disease": 2, "alzheimers disease": 2, "dementia": 2,
+    # cognitively normal
+    "cn": 0, "nc": 0, "ncs": 0, "hc": 0, "nl": 0, "normal": 0, "control": 0, "healthy": 0, "healthy control": 0,
+    "normal control": 0, "cognitively normal": 0, "cognitively unimpaired": 0, "cu": 0, "healthy older adult": 0,
+    "elderly control": 0, "cdr 0": 0,
+    # mild cognitive impairment (early, late, amnestic, non-amnestic, due to AD)
+    "mci": 1, "emci": 1, "lmci": 1, "amci": 1, "namci": 1, "early mci": 1, "late mci": 1, "amnestic mci": 1,
+    "mild cognitive impairment": 1, "mci due to ad": 1, "prodromal ad": 1, "cdr 0.5": 1,
+    # Alzheimer's disease dementia
+    "ad": 2, "alzheimer": 2, "alzheimers": 2, "alzheimer's": 2, "alzheimer's disease": 2, "alzheimers disease": 2,
+    "alzheimer disease": 2, "ad dementia": 2, "dementia": 2, "dat": 2, "probable ad": 2, "possible ad": 2,
+    "dementia of the alzheimer's type": 2, "alzheimer's dementia": 2, "alzheimer dementia": 2,
 }
+
+
+def normalise_diagnosis(text: str) -> str:
+    """The spelling under which a participants.tsv diagnosis is looked up in :data:`DIAGNOSIS_SYNONYMS`:
+    lower case, quotes around it removed, typographic apostrophes as ``'``, ``_`` and ``-`` as spaces,
+    whitespace collapsed (``" Alzheimer’s_Disease "`` -> ``"alzheimer's disease"``)."""
+    import re
+
+    text = str(text).strip().strip("\"").strip().lower()
+    text = re.sub(r"[\u2018\u2019\u02bc`\u00b4]", "'", text)
+    return " ".join(re.sub(r"[_\-]+", " ", text).split())
+
+
+def diagnosis_code(text: str) -> int | None:
+    """Class code (CN 0, MCI 1, AD 2) of a diagnosis as written, or ``None`` when unknown; a plural of a
+    known spelling (``controls``, ``healthy controls``) is accepted."""
+    key = normalise_diagnosis(text)
+    for candidate in (key, key[:-1] if key.endswith("s") else key):
+        if candidate in DIAGNOSIS_SYNONYMS:
+            return DIAGNOSIS_SYNONYMS[candidate]
+    return None
+
+
 IMAGE_EXTENSIONS = [".nii", ".nii.gz"]
 DEFAULT_QUERIES = {
     "t1w": {"datatype": "anat", "suffix": "T1w", "extension": IMAGE_EXTENSIONS},
@@ -113,15 +148,85 @@ def core_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(shape[:3]) + tuple(int(s) for s in shape[3:] if s != 1)
 
 
-def image_header_problem(path: Path, root: Path, kind: str, ndim: int) -> str | None:
-    """Check that ``path`` is a readable NIfTI of ``ndim`` dimensions (singletons beyond the 3rd allowed).
+def file_problem(path: Path, root: Path) -> str | None:
+    """Why the image file ``path`` cannot be read, in the user's words and with what to do, or ``None``.
 
-    Returns the message of the problem, or ``None`` when the header is usable. Reads the header only.
-    A BOLD image (``ndim=4``) may also be 3-D (one volume): :func:`bold_volumes` judges its length.
+    Checked in this order, reading the file once (gzip streams are decompressed to the end, so a CRC error
+    anywhere is found; about 0.1 s per 10 MB):
+
+    - a git-annex / DataLad symbolic link whose content is not present (``datalad get``);
+    - another broken link, a missing file, no read permission;
+    - an empty file; a ``.nii.gz`` that is not gzip-compressed; a gzip stream that ends early (truncated)
+      or fails its checksum (corrupt);
+    - a NIfTI header nibabel refuses (corrupt header); data shorter than the header announces (truncated).
+
+    Header geometry (degenerate affine) is judged by :func:`image_header_problem`.
     """
+    import gzip
+    import os
+    import zlib
+
     import nibabel as nb
 
+    path = Path(path)
     rel = relpath(path, root)
+    if path.is_symlink() and not path.exists():
+        target = os.readlink(path)
+        if ".git/annex/objects" in target or "/annex/objects/" in target:
+            return messages.FILE_ANNEX_MISSING.format(file=rel)
+        return messages.FILE_BROKEN_LINK.format(file=rel, target=target)
+    if not path.exists():
+        return messages.FILE_MISSING.format(file=rel)
+    if not os.access(path, os.R_OK):
+        return messages.FILE_NO_ACCESS.format(file=rel)
+    size = path.stat().st_size
+    if size == 0:
+        return messages.FILE_EMPTY.format(file=rel)
+    with open(path, "rb") as handle:
+        magic = handle.read(2)
+    compressed = magic == b"\x1f\x8b"
+    if path.name.endswith(".gz") and not compressed:
+        return messages.FILE_NOT_GZIP.format(file=rel)
+    if path.name.endswith(".nii") and compressed:
+        return messages.FILE_GZIP_AS_NII.format(file=rel)
+    head, length = b"", 0
+    try:
+        with (gzip.open(path, "rb") if compressed else open(path, "rb")) as stream:
+            while chunk := stream.read(1 << 22):
+                if len(head) < 1 << 22:  # the header and its extensions
+                    head += chunk[: (1 << 22) - len(head)]
+                length += len(chunk)
+    except EOFError:
+        return messages.FILE_TRUNCATED_GZIP.format(file=rel, size=size)
+    except (gzip.BadGzipFile, zlib.error, OSError) as err:
+        return messages.FILE_CORRUPT_GZIP.format(file=rel, why=" ".join(str(err).split()) or type(err).__name__)
+    try:
+        klass = nb.Nifti2Header if head[:4] in (b"\x1c\x02\x00\x00", b"\x00\x00\x02\x1c") else nb.Nifti1Header
+        header = klass.from_fileobj(__import__("io").BytesIO(head), check=True)
+    except Exception as err:  # nibabel raises HeaderDataError, HeaderTypeError, ValueError ...
+        return messages.FILE_CORRUPT_HEADER.format(file=rel, why=" ".join(str(err).split()) or type(err).__name__)
+    expected = int(header.get_data_offset()) + math.prod(header.get_data_shape()) * header.get_data_dtype().itemsize
+    if length < expected:
+        return messages.FILE_TRUNCATED_DATA.format(file=rel, size=length, expected=expected)
+    return None
+
+
+def image_header_problem(path: Path, root: Path, kind: str, ndim: int) -> str | None:
+    """Check that ``path`` is a readable NIfTI of ``ndim`` dimensions (singletons beyond the 3rd allowed)
+    with a usable affine.
+
+    Returns the message of the problem, or ``None`` when the image is usable. The file itself is judged
+    by :func:`file_problem`; then the header: a degenerate affine (non-finite, or voxel axes that collapse,
+    |det| of the 3x3 part < 1e-6) is refused. A BOLD image (``ndim=4``) may also be 3-D (one volume):
+    :func:`bold_volumes` judges its length.
+    """
+    import nibabel as nb
+    import numpy as np
+
+    rel = relpath(path, root)
+    problem = file_problem(path, root)
+    if problem:
+        return problem
     try:
         img = nb.load(str(path))
         shape = tuple(int(s) for s in img.shape)
@@ -132,6 +237,21 @@ def image_header_problem(path: Path, root: Path, kind: str, ndim: int) -> str | 
         return messages.IMAGE_MULTIVOLUME.format(file=rel, n=core[3], shape=shape)
     if not (len(core) == ndim or (ndim == 4 and len(core) == 3)) or min(shape[:3], default=0) < 1:
         return messages.IMAGE_NDIM.format(file=rel, kind=kind, expected=ndim, shape=shape)
+    for name, code in (("sform", int(img.header["sform_code"])), ("qform", int(img.header["qform_code"]))):
+        affine = img.get_sform() if name == "sform" else img.get_qform()
+        if code > 0 and (not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-6):
+            return messages.AFFINE_DEGENERATE.format(file=rel, form=name, affine=np.round(affine[:3], 3).tolist())
+    return None
+
+
+def orientation_warning(path: Path, root: Path) -> str | None:
+    """A warning when the image's orientation is a guess: both ``qform_code`` and ``sform_code`` are 0
+    (nibabel then assumes the voxel axes are RAS with the pixdim spacing)."""
+    import nibabel as nb
+
+    header = nb.load(str(path)).header
+    if int(header["qform_code"]) == 0 and int(header["sform_code"]) == 0:
+        return messages.ORIENTATION_GUESSED.format(file=relpath(path, root))
     return None
 
 
@@ -380,12 +500,22 @@ def collect_participants(
                 part.errors.append(problem)
             else:
                 part.t1w = Path(t1ws[0])
+                guessed = orientation_warning(part.t1w, bids_dir)
+                if guessed:
+                    part.warnings.append(guessed)
         for bold in sorted(layout.get(subject=label, return_type="filename", **queries["bold"])):
             bold = Path(bold)
+            unreadable = file_problem(bold, bids_dir)
+            if unreadable:  # the participant keeps its MRI outputs
+                part.warnings.append(messages.BOLD_UNUSABLE.format(why=unreadable, label=label))
+                continue
             problem = image_header_problem(bold, bids_dir, "BOLD", 4)
             if problem:
                 part.errors.append(problem)
                 continue
+            guessed = orientation_warning(bold, bids_dir)
+            if guessed:
+                part.warnings.append(guessed)
             header = nb.load(str(bold)).header
             n_volumes = bold_volumes(header.get_data_shape())
             if n_volumes < min_volumes:
@@ -407,6 +537,10 @@ def collect_participants(
         if not part.bold and part.t1w is not None:
             part.warnings.append(messages.BOLD_MISSING.format(label=label))
         participants.append(part)
+    if not layout.get(return_type="filename", **queries["bold"]):  # a T1w-only dataset: said once, not per person
+        for part in participants:
+            part.warnings = [w for w in part.warnings if w != messages.BOLD_MISSING.format(label=part.label)]
+        LOGGER.info(messages.DATASET_T1W_ONLY.format(bids=bids_dir))
     return participants
 
 
@@ -481,21 +615,26 @@ def read_participants_tsv(bids_dir: Path):
     unlisted = sorted(folders - set(table["participant_id"]))
     if unlisted:
         warnings.append(messages.TSV_UNLISTED.format(file=name, labels=", ".join(f"sub-{x}" for x in unlisted)))
+    levels = _diagnosis_levels(Path(bids_dir), warnings)
     codes, reasons = [], []
     for label, raw in zip(table["participant_id"], table["diagnosis"]):
         text = raw.strip()
+        meaning = levels.get(text, text)
+        code = diagnosis_code(meaning)
         if label in conflicting:
             codes.append(pd.NA)
             reasons.append(messages.EXCLUDED_CONFLICT)
         elif text.lower() in MISSING_VALUES:
             codes.append(pd.NA)
             reasons.append(messages.EXCLUDED_NO_DIAGNOSIS)
-        elif text.lower() in DIAGNOSIS_SYNONYMS:
-            codes.append(DIAGNOSIS_SYNONYMS[text.lower()])
+        elif code is not None:
+            codes.append(code)
             reasons.append("")
         else:
             codes.append(pd.NA)
-            reasons.append(messages.EXCLUDED_BAD_DIAGNOSIS.format(value=text))
+            numeric = text.replace(".", "", 1).isdigit() and text not in levels
+            template = messages.EXCLUDED_NUMERIC_DIAGNOSIS if numeric else messages.EXCLUDED_BAD_DIAGNOSIS
+            reasons.append(template.format(value=text if meaning == text else f"{text} ({meaning})"))
     table["label"] = pd.array(codes, dtype="Int64")
     table["reason"] = reasons
     result = table.set_index("participant_id")[["diagnosis", "label", "reason"]]
@@ -505,42 +644,127 @@ def read_participants_tsv(bids_dir: Path):
     return result
 
 
+def _diagnosis_levels(bids_dir: Path, warnings: list[str]) -> dict[str, str]:
+    """``Levels`` of the ``diagnosis`` column in participants.json (code -> meaning, e.g. ``{"0": "CN"}``),
+    or ``{}``; an unreadable participants.json is a warning."""
+    path = Path(bids_dir) / "participants.json"
+    if not path.is_file():
+        return {}
+    try:
+        levels = read_sidecar(path, bids_dir).get("diagnosis", {}).get("Levels", {})
+    except (ValueError, AttributeError) as err:
+        warnings.append(str(err))
+        return {}
+    if not isinstance(levels, dict):
+        return {}
+    return {str(k).strip(): (v if isinstance(v, str) else str(v.get("Description", v.get("TermURL", "")))
+                             if isinstance(v, dict) else str(v)) for k, v in levels.items()}
+
+
+#: Entities that bidsad's derivatives add and the BIDS schema's entity table lacks, with the entity they
+#: come before: transforms (``from``/``to``/``mode``, as fMRIPrep names them) and BEP017's ``stat``.
+EXTRA_ENTITIES = {"from": "space", "to": "space", "mode": "space", "stat": None}
+
+
+@functools.lru_cache(maxsize=1)
+def entity_order() -> tuple[str, ...]:
+    """Short entity names (``sub``, ``ses``, ``task`` ...) in the order of the BIDS schema's entity table
+    (bidsschematools, as pybids ships it), with :data:`EXTRA_ENTITIES` inserted."""
+    import bidsschematools.schema
+
+    schema = bidsschematools.schema.load_schema()
+    order = [schema.objects.entities[name]["name"] for name in schema.rules.entities]
+    for key, before in EXTRA_ENTITIES.items():
+        order.insert(order.index(before) if before in order else len(order), key)
+    return tuple(order)
+
+
+def source_entities(source: Path) -> dict[str, str]:
+    """Every ``key-value`` entity of a BIDS file name, in file-name order (``sub-01_dir-AP_bold.nii.gz``
+    -> ``{"sub": "01", "dir": "AP"}``); the suffix and extension are dropped."""
+    name = Path(source).name.split(".")[0]
+    return dict(part.split("-", 1) for part in name.split("_")[:-1] if "-" in part)
+
+
 def derivative_path(out_dir: Path, source: Path, *, datatype: str, suffix: str, extension: str, **entities) -> Path:
-    """BIDS-Derivatives path for an output of ``source`` (its sub/ses/task/run entities kept).
+    """BIDS-Derivatives path for an output of ``source``: every entity of the source file name is kept
+    (``sub ses task acq ce rec dir run echo part ...``), so runs that differ in any entity get distinct
+    outputs.
 
-    ``entities`` adds ``from``, ``to``, ``mode`` (transforms), ``space``, ``atlas``, ``res``, ``label``,
-    ``desc``, ``meas`` in BIDS (and BEP017 connectivity) order; ``None`` values are omitted.
+    ``entities`` adds derivative entities (``from``, ``to``, ``mode``, ``space``, ``atlas``, ``res``,
+    ``label``, ``desc``, ``stat`` ...; ``None`` values are omitted) and overrides a source entity of the
+    same name. Names follow :func:`entity_order` (BIDS schema order); entities it does not know come last.
     """
-    from bids.layout import parse_file_entities
-
-    src = parse_file_entities(str(source))
-    order = [("sub", src.get("subject")), ("ses", src.get("session")), ("task", src.get("task")),
-             ("acq", src.get("acquisition")), ("run", src.get("run")), ("from", entities.get("from")),
-             ("to", entities.get("to")), ("mode", entities.get("mode")), ("space", entities.get("space")),
-             ("atlas", entities.get("atlas")), ("res", entities.get("res")), ("label", entities.get("label")),
-             ("desc", entities.get("desc")), ("meas", entities.get("meas"))]
-    name = "_".join(f"{key}-{value}" for key, value in order if value not in (None, "")) + f"_{suffix}{extension}"
-    folder = Path(out_dir) / f"sub-{src['subject']}"
-    if src.get("session"):
-        folder /= f"ses-{src['session']}"
+    src = source_entities(source)
+    merged = {**src, **{key: value for key, value in entities.items() if value not in (None, "")}}
+    order = entity_order()
+    rank = {key: index for index, key in enumerate(order)}
+    keys = sorted(merged, key=lambda key: rank.get(key, len(order)))
+    name = "_".join(f"{key}-{merged[key]}" for key in keys) + f"_{suffix}{extension}"
+    folder = Path(out_dir) / f"sub-{src['sub']}"
+    if src.get("ses"):
+        folder /= f"ses-{src['ses']}"
     return folder / datatype / name
 
 
-#: Our files that the BIDS validator does not know (written to ``out_dir/.bidsignore``): reports, model
-#: tensors, figures, logs, group results, and the connectivity / morphometry files of BEP017-style names.
-BIDSIGNORE = "\n".join(["*.html", "*/features/", "*/figures/", "logs/", "group/", ".bidsad.lock",
-                         "*_relmat.tsv", "*_relmat.json", "*_morph.tsv", "*_morph.json",
-                         "*_atlas-*_timeseries.tsv", "*_atlas-*_timeseries.json", ""])
+#: Files of ours that the BIDS validator does not know (written to ``out_dir/.bidsignore``): reports, model
+#: tensors, figures, logs, group results, transforms (``.h5``), the connectivity / morphometry / ROI files of
+#: BEP017-style names and the confounds.
+BIDSIGNORE = "\n".join(["*.html", "**/features", "**/figures", "logs", "group", "group-*", ".bidsad.lock",
+                         "*_xfm.h5", "*_xfm.json", "*_relmat.tsv", "*_relmat.json", "*_morph.tsv", "*_morph.json",
+                         "*_timeseries.tsv", "*_timeseries.json", ""])
+
+#: Meaning of every ``res-`` label bidsad writes (``Resolution`` of dataset_description.json). Numbers are
+#: isotropic grids of the MNI152NLin2009aSym template in mm; names are model-input presets (``--preset``).
+RESOLUTIONS = {
+    "2": "2 mm isotropic grid of MNI152NLin2009aSym (nilearn's template grid)",
+    "3": "3 mm isotropic grid of MNI152NLin2009aSym",
+    "4": "4 mm isotropic grid of MNI152NLin2009aSym",
+    "small": "model-input grids of the 'small' preset (see the tensor's JSON sidecar)",
+    "paper": "model-input grids of the 'paper' preset (MRI 128x128x176, fMRI 216 x 64x64x32)",
+}
+
+
+def _resolutions(out_dir: Path) -> dict[str, str]:
+    """:data:`RESOLUTIONS` plus any other ``res-`` label found in ``out_dir``'s participant folders."""
+    import re
+
+    found = dict(RESOLUTIONS)
+    for path in Path(out_dir).glob("sub-*/**/*_res-*"):
+        match = re.search(r"_res-([a-zA-Z0-9]+)_", path.name)
+        if match and match.group(1) not in found:
+            label = match.group(1)
+            found[label] = f"{label} mm isotropic grid" if label.isdigit() else f"bidsad grid '{label}'"
+    return found
+
+
+def _source_datasets(bids_dir: Path) -> list[dict]:
+    """``SourceDatasets`` of our outputs: the raw dataset by URL, with its DOI and version when it declares them."""
+    entry = {"URL": Path(bids_dir).resolve().as_uri()}
+    try:
+        raw = json.loads((Path(bids_dir) / "dataset_description.json").read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError):
+        raw = {}
+    if isinstance(raw, dict):
+        if isinstance(raw.get("DatasetDOI"), str):
+            entry["DOI"] = raw["DatasetDOI"]
+        if isinstance(raw.get("DatasetVersion", raw.get("Version")), str):
+            entry["Version"] = raw.get("DatasetVersion", raw.get("Version"))
+    return [entry]
 
 
 def write_dataset_description(out_dir: Path, bids_dir: Path, links: dict | None = None) -> Path:
-    """Create ``dataset_description.json`` and ``.bidsignore`` in ``out_dir`` under a file lock.
+    """Create or update ``dataset_description.json`` and ``.bidsignore`` in ``out_dir`` under a file lock.
 
     ``DatasetLinks`` maps ``raw`` to ``bids_dir`` (the target of the ``bids:raw:`` URIs in ``Sources``) and
-    each of ``links`` (name -> path, e.g. ``fmriprep`` for ``--derivatives``) to its path.
+    each of ``links`` (name -> path, e.g. ``fmriprep`` for ``--derivatives``) to its path;
+    ``SourceDatasets`` names ``bids_dir``; ``Resolution`` explains every ``res-`` label (:func:`_resolutions`).
+    When an earlier run of another bidsad version wrote ``out_dir``, ``GeneratedBy`` is updated to this
+    version and a warning names both (outputs of the two versions may now be mixed). Fields others added
+    are kept. ``.bidsignore`` is rewritten with :data:`BIDSIGNORE` plus any extra line already in it.
 
-    Safe when many participant jobs (e.g. a SLURM array) share one ``out_dir``: the first writes,
-    the others find it.
+    Safe when many participant jobs (e.g. a SLURM array) share one ``out_dir``: the lock serialises them.
+    Call it again at the end of a run to describe ``res-`` labels that only the outputs know.
     """
     from bidsad.utils import atomic_write_json, atomic_write_text
 
@@ -548,25 +772,140 @@ def write_dataset_description(out_dir: Path, bids_dir: Path, links: dict | None 
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / ".bidsad.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        desc = out_dir / "dataset_description.json"
-        if not desc.exists():
-            atomic_write_json(
-                desc,
-                {
-                    "Name": "bidsad derivatives",
-                    "BIDSVersion": "1.10.0",
-                    "DatasetType": "derivative",
-                    "GeneratedBy": [{"Name": "bidsad", "Version": __version__}],
-                    "DatasetLinks": {"raw": str(Path(bids_dir).resolve()),
-                                     **{k: str(Path(v).resolve()) for k, v in (links or {}).items()}},
-                },
-            )
+        path = out_dir / "dataset_description.json"
+        try:
+            desc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            desc = {}
+        desc = desc if isinstance(desc, dict) else {}
+        earlier = [g.get("Version") for g in desc.get("GeneratedBy", []) if isinstance(g, dict) and g.get("Name") == "bidsad"]
+        if earlier and earlier[0] != __version__:
+            LOGGER.warning(messages.OUTPUTS_OTHER_VERSION.format(out=out_dir, old=earlier[0], new=__version__))
+        new = {
+            **desc,
+            "Name": desc.get("Name", "bidsad derivatives"),
+            "BIDSVersion": "1.10.0",
+            "DatasetType": "derivative",
+            "GeneratedBy": [{"Name": "bidsad", "Version": __version__}],
+            "SourceDatasets": _source_datasets(bids_dir),
+            "DatasetLinks": {**desc.get("DatasetLinks", {}), "raw": str(Path(bids_dir).resolve()),
+                             **{k: str(Path(v).resolve()) for k, v in (links or {}).items()}},
+            "Resolution": {**desc.get("Resolution", {}), **_resolutions(out_dir)},
+        }
+        if new != desc:
+            atomic_write_json(path, new)
         ignore = out_dir / ".bidsignore"
-        if not ignore.exists():
-            atomic_write_text(ignore, BIDSIGNORE)
-    return desc
+        lines = BIDSIGNORE.splitlines()
+        extra = [line for line in (ignore.read_text().splitlines() if ignore.exists() else []) if line not in lines]
+        text = "\n".join(lines + extra) + "\n"
+        if not ignore.exists() or ignore.read_text() != text:
+            atomic_write_text(ignore, text)
+    return path
 
 
 def read_json(path: Path) -> dict:
     """Read a JSON file into a dict."""
     return json.loads(Path(path).read_text())
+
+
+def bids_validator_command() -> list[str] | None:
+    """Command of the BIDS validator (the ``bids-validator-deno`` wheel: its own runtime, works offline), or
+    ``None`` when it is not installed. Looked up beside the running Python first, then on ``PATH``."""
+    import shutil
+    import sys
+
+    beside = Path(sys.executable).parent / "bids-validator-deno"
+    found = str(beside) if beside.is_file() else shutil.which("bids-validator-deno")
+    return [found] if found else None
+
+
+def run_bids_validator(dataset: Path, timeout: float = 600) -> list[dict]:
+    """Run the BIDS validator on ``dataset`` and return its issues of severity ``error``.
+
+    Each issue is the validator's JSON object (``code``, ``location``, ``severity``, ...), with the
+    validator's explanation of the code added as ``message``. Method: ``bids-validator-deno --format json``
+    (BIDS schema of the installed wheel; no network).
+
+    Raises
+    ------
+    FileNotFoundError
+        The validator is not installed (:func:`bids_validator_command` is ``None``).
+    RuntimeError
+        It did not finish within ``timeout`` s or gave no JSON (its stderr quoted).
+    """
+    import subprocess
+
+    command = bids_validator_command()
+    if command is None:
+        raise FileNotFoundError("bids-validator-deno")
+    try:
+        proc = subprocess.run([*command, "--format", "json", str(dataset)], capture_output=True, text=True,
+                              timeout=timeout, env={**__import__("os").environ, "NO_COLOR": "1"})
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"no answer within {timeout:.0f} s") from None
+    try:
+        report = json.loads(proc.stdout)
+    except ValueError:
+        raise RuntimeError(proc.stderr.strip()[-500:] or f"exit status {proc.returncode}, no output") from None
+    explained = report["issues"].get("codeMessages") or {}
+    errors = [dict(issue) for issue in report["issues"]["issues"] if issue.get("severity") == "error"]
+    for issue in errors:
+        issue.setdefault("message", explained.get(issue.get("code"), ""))
+    return errors
+
+
+def summarise_validator_errors(errors: list[dict], root: Path, limit: int = 10) -> str:
+    """One line per error code: the code, how many files, the first files (relative to ``root``), and the
+    validator's explanation; at most ``limit`` codes."""
+    from collections import defaultdict
+
+    by_code = defaultdict(list)
+    for issue in errors:
+        by_code[issue.get("code", "?")].append(issue)
+    lines = []
+    for code, issues in sorted(by_code.items(), key=lambda item: -len(item[1]))[:limit]:
+        where = sorted({str(i.get("location", "")).lstrip("/") for i in issues if i.get("location")})
+        shown = ", ".join(where[:3]) + (f" and {len(where) - 3} more" if len(where) > 3 else "")
+        why = " ".join(str(issues[0].get("message") or "").split())[:200]
+        lines.append(f"  {code} ({len(issues)}x{': ' + shown if shown else ''}){' - ' + why if why else ''}")
+    return "\n".join(lines)
+
+
+def _read_by_bidsad(location: str, labels: list[str] | None = None) -> bool:
+    """Whether a validator issue's location (``/sub-01/anat/...``, ``/participants.tsv``) is in what bidsad
+    reads: the selected participants' ``sub-*`` folders (all when ``labels`` is ``None``) and files at the
+    dataset root (see :data:`INDEX_IGNORE`)."""
+    parts = [part for part in location.split("/") if part]
+    if not parts or len(parts) == 1 and not location.endswith("/"):
+        return True
+    return parts[0].startswith("sub-") and (not labels or parts[0].removeprefix("sub-") in labels)
+
+
+def validate_input(bids_dir: Path, labels: list[str] | None = None) -> None:
+    """BIDS validation of the input at start (as fMRIPrep does), with the validator wheel; with ``labels``
+    (``--participant-label``) only those participants' errors count.
+
+    Logs one line when the validator is missing or fails to run (the run goes on). Raises
+    :class:`InputError` with a summary of the errors (:func:`summarise_validator_errors`) and the way on
+    (fix them, or ``--skip-bids-validation``) when the dataset has errors in what bidsad reads (``sub-*``
+    folders and root files; errors elsewhere, e.g. an earlier run's outputs in a top-level folder, are
+    logged at INFO); warnings are ignored.
+    """
+    bids_dir = Path(bids_dir)
+    try:
+        errors = run_bids_validator(bids_dir)
+    except FileNotFoundError:
+        LOGGER.warning(messages.VALIDATOR_MISSING)
+        return
+    except RuntimeError as err:
+        LOGGER.warning(messages.VALIDATOR_FAILED.format(why=err))
+        return
+    unread = [e for e in errors if not _read_by_bidsad(str(e.get("location", "")), labels)]
+    if unread:  # e.g. an earlier run's outputs or a nested dataset at the top level: never read as raw data
+        LOGGER.info(messages.VALIDATOR_IGNORED.format(
+            n=len(unread), where=", ".join(sorted({str(e.get("location", "")).lstrip("/") for e in unread})[:5])))
+    errors = [e for e in errors if e not in unread]
+    if errors:
+        raise InputError(messages.VALIDATOR_ERRORS.format(
+            bids=bids_dir, n=len(errors), summary=summarise_validator_errors(errors, bids_dir)))
+    LOGGER.info(messages.VALIDATOR_OK.format(bids=bids_dir))

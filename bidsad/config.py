@@ -58,9 +58,11 @@ class Execution:
     """Preprocessed inputs by pipeline name (``--derivatives NAME=PATH``); ``{"fmriprep": PATH}`` makes the
     participant level use fMRIPrep's outputs instead of its own preprocessing (see :mod:`bidsad.fmriprep`)."""
     skip_bids_validation: bool = False
-    """Skip pybids' validation of file names."""
+    """Skip the BIDS validator at start (``bids-validator-deno``) and pybids' validation of file names."""
     verbose: int = 0
     """Verbosity: 0 warnings only, 1 info, 2 debug."""
+    overwrite: bool = False
+    """Group level: replace ``group/`` of an earlier run instead of keeping it as ``group-<date>/``."""
     reports_only: bool = False
     """Rebuild the reports and citation boilerplate from existing outputs; run no workflow, train nothing."""
     run_uuid: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S_") + uuid.uuid4().hex[:8])

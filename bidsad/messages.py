@@ -11,6 +11,11 @@ NOT_BIDS = (
     "bids_dir: {path} has no dataset_description.json, so it is not a BIDS dataset root. "
     "Point bids_dir at the folder that holds dataset_description.json and the sub-* folders."
 )
+BIDS_IS_DERIVATIVE = (
+    "bids_dir: {path} is a derivatives dataset (dataset_description.json says DatasetType 'derivative'{by}), "
+    "not raw data. Give the raw BIDS dataset it was made from (the folder with sub-*/anat/*_T1w.nii[.gz]); "
+    "to reuse fMRIPrep's preprocessing add --derivatives fmriprep=PATH."
+)
 OUT_IS_BIDS = (
     "out_dir: {out} is the same as bids_dir or inside it, outside its derivatives/ folder; bidsad never "
     "writes among the raw data (outputs there could be indexed as raw data). Choose {bids}/derivatives/bidsad "
@@ -20,6 +25,11 @@ WORK_IN_BIDS = (
     "-w/--work-dir: {work} is inside bids_dir ({bids}); bidsad never writes into the input dataset. "
     "Pass -w with a folder outside it."
 )
+MEM_ABSURD = (
+    "'{value}' means {gb:,.0f} GB, more than {factor}x this machine's memory ({machine:.0f} GB): a unit mistake? "
+    "Bare numbers are GB for --mem (as 16 or 16GB) and MB for --mem-mb; write the unit, e.g. 16GB or 16000MB."
+)
+MEM_BARE = "memory limit '{value}' read as {gb:g} GB (a bare number is {unit} for this option; write 16GB or 16000MB to be explicit)."
 MEM_BAD = "cannot read '{value}' as an amount of memory; give GB as a number or with a unit, e.g. 8, 8G, 8000M."
 POSITIVE_NUMBER = "must be a number greater than 0, got '{value}'."
 AT_LEAST = "must be an integer of at least {minimum}, got '{value}'."
@@ -63,6 +73,7 @@ T1W_SEVERAL = (
     "sub-{label}: {n} T1w images found; using {used} (earliest session, no acq- entity, lowest run); not used: "
     "{others}. Select another with --bids-filter-file."
 )
+DATASET_T1W_ONLY = "{bids} has no task-rest BOLD runs: a T1w-only dataset; MRI features and models only."
 BOLD_MISSING = "sub-{label}: no usable task-rest BOLD run; MRI features only."
 BOLD_TOO_SHORT = (
     "{file}: skipping this BOLD run: {n} volume(s) < minimum {minimum}. Acquire or select a longer run."
@@ -81,6 +92,38 @@ JSON_INVALID = (
 )
 JSON_NOT_OBJECT = "{file}: the JSON sidecar must hold an object ({{\"Key\": value, ...}}). Fix the file."
 JSON_UNREADABLE = "{file}: cannot read the JSON sidecar ({why}). Check its permissions."
+FILE_ANNEX_MISSING = (
+    "{file}: content not present (a git-annex/DataLad link whose file has not been downloaded): "
+    "run `datalad get {file}` in the dataset, then rerun."
+)
+FILE_BROKEN_LINK = "{file}: broken symbolic link (points to {target}, which does not exist). Fix or replace the link."
+FILE_MISSING = "{file}: the file disappeared or cannot be found. Check the dataset's storage."
+FILE_NO_ACCESS = "{file}: no permission to read the file. Make it readable (chmod a+r) for the user running bidsad."
+FILE_EMPTY = "{file}: empty file (0 bytes); the copy or conversion was interrupted. Copy or convert it again."
+FILE_NOT_GZIP = (
+    "{file}: named .nii.gz but not gzip-compressed. If it is an uncompressed NIfTI, rename it to .nii "
+    "(or compress it: gzip); otherwise convert it again."
+)
+FILE_GZIP_AS_NII = "{file}: named .nii but gzip-compressed. Rename it to .nii.gz (and its JSON sidecar stays as it is)."
+FILE_TRUNCATED_GZIP = (
+    "{file}: truncated (the gzip stream ends early, {size} bytes on disk); the copy or download was "
+    "interrupted. Copy or download it again."
+)
+FILE_CORRUPT_GZIP = "{file}: corrupt compressed data ({why}). Copy or download the file again."
+FILE_CORRUPT_HEADER = "{file}: corrupt NIfTI header ({why}). Convert the image again from its source (e.g. dcm2niix)."
+FILE_TRUNCATED_DATA = (
+    "{file}: truncated ({size} bytes of header and data, the header announces {expected}); the copy or "
+    "conversion was interrupted. Copy or convert it again."
+)
+AFFINE_DEGENERATE = (
+    "{file}: degenerate {form} affine {affine} (voxel axes collapse or are not finite); the image cannot be "
+    "placed in space. Fix the header (e.g. convert again from DICOM)."
+)
+ORIENTATION_GUESSED = (
+    "{file}: the header gives no orientation (qform_code and sform_code are 0); the voxel axes were assumed "
+    "RAS with the header's voxel sizes. Check the orientation in the report; fix the header if it is wrong."
+)
+BOLD_UNUSABLE = "{why} This BOLD run is not used; sub-{label} keeps its MRI outputs."
 IMAGE_UNREADABLE = "{file}: cannot be read as NIfTI ({why}). Replace or remove the file."
 IMAGE_NDIM = "{file}: a {kind} image must be {expected}-D, this one has shape {shape}."
 IMAGE_ALL_NONFINITE = "{file}: every voxel is non-finite (NaN or Inf); the image is unusable. Replace the file."
@@ -136,10 +179,30 @@ PLUGIN_CLUSTER = (
     "bidsad on the compute nodes (a native installation, not one inside a container); for containers use "
     "one job per participant instead (README, 'SLURM')."
 )
+OUTPUTS_OTHER_VERSION = (
+    "{out} holds outputs of bidsad {old}; this run is bidsad {new}. dataset_description.json now names {new}, and "
+    "outputs of the two versions may be mixed: use a new output folder, or rerun every participant with {new}."
+)
+VALIDATOR_MISSING = (
+    "BIDS validator not installed (pip install bids-validator-deno); the input was not validated. "
+    "File names are still checked while indexing."
+)
+VALIDATOR_FAILED = "the BIDS validator did not run ({why}); the input was not validated."
+VALIDATOR_IGNORED = "BIDS validator: {n} error(s) outside the raw data that bidsad reads ({where}); ignored."
+VALIDATOR_OK = "BIDS validator: no errors in {bids}."
+VALIDATOR_ERRORS = (
+    "the BIDS validator found {n} error(s) in {bids}:\n{summary}\n"
+    "Fix them (the validator's own report: bids-validator-deno {bids}), or pass --skip-bids-validation to go on "
+    "anyway; bidsad then reports each unusable file by name."
+)
 WORK_OTHER_VERSION = (
     "-w/--work-dir: {work} was used by bidsad {old}; this is bidsad {new}, so its cached results are not "
     "reused (everything is recomputed). Use a fresh work directory to save space."
 )
+PARTICIPANT_FINISHED = "sub-{label} done, {k} of {n}, elapsed {elapsed}"
+PARTICIPANT_FINISHED_FAILED = "sub-{label} failed, {k} of {n}, elapsed {elapsed} (reasons in the summary at the end)"
+STEP_FAILED = "sub-{label}: step {step} failed after {elapsed}; the participant's other steps go on."
+STEPS_DONE = "{done} of {total} steps done ({share:.0f} %), elapsed {elapsed}"
 PARTICIPANT_FAILED = "sub-{label}: failed: {why}"
 PARTICIPANTS_FAILED = "{n} of {total} participants failed: {labels}. See their reports (sub-<label>.html) and {log}."
 PARTICIPANT_DONE = "Participant level finished: {n} participant(s), outputs in {out}."
@@ -171,9 +234,21 @@ FEATURES_NO_MRI_INPUT = (
     "participant level (rerun it; cached steps are reused), or use --mri-input t1w."
 )
 FEATURES_OTHER_PRESETS = " Features exist for preset(s) {presets}: pass --preset {first} to use them."
-GROUP_REPLACED = "group/ of an earlier run (models: {models}) is replaced by this run's results."
+GROUP_REPLACED = "group/ of an earlier run (models: {models}) is replaced by this run's results (--overwrite)."
+GROUP_KEPT = (
+    "group/ of an earlier run (models: {models}) is kept as {kept}; this run writes a new group/. "
+    "Pass --overwrite to replace it instead."
+)
+GROUP_LABELS_MISSING = (
+    "--participant-label: {labels} have no participant-level outputs in out_dir and no row in participants.tsv."
+)
+EXCLUDED_NOT_SELECTED = "not selected by --participant-label"
 EXCLUDED_NO_DIAGNOSIS = "no diagnosis in participants.tsv"
-EXCLUDED_BAD_DIAGNOSIS = "diagnosis '{value}' is not one of CN, MCI, AD (or a known synonym)"
+EXCLUDED_BAD_DIAGNOSIS = "diagnosis '{value}' is not one of CN, MCI, AD or their synonyms (README: Diagnosis vocabulary)"
+EXCLUDED_NUMERIC_DIAGNOSIS = (
+    "diagnosis '{value}' is a numeric code without a meaning: describe the codes in participants.json "
+    "(\"diagnosis\": {{\"Levels\": {{\"0\": \"CN\", \"1\": \"MCI\", \"2\": \"AD\"}}}})"
+)
 EXCLUDED_NOT_IN_TSV = "not listed in participants.tsv"
 EXCLUDED_CONFLICT = "several rows with different diagnoses in participants.tsv"
 EXCLUDED_NO_T1W_FEATURES = "no MRI features (participant level failed or not run)"
@@ -247,6 +322,8 @@ LEAKAGE_BYPASSED = (
 )
 FOLD_RESUMED = "model {model}, {fold}: resuming from the checkpoint after epoch {epoch} in {path}."
 FOLD_REUSED = "model {model}, {fold}: finished with the same parameters in {path}; reusing it (not retrained)."
+BASELINES_NO_BOLD = "connectivity baselines: no participant has BOLD features (a T1w-only cohort); not run."
+MODEL_NO_INPUTS = "model {model}: no participant has {modalities} features (e.g. a T1w-only dataset); not trained."
 BASELINES_SKIPPED = (
     "Baselines on {what} skipped: {why}. They need the participant level's regional tables "
     "(*_desc-gm_morph.tsv, *_atlas-<atlas>_timeseries.tsv); rerun the participant level with this version "

@@ -39,7 +39,7 @@ def test_derivatives_layout(demo_run):
 
 def test_tensors_match_their_sidecars(demo_run):
     tensors = sorted(demo_run["out"].glob("sub-*/features/*.npy"))
-    assert len(tensors) == 9
+    assert len(tensors) == 15  # 6 T1w, 6 modulated GM, 3 BOLD
     preset = PRESETS["small"]
     for path in tensors:
         meta = json.loads(path.with_suffix(".json").read_text())
@@ -127,7 +127,7 @@ def test_broken_participant_fails_alone(tmp_path):
     out = tmp_path / "out"
     proc = run_bidsad(bids, out, "participant", "--preset", "small", "--anat-registration", "affine",
                       "-w", tmp_path / "work", check_rc=1)
-    assert "sub-05: failed: sub-05/anat/sub-05_T1w.nii.gz: cannot be read as NIfTI" in proc.stderr
+    assert "sub-05: failed: sub-05/anat/sub-05_T1w.nii.gz: truncated (" in proc.stderr
     assert "Traceback" not in proc.stderr
     for label in ("04", "06"):
         assert (out / f"sub-{label}/features/sub-{label}_res-small_desc-model_T1w.npy").is_file()
@@ -138,9 +138,9 @@ def test_broken_participant_fails_alone(tmp_path):
     (summary,) = (out / "logs").glob("summary-participant-*.json")
     summary = json.loads(summary.read_text())
     assert [summary[f"sub-{x}"]["status"] for x in ("04", "05", "06")] == ["ok", "failed", "ok"]
-    assert summary["sub-05"]["errors"][0].startswith("sub-05/anat/sub-05_T1w.nii.gz: cannot be read as NIfTI")
+    assert summary["sub-05"]["errors"][0].startswith("sub-05/anat/sub-05_T1w.nii.gz: truncated (")
     (log,) = (out / "logs").glob("participant-*.log")
-    assert "sub-05: failed: sub-05/anat/sub-05_T1w.nii.gz: cannot be read as NIfTI" in log.read_text()
+    assert "sub-05: failed: sub-05/anat/sub-05_T1w.nii.gz: truncated (" in log.read_text()
     assert f"1 of 3 participants failed: sub-05. See their reports (sub-<label>.html) and {log}" in proc.stderr.splitlines()[-1]
 
 
@@ -152,18 +152,18 @@ def test_group_with_excluded_participants_and_rerun_cleans_stale(demo_run, tmp_p
     tsv = bids / "participants.tsv"
     tsv.chmod(0o644)
     lines = tsv.read_text().splitlines()
-    lines = [line.replace("\tAD\t", "\tEMCI\t") if line.startswith("sub-06") else line
+    lines = [line.replace("\tAD\t", "\tSMC\t") if line.startswith("sub-06") else line
              for line in lines if not line.startswith("sub-05")]
     tsv.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"
     shutil.copytree(demo_run["out"], out, ignore=shutil.ignore_patterns("group", "logs"))
     (out / "group/model-2dcnn").mkdir(parents=True)  # left by an earlier run
     proc = run_bidsad(bids, out, "group", "--preset", "small", "--epochs", "1", "--models", "3dcnn", check_rc=0)
-    assert "group/ of an earlier run (models: 2dcnn) is replaced" in proc.stderr
-    assert not (out / "group/model-2dcnn").exists()
+    assert "group/ of an earlier run (models: 2dcnn) is kept as " in proc.stderr  # never destroyed (issue 17)
+    assert not (out / "group/model-2dcnn").exists() and len(list(out.glob("group-*/model-2dcnn"))) == 1
     cohort = pd.read_csv(out / "group/cohort.tsv", sep="\t", keep_default_na=False).set_index("participant_id")
     assert cohort.loc["sub-05", "reason"] == "not listed in participants.tsv"
-    assert "'EMCI'" in cohort.loc["sub-06", "reason"]
+    assert "'SMC'" in cohort.loc["sub-06", "reason"]
     assert cohort["included"].tolist() == [True, True, True, True, False, False]
     html = (out / "group/group.html").read_text()
     assert "not listed in participants.tsv" in html and "Cohort (4 of 6 participants used)" in html
@@ -184,8 +184,10 @@ def test_rerun_drops_tensors_of_inputs_that_became_unusable(demo_run, tmp_path):
     meta = json.loads(sidecar.read_text())
     meta["RepetitionTime"] = 2520  # milliseconds: refused, never guessed (a missing TR falls back to the header)
     sidecar.write_text(json.dumps(meta))
+    refused = run_bidsad(bids, out, "participant", "--preset", "small", "-w", work, check_rc=2)  # the validator
+    assert "REPETITION_TIME_MISMATCH (1x: sub-01/func/sub-01_task-rest_bold.nii.gz)" in refused.stderr
     proc = run_bidsad(bids, out, "participant", "--preset", "small", "--anat-registration", "affine", "-w", work,
-                      check_rc=1)
+                      "--skip-bids-validation", check_rc=1)
     assert "sub-01/func/sub-01_task-rest_bold.nii.gz: RepetitionTime 2520 looks like milliseconds" in proc.stderr
     assert not bold.exists() and (out / "sub-01/features/sub-01_res-small_desc-model_T1w.npy").is_file()
 

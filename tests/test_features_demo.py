@@ -101,14 +101,14 @@ def _check_atrophy_features(anat, label, regional):
     print(f"sub-{label}: TIV {ml['TIV']:.0f} ml (CSF {ml['CSF']:.0f}, GM {ml['GM']:.0f}, WM {ml['WM']:.0f}); "
           + ", ".join(f"{n} {ml[n]:.2f} ({volumes.region_ml[n]:.2f})" for n in ml.index[4:]))
     assert list(ml.index[:4]) == ["TIV", "CSF", "GM", "WM"] and len(ml) == 10
-    assert 1000 < ml["TIV"] < 2000 and ml["TIV"] == pytest.approx(ml[["CSF", "GM", "WM"]].sum(), rel=1e-5)
+    assert 900 < ml["TIV"] < 2000 and ml["TIV"] == pytest.approx(ml[["CSF", "GM", "WM"]].sum(), rel=1e-5)
     assert ml["GM"] == pytest.approx(native_ml, rel=1e-3)
     np.testing.assert_allclose(volumes["fraction_of_tiv"], ml / ml["TIV"], rtol=1e-4)
     np.testing.assert_allclose(regional["fraction_of_tiv"], regional["volume_ml"] / ml["TIV"], rtol=1e-3)
     for side in ("left", "right"):  # grey matter inside approximate regions; region_ml: the whole region
         assert 1.0 < ml[f"hippocampus_{side}"] < 4.0 and 2.0 < volumes.region_ml[f"hippocampus_{side}"] < 5.0
         for name in ("amygdala", "entorhinal"):
-            assert 0.2 < ml[f"{name}_{side}"] < 2.0 and ml[f"{name}_{side}"] <= volumes.region_ml[f"{name}_{side}"]
+            assert 0.1 < ml[f"{name}_{side}"] < 2.0 and ml[f"{name}_{side}"] <= volumes.region_ml[f"{name}_{side}"]
 
 
 def _fmriprep_from_demo(demo_out, root):
@@ -178,11 +178,11 @@ def test_fmriprep_derivatives_give_the_same_tensors(demo_run, tmp_path):
     assert r > 0.95 and rms < 0.35
     # ROI time series and connectivity come from the same MNI run and confounds: equal
     stem = "func/sub-01_task-rest_space-MNI152NLin2009aSym_atlas-power2011"
-    for suffix in ("_timeseries.tsv", "_meas-pearsoncorrelation_relmat.tsv"):
+    for suffix in ("_timeseries.tsv", "_stat-pearsoncorrelation_relmat.tsv"):
         mine, fp = (pd.read_csv(d / f"{stem}{suffix}", sep="\t") for d in (ours, theirs))
         assert list(mine.columns) == list(fp.columns) and mine.shape == fp.shape
         np.testing.assert_allclose(fp.to_numpy(float), mine.to_numpy(float), atol=1e-4, equal_nan=True)
-    rel = pd.read_csv(theirs / f"{stem}_meas-pearsoncorrelation_relmat.tsv", sep="\t").to_numpy(float)
+    rel = pd.read_csv(theirs / f"{stem}_stat-pearsoncorrelation_relmat.tsv", sep="\t").to_numpy(float)
     assert rel.shape == (264, 264) and np.isnan(np.diag(rel)).all()
     assert json.loads((theirs / f"{stem}_timeseries.json").read_text())["PreprocessingSource"] == "fmriprep"
 
@@ -191,7 +191,7 @@ def test_demo_roi_connectivity(demo_run):
     """Every demo BOLD run has 264 ROI columns, n/a exactly where a region is unusable, and r in (-1, 1)."""
     for ts_file in sorted(demo_run["out"].glob("sub-*/func/*_atlas-power2011_timeseries.tsv")):
         ts = pd.read_csv(ts_file, sep="\t")
-        rel = pd.read_csv(str(ts_file).replace("_timeseries.tsv", "_meas-pearsoncorrelation_relmat.tsv"), sep="\t")
+        rel = pd.read_csv(str(ts_file).replace("_timeseries.tsv", "_stat-pearsoncorrelation_relmat.tsv"), sep="\t")
         meta = json.loads(ts_file.with_suffix(".json").read_text())
         valid = ts.notna().all().to_numpy()
         r = rel.to_numpy(float)

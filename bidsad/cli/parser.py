@@ -30,12 +30,49 @@ from bidsad.config import (
 _MEM_UNITS = {"": 1.0, "g": 1.0, "gb": 1.0, "m": 1e-3, "mb": 1e-3, "t": 1e3, "tb": 1e3}
 
 
-def _to_gb(value: str) -> float:
-    """Parse ``--mem``: a number of GB, or a number with unit M/MB, G/GB or T/TB (case-insensitive)."""
+#: ``--mem`` above this many times the machine's memory is refused as a unit mistake (e.g. MB read as GB).
+MEM_ABSURD_FACTOR = 64
+
+
+def machine_memory_gb() -> float:
+    """Physical memory of this machine in GB (0 when unknown)."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    except (ValueError, OSError, AttributeError):
+        return 0.0
+
+
+def _memory(value: str, bare_unit: str) -> float:
+    """Parse an amount of memory to GB: a number with unit M/MB, G/GB or T/TB (case-insensitive), or a bare
+    number in ``bare_unit`` (``gb`` for ``--mem``, ``mb`` for ``--mem-mb``, as fMRIPrep's ``--mem_mb``).
+
+    A bare number is noted at INFO level with its unit; more than :data:`MEM_ABSURD_FACTOR` times this
+    machine's memory is refused (a unit mistake: ``--mem 16000`` meant MB).
+    """
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
     if not match or match.group(2).lower() not in _MEM_UNITS or float(match.group(1)) <= 0:
         raise argparse.ArgumentTypeError(messages.MEM_BAD.format(value=value))
-    return float(match.group(1)) * _MEM_UNITS[match.group(2).lower()]
+    unit = match.group(2).lower() or bare_unit
+    gb = float(match.group(1)) * _MEM_UNITS[unit]
+    machine = machine_memory_gb()
+    if machine and gb > MEM_ABSURD_FACTOR * machine:
+        raise argparse.ArgumentTypeError(messages.MEM_ABSURD.format(value=value, gb=gb, machine=machine,
+                                                                    factor=MEM_ABSURD_FACTOR))
+    if not match.group(2):
+        NOTES.append((logging.INFO, messages.MEM_BARE.format(value=value, gb=gb, unit=bare_unit.upper())))
+    return gb
+
+
+def _to_gb(value: str) -> float:
+    """Parse ``--mem``: bare numbers are GB; units M/MB, G/GB, T/TB accepted (see :func:`_memory`)."""
+    return _memory(value, "gb")
+
+
+def _mb_to_gb(value: str) -> float:
+    """Parse ``--mem-mb`` / ``--mem_mb`` (fMRIPrep's spelling): bare numbers are MB (see :func:`_memory`)."""
+    return _memory(value, "mb")
 
 
 def _int_at_least(minimum: int):
@@ -153,13 +190,22 @@ def _build_parser() -> argparse.ArgumentParser:
         "brain mask, tissue maps, transforms, MNI152NLin2009cAsym or MNI152NLin6Asym BOLD and confounds",
     )
     g_bids.add_argument(
-        "--skip-bids-validation", action="store_true", help="do not validate file names when indexing bids_dir"
+        "--skip-bids-validation", "--skip_bids_validation", action="store_true",
+        help="do not run the BIDS validator on bids_dir at start (its errors stop the run otherwise) nor check "
+        "file names when indexing; unusable files are still reported by name",
     )
 
     g_perf = parser.add_argument_group("Resources")
-    g_perf.add_argument("--nprocs", "--n-cpus", type=_int_at_least(0), help="maximum processes (default 0: all CPUs)")
-    g_perf.add_argument("--omp-nthreads", type=_int_at_least(0), help="maximum threads per process (default 0: automatic)")
-    g_perf.add_argument("--mem", "--mem-gb", type=_to_gb, metavar="MEM", help="memory limit in GB; units accepted: 8, 8G, 8000M")
+    # fMRIPrep / MRIQC spellings are aliases: --nthreads, --n_cpus, --n-cpus, --omp_nthreads, --mem_mb
+    g_perf.add_argument("--nprocs", "--n-cpus", "--n_cpus", "--nthreads", type=_int_at_least(0),
+                        help="maximum processes (default 0: all CPUs); fMRIPrep's --nthreads and --n_cpus are accepted")
+    g_perf.add_argument("--omp-nthreads", "--omp_nthreads", type=_int_at_least(0),
+                        help="maximum threads per process (default 0: automatic)")
+    g_perf.add_argument("--mem", "--mem-gb", "--mem_gb", type=_to_gb, metavar="MEM", dest="mem",
+                        help="memory limit; a bare number is GB (16 = 16 GB), units accepted: 16GB, 16G, 16000MB, "
+                        "16000M, 1T. Values above 64x this machine's memory are refused as unit mistakes")
+    g_perf.add_argument("--mem-mb", "--mem_mb", type=_mb_to_gb, metavar="MB", dest="mem",
+                        help="memory limit, bare numbers in MB as fMRIPrep's --mem_mb (16000 = 16 GB)")
     g_perf.add_argument(
         "--plugin",
         "--nipype-plugin",
@@ -187,6 +233,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "(trains on a 2-core CPU in minutes); default: paper",
     )
 
+    g_conf.add_argument(
+        "--overwrite", action="store_true",
+        help="group level: replace group/ of an earlier run (default: it is kept as group-<date>/ beside the new one)",
+    )
     g_conf.add_argument(
         "--reports-only",
         action="store_true",
@@ -250,6 +300,23 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _derivative_dataset(root: Path) -> str | None:
+    """``None`` when ``root`` is raw data; for a derivatives dataset (``DatasetType`` 'derivative') the text
+    naming its pipeline (``", made by fMRIPrep 23.2.0"``) or ``""``. An unreadable file counts as raw here
+    (the input checks name it later)."""
+    try:
+        desc = json.loads((root / "dataset_description.json").read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(desc, dict) or str(desc.get("DatasetType", "")).strip().lower() != "derivative":
+        return None
+    made = [g for g in desc.get("GeneratedBy", desc.get("PipelineDescription", [])) or [] if isinstance(g, dict)]
+    if isinstance(desc.get("PipelineDescription"), dict):
+        made = [desc["PipelineDescription"]]
+    names = " ".join(f"{g.get('Name', '')} {g.get('Version', '')}".strip() for g in made[:1])
+    return f", made by {names}" if names else ""
+
+
 def _is_within(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
@@ -281,6 +348,9 @@ def parse_args(args: list[str] | None = None) -> Config:
     bids_dir = bids_dir.resolve()
     if not (bids_dir / "dataset_description.json").is_file():
         parser.error(messages.NOT_BIDS.format(path=bids_dir))
+    derivative_by = _derivative_dataset(bids_dir)
+    if derivative_by is not None:
+        parser.error(messages.BIDS_IS_DERIVATIVE.format(path=bids_dir, by=derivative_by))
 
     out_dir = opts.out_dir.expanduser().resolve()
     # BIDS reserves <bids_dir>/derivatives/ for outputs (raw-data queries never look there); anywhere
@@ -328,6 +398,7 @@ def parse_args(args: list[str] | None = None) -> Config:
     ex.verbose = opts.verbose or ex.verbose
     ex.skip_bids_validation = opts.skip_bids_validation or ex.skip_bids_validation
     ex.reports_only = opts.reports_only  # never taken from a saved configuration
+    ex.overwrite = opts.overwrite  # never taken from a saved configuration
     if opts.participant_label:
         ex.participant_label = list(dict.fromkeys(opts.participant_label))
     if opts.recipe is not None:

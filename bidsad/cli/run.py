@@ -36,8 +36,10 @@ def _set_cache_dirs() -> Path | None:
     Containers run bidsad under any UID (``docker run -u``, Singularity/Apptainer) and often with a
     read-only or missing HOME (``docker run --read-only``); matplotlib, Keras and nipype would then warn or
     fail. The folder is ``<tmp>/bidsad-<uid>`` (``TMPDIR`` respected), or a fresh private one if that is
-    not ours. Variables already set (see :data:`CACHE_VARIABLES`) are kept.
+    not ours. Variables already set (see :data:`CACHE_VARIABLES`) are kept. Caches built in advance (the
+    container image's matplotlib font list) are copied from the folder named by ``BIDSAD_CACHE_SEED``.
     """
+    import shutil
     import tempfile
 
     home = Path(os.path.expanduser("~"))
@@ -55,6 +57,9 @@ def _set_cache_dirs() -> Path | None:
         if not os.environ.get(variable):
             (base / name).mkdir(exist_ok=True)
             os.environ[variable] = str(base / name)
+    seed = os.environ.get("BIDSAD_CACHE_SEED")
+    if seed and Path(seed).is_dir():
+        shutil.copytree(seed, base, dirs_exist_ok=True)
     return base
 
 
@@ -169,16 +174,18 @@ def run_participant_level(config) -> int:
     """Collect inputs, run the nipype workflow, write reports; return the exit status."""
     import shutil
 
-    from bidsad.bids import collect_participants, write_dataset_description
+    from bidsad.bids import collect_participants, validate_input, write_dataset_description
     from bidsad.reports.participant import write_participant_report
     from bidsad.workflows.base import crash_dir, init_bidsad_wf
 
     ex = config.execution
     bids_dir, out_dir = Path(ex.bids_dir), Path(ex.out_dir)
+    if not ex.skip_bids_validation:
+        validate_input(bids_dir, ex.participant_label)
     participants = collect_participants(bids_dir, ex.participant_label, ex.bids_filters,
                                         validate=not ex.skip_bids_validation, mem_gb=config.nipype.mem_gb)
-    write_dataset_description(out_dir, bids_dir, ex.derivatives)
     log_file = _log_to_file(out_dir, "participant", ex.run_uuid)
+    write_dataset_description(out_dir, bids_dir, ex.derivatives)
     _check_work_stamp(Path(ex.work_dir))
     for part in participants:
         for warning in part.warnings:
@@ -191,17 +198,20 @@ def run_participant_level(config) -> int:
         # crash files of an earlier attempt must not count against this one, and model tensors of an
         # earlier run must not outlive an input that this run drops
         shutil.rmtree(crash_dir(config, part.label), ignore_errors=True)
-        for stale in (out_dir / f"sub-{part.label}").rglob(f"features/*_res-{config.features.preset}_desc-model_*"):
+        for stale in (out_dir / f"sub-{part.label}").rglob(f"features/*_res-{config.features.preset}_*desc-model_*"):
             stale.unlink()
         for partial in (out_dir / f"sub-{part.label}").rglob(".*.tmp"):  # a killed run's unfinished writes
             partial.unlink()
     workflow = init_bidsad_wf(config, participants)
     LOGGER.info("Participant level: %d participant(s), plugin %s", len(participants), plugin)
     if workflow.list_node_names():
+        progress = _start_progress(workflow, plugin_args)
         try:
             workflow.run(plugin=plugin, plugin_args=plugin_args)
         except RuntimeError as err:  # nipype: some nodes failed; attributed below per participant
             LOGGER.debug("nipype reported failures: %s", err)
+        finally:
+            progress.close()
 
     failed = []
     for part in participants:
@@ -212,6 +222,7 @@ def run_participant_level(config) -> int:
                 LOGGER.error(messages.PARTICIPANT_FAILED.format(label=part.label, why=error))
         write_participant_report(config, part)
     _write_boilerplate(out_dir)
+    write_dataset_description(out_dir, bids_dir, ex.derivatives)  # Resolution of the res- labels now written
     _write_summary(out_dir / "logs" / f"summary-participant-{ex.run_uuid}.json", participants, failed)
     if failed:
         LOGGER.error(messages.PARTICIPANTS_FAILED.format(
@@ -220,6 +231,16 @@ def run_participant_level(config) -> int:
         return EXIT_FAILED
     LOGGER.info(messages.PARTICIPANT_DONE.format(n=len(participants), out=out_dir))
     return EXIT_OK
+
+
+def _start_progress(workflow, plugin_args: dict):
+    """Report progress of ``workflow`` (:class:`bidsad.cli.progress.Progress`) through nipype's status
+    callback in ``plugin_args``; returns the tracker (call ``close()`` after the run)."""
+    from bidsad.cli.progress import Progress
+
+    progress = Progress(workflow)
+    plugin_args["status_callback"] = progress
+    return progress
 
 
 def _log_to_file(out_dir: Path, level: str, run_uuid: str) -> Path:

@@ -26,7 +26,7 @@ class _DSInputSpec(BaseInterfaceInputSpec):
     res = traits.Str(desc="res- entity")
     label = traits.Str(desc="label- entity (e.g. GM for a probseg)")
     desc = traits.Str(desc="desc- entity")
-    meas = traits.Str(desc="meas- entity of a relationship matrix (e.g. pearsoncorrelation)")
+    stat = traits.Str(desc="stat- entity of a relationship matrix (BEP017, e.g. pearsoncorrelation)")
     from_ = traits.Str(desc="from- entity of a transform")
     to = traits.Str(desc="to- entity of a transform")
     mode = traits.Str(desc="mode- entity of a transform (image)")
@@ -54,16 +54,49 @@ class DerivativesDataSink(SimpleInterface):
         in_file = Path(self.inputs.in_file)
         extension = self.inputs.extension or "".join(in_file.suffixes[-2:] if in_file.name.endswith(".nii.gz") else in_file.suffixes[-1:])
         entities = {k.rstrip("_"): getattr(self.inputs, k) or None
-                    for k in ("from_", "to", "mode", "space", "atlas", "res", "label", "desc", "meas")}
+                    for k in ("from_", "to", "mode", "space", "atlas", "res", "label", "desc", "stat")}
         out = derivative_path(Path(self.inputs.base_directory), Path(self.inputs.source_file),
                               datatype=self.inputs.datatype, suffix=self.inputs.suffix, extension=extension,
                               **entities)
-        atomic_copy(in_file, out)
+        if extension in (".nii", ".nii.gz") and _consistent_header(in_file) is not None:
+            _consistent_header(in_file, write_to=out)
+        else:
+            atomic_copy(in_file, out)
         sidecar = out.with_name(out.name[: -len(extension)] + ".json")
         meta = dict(self.inputs.meta_dict or {})
+        if entities.get("res"):  # BIDS requires the meaning of res- in the sidecar of every such file
+            from bidsad.bids import RESOLUTIONS
+
+            meta.setdefault("Resolution", RESOLUTIONS.get(entities["res"], f"bidsad grid '{entities['res']}'"))
         if isdefined(self.inputs.skull_stripped):
             meta["SkullStripped"] = bool(self.inputs.skull_stripped)
         atomic_write_json(sidecar, meta)
         self._results["out_file"] = str(out)
         self._results["out_meta"] = str(sidecar)
         return runtime
+
+
+def _consistent_header(path: Path, write_to: Path | None = None):
+    """One authoritative affine in a NIfTI output: ``None`` when qform and sform agree (within 1e-4 mm)
+    and both codes are set; otherwise the image with nibabel's affine as both forms (codes at least 1),
+    written atomically to ``write_to`` when given."""
+    import nibabel as nb
+    import numpy as np
+
+    img = nb.load(str(path))
+    header = img.header
+    qcode, scode = int(header["qform_code"]), int(header["sform_code"])
+    if qcode > 0 and scode > 0 and np.allclose(img.get_qform(), img.get_sform(), atol=1e-4):
+        return None
+    code = max(qcode, scode, 1)
+    fixed = img.__class__(img.dataobj, img.affine, header)
+    fixed.set_qform(img.affine, code=code)
+    fixed.set_sform(img.affine, code=code)
+    if write_to is not None:
+        import gzip
+
+        from bidsad.utils import atomic_write_bytes
+
+        data = fixed.to_bytes()
+        atomic_write_bytes(write_to, gzip.compress(data, compresslevel=6, mtime=0) if str(write_to).endswith(".gz") else data)
+    return fixed

@@ -185,6 +185,9 @@ def run_baselines(out_dir: Path, included, splits, config, classes=CLASS_NAMES):
     for kind, preferred, what in (("gm", ["mri"], "regional grey matter"),
                                   ("connectivity", ["mri+bold", "mri"], "connectivity")):
         paths = inputs[kind]
+        if not paths and kind == "connectivity" and (included["bold"] == "").all():
+            LOGGER.info(messages.BASELINES_NO_BOLD)  # a T1w-only dataset: nothing to rerun for
+            continue
         if not paths:
             notes.append(messages.BASELINES_SKIPPED.format(what=what, why="no participant has the regional table"))
             continue

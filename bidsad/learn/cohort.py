@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from bidsad import messages
 from bidsad.bids import CLASS_NAMES, CONTENT_HASH_KEY, InputError, read_participants_tsv
 
+LOGGER = logging.getLogger("bidsad")
 #: Sidecar fields that must agree between participants for their tensors to be used together.
 COMPARED_PARAMETERS = ("preset", "shape", "dtype", "voxel_size_mm", "field_of_view_mm", "frames",
                        "Normalisation", "Interpolation")
@@ -143,6 +145,83 @@ def check_duplicate_scans(cohort) -> list[str]:
         raise InputError(messages.DUPLICATE_SCANS.format(items="\n  ".join(items)))
     unknown = list(included.loc[included["source_hash"] == "", "participant_id"])
     return [messages.HASH_UNKNOWN.format(n=len(unknown), ids=", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else ""))] if unknown else []
+
+
+def cohort_counts(cohort, classes=CLASS_NAMES) -> dict:
+    """Counts of a cohort table (:data:`COHORT_COLUMNS`): ``{"used": {class: n}, "excluded": {reason: n},
+    "mri_only": [participant_id, ...]}``. ``classes``: the task's class names, indexed by ``label`` (after
+    :func:`select_classes`). ``mri_only`` lists the used participants without BOLD features: they enter the
+    MRI models only, never the fusion models."""
+    used = cohort[cohort["included"].astype(str).str.lower() == "true"]
+    codes = pd_to_codes(used["label"])
+    counts = {"used": {name: int(sum(code == k for code in codes)) for k, name in enumerate(classes)},
+              "excluded": {}, "mri_only": sorted(used.loc[used["bold"].fillna("") == "", "participant_id"].tolist())}
+    for reason in cohort.loc[cohort["included"].astype(str).str.lower() != "true", "reason"].fillna(""):
+        reason = str(reason) or "no reason recorded"
+        counts["excluded"][reason] = counts["excluded"].get(reason, 0) + 1
+    return counts
+
+
+def pd_to_codes(labels) -> list[int]:
+    """Label codes of a column read back from cohort.tsv (``2``, ``2.0`` or ``"2"``) as integers."""
+    return [int(float(value)) for value in labels if str(value) not in ("", "n/a", "<NA>", "nan")]
+
+
+def write_cohort(group_dir: Path, cohort, classes=CLASS_NAMES) -> None:
+    """``group/cohort.tsv`` and its sidecar ``cohort.json`` (column descriptions and :func:`cohort_counts`)."""
+    from bidsad.utils import atomic_write_json, atomic_write_text
+
+    atomic_write_text(Path(group_dir) / "cohort.tsv", cohort.to_csv(sep="\t", index=False, na_rep="n/a"))
+    atomic_write_json(Path(group_dir) / "cohort.json", {
+        "Counts": cohort_counts(cohort, classes),
+        "included": {"Description": "whether the participant was used by the group level"},
+        "reason": {"Description": "why a participant was not used"},
+        "mri": {"Description": "MRI model tensor, relative to out_dir (empty: none)"},
+        "bold": {"Description": "fMRI model tensor, relative to out_dir (empty: none; MRI models only)"},
+    })
+
+
+def select_participants(cohort, labels: list[str]):
+    """``--participant-label`` at the group level: participants not listed stay in the table with
+    ``included`` False and the reason :data:`bidsad.messages.EXCLUDED_NOT_SELECTED`.
+
+    Raises :class:`InputError` when a listed label is not in the cohort (the message lists them).
+    """
+    wanted = {f"sub-{label}" for label in labels}
+    missing = sorted(wanted - set(cohort["participant_id"]))
+    if missing:
+        raise InputError(messages.GROUP_LABELS_MISSING.format(labels=", ".join(missing)))
+    cohort = cohort.copy()
+    others = ~cohort["participant_id"].isin(wanted)
+    cohort.loc[others & cohort["included"], "reason"] = messages.EXCLUDED_NOT_SELECTED
+    cohort.loc[others, "included"] = False
+    return cohort
+
+
+def keep_earlier_group(group_dir: Path, overwrite: bool = False) -> Path | None:
+    """Keep the results of an earlier group run: ``group/`` is moved to ``group-<date>/`` beside it (the date of
+    its ``metrics.json``, else of the folder), unless ``overwrite`` (``--overwrite``), where it is left to be
+    replaced. Either way a warning names the earlier models and where they are. Returns the new folder.
+    """
+    import time
+
+    group_dir = Path(group_dir)
+    previous = sorted(p.name.removeprefix("model-") for p in group_dir.glob("model-*"))
+    if not group_dir.is_dir() or not any(group_dir.iterdir()):
+        return None
+    if overwrite:
+        LOGGER.warning(messages.GROUP_REPLACED.format(models=", ".join(previous) or "none"))
+        return None
+    stamp_of = group_dir / "metrics.json" if (group_dir / "metrics.json").exists() else group_dir
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(stamp_of.stat().st_mtime))
+    kept = group_dir.with_name(f"group-{stamp}")
+    suffix = 1
+    while kept.exists():
+        suffix += 1
+        kept = group_dir.with_name(f"group-{stamp}-{suffix}")
+    group_dir.rename(kept)
+    LOGGER.warning(messages.GROUP_KEPT.format(models=", ".join(previous) or "none", kept=kept))
+    return kept
 
 
 def class_name(code: int) -> str:

@@ -135,6 +135,8 @@ def plan_splits(included, modality_sets, folds: int, seed: int, repeats: int = 1
     for modalities in dict.fromkeys(tuple(m) for m in modality_sets):
         name = cohort_name(modalities)
         members = included[(included[list(modalities)] != "").all(axis=1)]
+        if members.empty and (included[list(modalities)] == "").all(axis=0).any():
+            continue  # nobody has one of its modalities (a T1w-only dataset): no split, no warning
         split = make_paper_splits if protocol == "paper" else make_splits
         try:
             splits, notes = split(members["participant_id"].to_list(), members["label"].astype(int).to_list(),

@@ -398,7 +398,8 @@ def run_group_level(config) -> int:
 
     from bidsad.bids import InputError
     from bidsad.config import recipe_summary, seed_everything
-    from bidsad.learn.cohort import build_cohort, check_duplicate_scans, select_classes
+    from bidsad.learn.cohort import (build_cohort, check_duplicate_scans, keep_earlier_group, select_classes,
+                                     select_participants, write_cohort)
     from bidsad.learn.evaluate import classification_metrics, metrics_rows, probability_columns
     from bidsad.learn.models import MODALITIES
     from bidsad.learn.saliency import SaliencyAccumulator, write_saliency
@@ -420,12 +421,12 @@ def run_group_level(config) -> int:
     paper = learning.split_protocol == "paper"
 
     cohort = build_cohort(out_dir, bids_dir, config.features.preset, config.features.mri_input)
+    if ex.participant_label:  # --participant-label at the group level: the others are listed, not used
+        cohort = select_participants(cohort, ex.participant_label)
     cohort, classes, class_notes = select_classes(cohort, learning.classes)
     class_notes += check_duplicate_scans(cohort)  # refuses one scan under two IDs (InputError)
     LOGGER.info("group level: task %s", " vs ".join(classes))
-    previous = sorted(p.name.removeprefix("model-") for p in group_dir.glob("model-*"))
-    if previous:
-        LOGGER.warning(messages.GROUP_REPLACED.format(models=", ".join(previous)))
+    keep_earlier_group(group_dir, overwrite=ex.overwrite)
     shutil.rmtree(group_dir, ignore_errors=True)  # group/ always describes one run
     included = cohort[cohort["included"]].reset_index(drop=True)
     models = list(dict.fromkeys(learning.models))
@@ -434,7 +435,7 @@ def run_group_level(config) -> int:
     members = {name: set(part["participant_id"]) for name, part in splits.groupby("cohort")}
     cohort["models"] = [" ".join(m for m in models if pid in members.get(cohort_name(MODALITIES[m]), ()))
                         for pid in cohort["participant_id"]]  # who went where (fusion models: MRI and BOLD)
-    atomic_write_text(group_dir / "cohort.tsv", cohort.to_csv(sep="\t", index=False, na_rep="n/a"))
+    write_cohort(group_dir, cohort, classes)
     if splits.empty:
         raise InputError("; ".join(warnings))
     if learning.validation:
@@ -462,6 +463,10 @@ def run_group_level(config) -> int:
         usable = included[(included[list(modalities)] != "").all(axis=1)]
         model_splits = splits[splits["cohort"] == cohort_name(modalities)]
         if model_splits.empty:
+            absent = [m for m in modalities if (included[m] == "").all()]
+            if absent:  # the dataset has none of its inputs (e.g. T1w only): said, not a warning
+                LOGGER.info(messages.MODEL_NO_INPUTS.format(model=model_name, modalities=", ".join(absent)))
+                continue
             warn(messages.MODEL_SKIPPED.format(model=model_name, why=f"its {cohort_name(modalities)} cohort cannot be split"))
             continue
         fold_predictions, saliency = [], SaliencyAccumulator(classes)

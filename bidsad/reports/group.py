@@ -144,6 +144,11 @@ def write_group_report(out_dir: Path, bids_dir: Path | None = None) -> Path:
     class_counts = {c: int((labels == str(code)).sum()) for code, c in enumerate(classes)}
     from bidsad.learn.models import MODALITIES
 
+    # counts per class and per exclusion reason, and who entered the MRI models only (issue 17)
+    from bidsad.learn.cohort import cohort_counts
+
+    counts = cohort_counts(cohort, classes)
+
     text = methods(out_dir)
     html = render(
         "group.html", version=__version__, summary=summary, results=summary.get("models", {}),
@@ -151,6 +156,6 @@ def write_group_report(out_dir: Path, bids_dir: Path | None = None) -> Path:
         cohort=cohort, n_included=len(included), class_counts=class_counts, test_sets=test_sets, folds=folds,
         warnings=summary.get("warnings", []), paper_protocol=messages.PAPER_PROTOCOL,
         diagnosis_note=diagnosis_description(bids_dir), modalities=MODALITIES, figures=_figures(group_dir, summary),
-        methods_html=to_html(text["group"]) if text["group"] else "",
+        methods_html=to_html(text["group"]) if text["group"] else "", counts=counts,
     )
     return atomic_write_text(group_dir / "group.html", html)

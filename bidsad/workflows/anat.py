@@ -119,7 +119,7 @@ def init_anat_preproc_wf(*, t1w: Path, bids_dir: Path, out_dir: str, preset: str
                       meta={"BiasCorrection": intensity.N4_METHOD})
     ds_mask = sink("ds_t1w_mask", datatype="anat", suffix="mask", desc="brain",
                    meta={"Type": "Brain", "Method": brainmask.METHOD})
-    ds_mni = sink("ds_t1w_mni", datatype="anat", suffix="T1w", desc="preproc", **mni,
+    ds_mni = sink("ds_t1w_mni", datatype="anat", suffix="T1w", desc="preproc", **mni, skull_stripped=True,
                   meta={"Standardisation": intensity.STANDARDISATION, "Registration": reg_text[registration],
                         "Interpolation": "linear (antspyx), one resampling from the native T1w"})
     ds_mask_mni = sink("ds_mask_mni", datatype="anat", suffix="mask", desc="brain", **mni,

@@ -38,7 +38,7 @@ def init_features_wf(*, out_dir: str, t1w_source: str, bold_sources: list[str], 
     - ``features/<bold entities>_res-<preset>_desc-model_bold.npy`` (+ JSON): the fMRI model tensor from
       ``bold_model`` (:func:`bidsad.interfaces.tensors.make_bold_tensor`);
     - ``func/<bold entities>_space-MNI152NLin2009aSym_atlas-power2011_timeseries.tsv`` and
-      ``..._atlas-power2011_meas-pearsoncorrelation_relmat.tsv`` from ``bold_std``
+      ``..._atlas-power2011_stat-pearsoncorrelation_relmat.tsv`` from ``bold_std``
       (:mod:`bidsad.interfaces.connectivity`).
 
     ``sources`` maps each source file (``t1w_source`` and each of ``bold_sources``) to its BIDS URI;
@@ -117,7 +117,7 @@ def init_features_wf(*, out_dir: str, t1w_source: str, bold_sources: list[str], 
                         run_without_submitting=True)
         ds_rel = pe.Node(DerivativesDataSink(base_directory=out_dir, source_file=bold_source, datatype="func",
                                              suffix="relmat", space=TEMPLATE_SPACE, atlas=ROI_ATLAS,
-                                             meas="pearsoncorrelation", extension=".tsv"),
+                                             stat="pearsoncorrelation", extension=".tsv"),
                          name=f"ds_relmat_{index}", run_without_submitting=True)
         workflow.connect([
             (run_in, tensor, [("bold_model", "in_file"), ("bold_mask_std", "mask_file"), ("warnings", "warnings")]),

@@ -5,6 +5,10 @@
 # Usage, on the login node (edit the settings below or set them in the environment):
 #   BIDS_DIR=/data/ds OUT_DIR=/scratch/ds-bidsad SIF=/images/bidsad.sif bash bidsad_slurm.sh
 # The script then submits itself twice: "participant" (the array) and "group" (afterok dependency).
+# The SIF is an Apptainer/Singularity image made from the container image's archive (README.md, "Containers
+# and clusters"): podman save -o bidsad.tar bidsad:<version> (or docker save), then
+# apptainer build bidsad.sif docker-archive://bidsad.tar. For a GPU group level, SIF_GROUP names the image
+# of the cuda flavour (docker build --build-arg TF_FLAVOUR=cuda); by default the group job uses SIF too.
 #
 # Shared files in out_dir: dataset_description.json and .bidsignore are written once, under a file
 # lock (fcntl.flock on out_dir/.bidsad.lock), so concurrent tasks are safe on a local or NFS file system;
@@ -16,7 +20,8 @@ set -euo pipefail
 # --- settings ---------------------------------------------------------------------------------------
 BIDS_DIR=${BIDS_DIR:?set BIDS_DIR to the BIDS dataset root}
 OUT_DIR=${OUT_DIR:?set OUT_DIR to the output folder (outside BIDS_DIR)}
-SIF=${SIF:?set SIF to the image, e.g. built with: apptainer build bidsad.sif docker://<image>}
+SIF=${SIF:?set SIF to the image, built with: apptainer build bidsad.sif docker-archive://bidsad.tar}
+SIF_GROUP=${SIF_GROUP:-$SIF}             # the cuda flavour's SIF for GPU nodes, if you built one
 WORK_DIR=${WORK_DIR:-${OUT_DIR%/}-work}
 CONTAINER=${CONTAINER:-apptainer}        # or singularity
 PRESET=${PRESET:-paper}                  # same preset at both levels
@@ -31,12 +36,19 @@ EPOCHS=${EPOCHS:-20}
 FOLDS=${FOLDS:-5}
 SEED=${SEED:-0}
 PARTICIPANTS_FILE=${PARTICIPANTS_FILE:-$WORK_DIR/participants.txt}
-export BIDS_DIR OUT_DIR SIF WORK_DIR CONTAINER PRESET CPUS MEM_GB GROUP_MEM_GB EPOCHS FOLDS SEED PARTICIPANTS_FILE
+export BIDS_DIR OUT_DIR SIF SIF_GROUP WORK_DIR CONTAINER PRESET CPUS MEM_GB GROUP_MEM_GB EPOCHS FOLDS SEED PARTICIPANTS_FILE
 
 # The container sees the data at fixed paths: input read-only, outputs and work read-write.
 binds=(-B "$BIDS_DIR:/data:ro" -B "$OUT_DIR:/out" -B "$WORK_DIR:/work")
 
 submit() {
+    local image
+    for image in "$SIF" "$SIF_GROUP"; do
+        if [[ "$image" != *://* && ! -f "$image" ]]; then
+            echo "bidsad_slurm.sh: no image at $image; build it: apptainer build bidsad.sif docker-archive://bidsad.tar" >&2
+            exit 2
+        fi
+    done
     mkdir -p "$OUT_DIR" "$WORK_DIR" "$WORK_DIR/slurm"
     find "$BIDS_DIR" -mindepth 1 -maxdepth 1 -type d -name 'sub-*' -printf '%f\n' | sed 's/^sub-//' | sort \
         > "$PARTICIPANTS_FILE"
@@ -86,7 +98,7 @@ group() {
         --random-seed "$SEED"
     )
     mkdir -p "$WORK_DIR/group"
-    "$CONTAINER" run --nv --cleanenv "${binds[@]}" "$SIF" "${bidsad_args[@]}"
+    "$CONTAINER" run --nv --cleanenv "${binds[@]}" "$SIF_GROUP" "${bidsad_args[@]}"
 }
 
 case "${1:-submit}" in
