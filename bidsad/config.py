@@ -99,6 +99,21 @@ DENOISE_STRATEGIES = ("none", "basic")
 SPLIT_PROTOCOLS = ("participant", "paper")
 CLASS_WEIGHTS = ("none", "balanced")
 
+#: Values of ``--lr-schedule`` (see :func:`bidsad.learn.train.train_fold`).
+LR_SCHEDULES = ("constant", "cosine")
+
+#: Training recipes (``--recipe``): the :class:`Learning` settings each one sets (flags given with it override
+#: single settings). ``paper``: Kujur & Monfared (2026) as published (Adam 1e-5, 20 epochs, batch 2, Dropout
+#: 0.1, no class weights, no early stopping, the models unchanged). ``bidsad`` (the default): chosen by
+#: measurement on OASIS-1 CN vs AD (README, "Training recipe"): class-balanced loss, a larger learning rate
+#: with cosine decay, early stopping with the best weights restored, regularised models on a coarser MRI grid.
+RECIPES: dict[str, dict] = {
+    "bidsad": {"learning_rate": 1e-4, "lr_schedule": "cosine", "epochs": 40, "batch_size": 4, "class_weight": "balanced",
+               "validation": True, "patience": 10, "dropout": 0.1, "l2": 0.0, "batch_norm": False, "mri_downsample": 2},
+    "paper": {"learning_rate": 1e-5, "lr_schedule": "constant", "epochs": 20, "batch_size": 2, "class_weight": "none",
+              "validation": False, "patience": 5, "dropout": 0.1, "l2": 0.0, "batch_norm": False, "mri_downsample": 1},
+}
+
 #: Values of ``--mri-input``: which participant-level MRI tensor the group level feeds to the models.
 MRI_INPUTS = ("t1w", "gm")
 
@@ -132,15 +147,19 @@ class Features:
 
 @dataclass
 class Learning:
-    """Group-level training and evaluation (defaults from Kujur & Monfared 2026)."""
+    """Group-level training and evaluation. Defaults: bidsad's recipe (:data:`RECIPES`); ``recipe = "paper"``
+    with the paper's values is Kujur & Monfared (2026)."""
 
     models: list[str] = field(default_factory=lambda: ["3dcnn-lstm", "3dcnn"])
     """Registry names of the models to train (see ``bidsad.learn.models``)."""
+    recipe: str = "bidsad"
+    """Name of the training recipe the settings below came from (:data:`RECIPES`; ``--recipe``). Settings
+    changed after choosing it are recorded as overrides (:func:`recipe_summary`)."""
     classes: list[str] = field(default_factory=list)
     """The task's classes (``--classes``, e.g. ``["CN", "AD"]``); empty: every class with participants.
     Participants of other classes are excluded (cohort.tsv says why); models get one output per class."""
-    epochs: int = 20
-    """Training epochs per fold (paper: 20)."""
+    epochs: int = RECIPES["bidsad"]["epochs"]
+    """Maximum training epochs per fold (paper: 20)."""
     folds: int = 5
     """Number of participant-level cross-validation folds (reduced, with a warning, for small classes)."""
     repeats: int = 1
@@ -150,22 +169,32 @@ class Learning:
     """``participant`` (default): split by participant, then augment training participants only.
     ``paper``: the paper's augment-then-split protocol, which LEAKS (copies of test participants in
     training); for comparison only, flagged in every output."""
-    class_weight: str = "none"
-    """``none`` or ``balanced`` (loss weights ``n / (k * n_class)`` from each fold's training participants)."""
+    class_weight: str = RECIPES["bidsad"]["class_weight"]
+    """``none`` or ``balanced`` (loss weights ``n / (k * n_class)`` from each fold's training participants only;
+    the inner validation loss is weighted the same way)."""
     deterministic: bool = False
     """Deterministic TensorFlow ops (``enable_op_determinism``): bit-identical reruns, slower on GPU."""
-    batch_size: int = 2
-    """Participants per training batch."""
-    learning_rate: float = 1e-5
-    """Adam learning rate (paper: 1e-5)."""
-    dropout: float = 0.1
+    batch_size: int = RECIPES["bidsad"]["batch_size"]
+    """Participants per training batch (paper: 2)."""
+    learning_rate: float = RECIPES["bidsad"]["learning_rate"]
+    """Initial Adam learning rate (paper: 1e-5)."""
+    lr_schedule: str = RECIPES["bidsad"]["lr_schedule"]
+    """``constant`` (paper) or ``cosine`` (cosine decay from ``learning_rate`` to 0 over ``epochs``)."""
+    dropout: float = RECIPES["bidsad"]["dropout"]
     """Dropout rate before the output layer (paper: 0.1)."""
+    l2: float = RECIPES["bidsad"]["l2"]
+    """L2 penalty on every convolution and dense kernel (paper: 0)."""
+    batch_norm: bool = RECIPES["bidsad"]["batch_norm"]
+    """Batch normalisation after every convolution (paper: no)."""
+    mri_downsample: int = RECIPES["bidsad"]["mri_downsample"]
+    """The MRI input averaged over k x k x k voxel blocks inside the model (1 = the preset grid, as the paper)."""
     augment: bool = True
     """Augment training participants on the fly (``bidsad.learn.augment``; the paper augmented too,
     but before splitting). Never applied to validation or test participants."""
-    validation: bool = True
-    """Hold out an inner validation split of each fold's training participants for early stopping."""
-    patience: int = 5
+    validation: bool = RECIPES["bidsad"]["validation"]
+    """Hold out an inner validation split of each fold's training participants for early stopping
+    (paper: no; the paper trained every fold for 20 epochs)."""
+    patience: int = RECIPES["bidsad"]["patience"]
     """Early stopping: epochs without a lower validation loss before training stops (best weights kept)."""
     n_bootstrap: int = 1000
     """Bootstrap resamples of participants for the 95% confidence intervals of the pooled metrics."""
@@ -251,6 +280,11 @@ class Config:
              f"one of {', '.join(SPLIT_PROTOCOLS)}"),
             ("learning", "class_weight", self.learning.class_weight in CLASS_WEIGHTS, f"one of {', '.join(CLASS_WEIGHTS)}"),
             ("learning", "deterministic", isinstance(self.learning.deterministic, bool), "true or false"),
+            ("learning", "recipe", self.learning.recipe in RECIPES, f"one of {', '.join(RECIPES)}"),
+            ("learning", "lr_schedule", self.learning.lr_schedule in LR_SCHEDULES, f"one of {', '.join(LR_SCHEDULES)}"),
+            ("learning", "l2", isinstance(self.learning.l2, (int, float)) and self.learning.l2 >= 0, "a number >= 0"),
+            ("learning", "batch_norm", isinstance(self.learning.batch_norm, bool), "true or false"),
+            ("learning", "mri_downsample", integer(self.learning.mri_downsample, 1), "an integer >= 1"),
             ("learning", "patience", integer(self.learning.patience, 1), "an integer >= 1"),
             ("learning", "augment", isinstance(self.learning.augment, bool), "true or false"),
             ("learning", "validation", isinstance(self.learning.validation, bool), "true or false"),
@@ -289,6 +323,29 @@ class Config:
         config = cls()
         config.update(settings, source=str(path))
         return config
+
+
+def apply_recipe(learning: Learning, name: str) -> None:
+    """Set ``learning.recipe`` and every setting of the recipe ``name`` (:data:`RECIPES`).
+
+    Raises
+    ------
+    KeyError
+        ``name`` is not a recipe.
+    """
+    for key, value in RECIPES[name].items():
+        setattr(learning, key, value)
+    learning.recipe = name
+
+
+def recipe_summary(learning: Learning) -> dict:
+    """The recipe a run trained with: ``{"name", "hyperparameters", "overrides"}``, where ``hyperparameters``
+    holds the value of every recipe setting (:data:`RECIPES`) used, and ``overrides`` those that differ from
+    the named recipe (empty when it was used unchanged)."""
+    used = {key: getattr(learning, key) for key in RECIPES["bidsad"]}
+    named = RECIPES.get(learning.recipe, {})
+    return {"name": learning.recipe, "hyperparameters": used,
+            "overrides": {k: v for k, v in used.items() if named.get(k) != v}}
 
 
 def seed_everything(seed: int) -> None:

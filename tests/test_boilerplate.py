@@ -117,3 +117,24 @@ def test_cross_validation_text_per_sub_cohort():
     assert _cross_validation(5) == "5-fold cross-validation"
     assert _cross_validation({"mri": 3, "mri+bold": 3}).startswith("3-fold cross-validation, done separately")
     assert "`mri`: 5 folds; `mri+bold`: 3 folds" in _cross_validation({"mri": 5, "mri+bold": 3})
+
+
+def test_methods_name_the_recipe_and_its_settings(tmp_path):
+    from bidsad.config import Config, apply_recipe, recipe_summary
+
+    out = _group_out(tmp_path / "a", 40, ["3dcnn"])
+    summary = json.loads((out / "group" / "metrics.json").read_text())
+    learning = Config().learning
+    learning.l2, learning.batch_norm = 1e-3, True
+    summary.update(recipe=recipe_summary(learning), inner_validation=True, class_weight="balanced")
+    (out / "group" / "metrics.json").write_text(json.dumps(summary))
+    text = " ".join(methods(out)["group"].split())
+    assert "trained for 40 epoch(s) per fold at most with bidsad's `bidsad` training recipe (changed: l2 0.001, batch_norm True)" in text
+    assert "cosine schedule [@loshchilov2017sgdr]" in text and "an L2 penalty of 0.001" in text
+    assert "averaged over 2x2x2 voxel blocks" in text and "[@ioffe2015batch]" in text
+    assert "also weighting the validation loss" in text
+    apply_recipe(learning, "paper")
+    summary.update(recipe=recipe_summary(learning), inner_validation=False, class_weight="none")
+    (out / "group" / "metrics.json").write_text(json.dumps(summary))
+    text = " ".join(methods(out)["group"].split())
+    assert "`paper` training recipe:" in text and "cosine" not in text and "voxel blocks" not in text

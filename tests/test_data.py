@@ -57,6 +57,7 @@ def test_train_fold_uses_the_inner_validation_split(tensors, tmp_path):
     root, rows = tensors
     config = Config()
     config.learning.epochs, config.learning.patience = 4, 1
+    config.learning.mri_downsample = 1  # 10x12x10 tensors: too small to halve
     model_dir = tmp_path / "model"
     predictions = train_fold(config, root, "3dcnn-gap", 1, rows.iloc[:2], rows.iloc[3:], model_dir,
                              validation_rows=rows.iloc[2:3])
@@ -75,6 +76,7 @@ def test_interrupted_fold_resumes_after_its_last_epoch_and_a_finished_fold_is_re
     root, rows = tensors
     config = Config()
     config.learning.epochs, config.learning.patience = 4, 10
+    config.learning.mri_downsample = 1  # 10x12x10 tensors: too small to halve
     state = tmp_path / "work" / "model-3dcnn-gap" / "fold-1"
 
     class Interrupt(keras.callbacks.Callback):

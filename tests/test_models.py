@@ -71,3 +71,19 @@ def test_saved_model_round_trip(tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     assert np.allclose(np.asarray(model(x)), np.asarray(loaded(x)), atol=1e-6)
+
+
+def test_regularisation_options():
+    import keras
+
+    plain = build_model("3dcnn", SMALL)
+    reg = build_model("3dcnn", SMALL, l2=1e-3, batch_norm=True, mri_downsample=2)
+    assert not plain.losses and len(reg.losses) == 4  # two convolutions and two dense layers penalised
+    assert isinstance(reg.get_layer("mri_conv1_bn"), keras.layers.BatchNormalization)
+    # the 2x coarser input halves every spatial size after the first convolution
+    assert reg.get_layer("mri_conv1").output.shape[1:4] == tuple((s + 3) // 4 for s in SMALL["mri"][:3])
+    assert plain.get_layer("mri_conv1").output.shape[1:4] == tuple((s + 1) // 2 for s in SMALL["mri"][:3])
+    x = {"mri": np.random.default_rng(5).normal(size=(2, *SMALL["mri"])).astype("float32")}
+    assert np.allclose(np.asarray(reg(x)).sum(axis=1), 1, atol=1e-5)
+    flat = build_model("2dcnn", SMALL, mri_downsample=2)
+    assert flat.get_layer("axial_slice").output.shape[1:3] == tuple((s + 1) // 2 for s in SMALL["mri"][:2])

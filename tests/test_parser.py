@@ -8,7 +8,7 @@ import pytest
 
 from bidsad import __version__
 from bidsad.cli.parser import _participant_label, _to_gb, parse_args
-from bidsad.config import Config
+from bidsad.config import RECIPES, Config, recipe_summary
 
 from .conftest import run_bidsad
 
@@ -182,7 +182,24 @@ def test_training_options(demo_dir, tmp_path):
     assert (learning.learning_rate, learning.batch_size, learning.patience) == (3e-4, 4, 2)
     assert learning.augment is False and learning.validation is False
     defaults = parse_args([str(demo_dir), str(tmp_path / "o"), "group", "-w", str(tmp_path / "w")]).learning
-    assert defaults.augment is True and defaults.validation is True and defaults.learning_rate == 1e-5
+    assert defaults.augment is True and defaults.validation is True and defaults.learning_rate == 1e-4
+
+
+def test_recipe_sets_every_setting_and_single_flags_override(capsys, demo_dir, tmp_path):
+    argv = [str(demo_dir), str(tmp_path / "o"), "group", "-w", str(tmp_path / "w")]
+    assert parse_args(argv).learning.recipe == "bidsad"
+    paper = parse_args([*argv, "--recipe", "paper"]).learning
+    assert paper.recipe == "paper"
+    assert {k: getattr(paper, k) for k in RECIPES["paper"]} == RECIPES["paper"]
+    mixed = parse_args([*argv, "--recipe", "paper", "--epochs", "7", "--lr-schedule", "cosine",
+                        "--mri-downsample", "3"]).learning
+    assert (mixed.epochs, mixed.lr_schedule, mixed.mri_downsample, mixed.learning_rate) == (7, "cosine", 3, 1e-5)
+    assert recipe_summary(mixed)["overrides"] == {"epochs": 7, "lr_schedule": "cosine", "mri_downsample": 3}
+    for bad in (["--recipe", "fast"], ["--lr-schedule", "step"], ["--mri-downsample", "0"]):
+        assert bad[0] in _usage_error(capsys, [*argv, *bad])
+    path = tmp_path / "c.toml"
+    path.write_text('[learning]\nrecipe = "quick"\n')
+    assert "[learning] recipe = 'quick'" in _usage_error(capsys, [*argv, "--config-file", str(path)])
 
 
 @pytest.mark.parametrize("value", ["0", "-1e-3", "fast", "inf"])
@@ -226,12 +243,12 @@ def test_split_protocol_repeats_class_weight_and_determinism(capsys, demo_dir, t
     argv = [str(demo_dir), str(tmp_path / "o"), "group", "-w", str(tmp_path / "w")]
     defaults = parse_args(argv).learning
     assert (defaults.split_protocol, defaults.repeats, defaults.class_weight, defaults.deterministic) == (
-        "participant", 1, "none", False)  # never the paper protocol by default
-    config = parse_args([*argv, "--split-protocol", "paper", "--repeats", "3", "--class-weight", "balanced",
+        "participant", 1, "balanced", False)  # never the paper protocol by default
+    config = parse_args([*argv, "--split-protocol", "paper", "--repeats", "3", "--class-weight", "none",
                          "--deterministic"])
     learning = config.learning
     assert (learning.split_protocol, learning.repeats, learning.class_weight, learning.deterministic) == (
-        "paper", 3, "balanced", True)
+        "paper", 3, "none", True)
     saved = config.save(tmp_path / "config.toml")
     assert Config.load(saved).to_dict() == config.to_dict()
     for bad in (["--repeats", "0"], ["--split-protocol", "slices"], ["--class-weight", "auto"]):

@@ -199,8 +199,12 @@ def test_group_report_shows_baselines_beside_models(tmp_path):
                    "old": {"pooled": {"n": 12, "balanced_accuracy": 0.25, "confusion_matrix": np.eye(3, dtype=int).tolist()}}},
         "baselines": {"svm": results["svm"]}, "preset": "small", "folds": 2,
         "random_seed": 0, "epochs": 3, "learning_rate": 1e-5, "batch_size": 2, "dropout": 0.1, "n_bootstrap": 30,
-        "n_permutations": 30, "versions": {"bidsad": "0"}, "warnings": ["a warning"]}))
+        "n_permutations": 30, "versions": {"bidsad": "0"}, "warnings": ["a warning"],
+        "recipe": {"name": "bidsad", "hyperparameters": {"learning_rate": 1e-4, "mri_downsample": 2},
+                   "overrides": {"mri_downsample": 2}}}))
     html = write_group_report(tmp_path).read_text()
+    recipe_row = html.split("<th>training recipe</th>")[1].split("</tr>")[0]
+    assert "<code>bidsad</code> (changed: mri_downsample 2)" in recipe_row and "learning_rate 0.0001" in recipe_row
     assert "<code>svm</code> (baseline)" in html and "a warning" in html and "not comparable" in html
     assert f"{results['3dcnn']['pooled']['balanced_accuracy']:.3f}" in html
     old_row = html.split("<code>old</code>")[1].split("</tr>")[0]

@@ -17,11 +17,14 @@ from bidsad.config import (
     ANAT_REGISTRATIONS,
     CLASS_WEIGHTS,
     DENOISE_STRATEGIES,
+    LR_SCHEDULES,
     MRI_INPUTS,
     NIPYPE_PLUGINS,
     PRESETS,
+    RECIPES,
     SPLIT_PROTOCOLS,
     Config,
+    apply_recipe,
 )
 
 _MEM_UNITS = {"": 1.0, "g": 1.0, "gb": 1.0, "m": 1e-3, "mb": 1e-3, "t": 1e3, "tb": 1e3}
@@ -263,7 +266,13 @@ def _build_parser() -> argparse.ArgumentParser:
                          help="apply the trained models of an earlier group run (its <out_dir>/group folder) to every "
                          "participant of this out_dir instead of training: class probabilities per participant and a "
                          "model card; training participants (by ID or identical T1w) are refused")
-    g_group.add_argument("--epochs", type=_int_at_least(1), help="training epochs per fold (default: 20, as the paper)")
+    g_group.add_argument(
+        "--recipe", choices=tuple(RECIPES),
+        help="training recipe: 'bidsad' (default; class-balanced loss, Adam 1e-4 with cosine decay, up to 40 epochs "
+        "with early stopping on an inner validation split, MRI input averaged to a 2x coarser grid) or 'paper' "
+        "(Adam 1e-5, 20 epochs, batch 2, no class weights, no early stopping, the paper's models unchanged). "
+        "Options below override single settings of the recipe")
+    g_group.add_argument("--epochs", type=_int_at_least(1), help="maximum training epochs per fold (bidsad: 40; paper: 20)")
     g_group.add_argument("--folds", type=_int_at_least(2), help="participant-level cross-validation folds (default: 5)")
     g_group.add_argument("--repeats", type=_int_at_least(1),
                          help="repeat the participant-level k-fold this many times with new shuffles (default: 1)")
@@ -276,17 +285,22 @@ def _build_parser() -> argparse.ArgumentParser:
                          help="MRI model input: 't1w' (standardised T1w; default) or 'gm' (Jacobian-modulated grey "
                          "matter from the same registration; both are made by every participant-level run)")
     g_group.add_argument("--class-weight", choices=CLASS_WEIGHTS,
-                         help="loss weights per class: 'none' (default) or 'balanced' (from each fold's training participants)")
+                         help="loss weights per class: 'balanced' (bidsad; from each fold's training participants only) or 'none' (paper)")
     g_group.add_argument("--deterministic", action="store_true", default=None,
                          help="deterministic TensorFlow ops: bit-identical reruns with the same seed (slower on GPU)")
-    g_group.add_argument("--learning-rate", type=_positive_float, help="Adam learning rate (default: 1e-5, as the paper)")
-    g_group.add_argument("--batch-size", type=_int_at_least(1), help="participants per training batch (default: 2)")
+    g_group.add_argument("--learning-rate", type=_positive_float, help="initial Adam learning rate (bidsad: 1e-4; paper: 1e-5)")
+    g_group.add_argument("--lr-schedule", choices=LR_SCHEDULES,
+                         help="learning rate over the epochs: 'cosine' (bidsad; decays to 0 at --epochs) or 'constant' (paper)")
+    g_group.add_argument("--batch-size", type=_int_at_least(1), help="participants per training batch (bidsad: 4; paper: 2)")
+    g_group.add_argument("--mri-downsample", type=_int_at_least(1),
+                         help="average the MRI input over k x k x k voxel blocks inside the models (bidsad: 2; paper: 1)")
     g_group.add_argument("--patience", type=_int_at_least(1),
-                         help="early stopping on the inner validation split: epochs without improvement (default: 5)")
+                         help="early stopping on the inner validation split: epochs without improvement (bidsad: 10)")
     g_group.add_argument("--no-augmentation", dest="augment", action="store_false", default=None,
                          help="do not augment training participants on the fly")
     g_group.add_argument("--no-validation", dest="validation", action="store_false", default=None,
-                         help="no inner validation split (and no early stopping): train on all training participants")
+                         help="no inner validation split (and no early stopping): train on all training participants "
+                         "(the paper recipe's choice)")
     return parser
 
 
@@ -391,6 +405,8 @@ def parse_args(args: list[str] | None = None) -> Config:
     ex.overwrite = opts.overwrite  # never taken from a saved configuration
     if opts.participant_label:
         ex.participant_label = list(dict.fromkeys(opts.participant_label))
+    if opts.recipe is not None:
+        apply_recipe(config.learning, opts.recipe)
     for section, name, value in [
         (config.nipype, "nprocs", opts.nprocs),
         (config.nipype, "omp_nthreads", opts.omp_nthreads),
@@ -410,6 +426,8 @@ def parse_args(args: list[str] | None = None) -> Config:
         (config.learning, "class_weight", opts.class_weight),
         (config.learning, "deterministic", opts.deterministic),
         (config.learning, "learning_rate", opts.learning_rate),
+        (config.learning, "lr_schedule", opts.lr_schedule),
+        (config.learning, "mri_downsample", opts.mri_downsample),
         (config.learning, "batch_size", opts.batch_size),
         (config.learning, "patience", opts.patience),
         (config.learning, "augment", opts.augment),

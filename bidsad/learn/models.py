@@ -12,6 +12,12 @@ Conv3D(32, 3x3x3, stride 2, 'same') + ReLU (half size), MaxPool3D(2) (quarter), 
 two-stage CNN to every frame (frames folded into the batch axis) and feeds the flattened frame features to three
 stacked recurrent layers of 32 units. Fusion: concatenate (128 + 32) -> Dense(64) + ReLU ->
 Dropout(0.1) -> Dense(n_classes) softmax. Keras is imported lazily so that the command line stays fast.
+
+Regularisation (bidsad's recipe, not the paper's; every builder accepts it, the defaults leave the paper's
+models unchanged): ``l2`` (L2 penalty on every convolution and dense kernel), ``batch_norm`` (batch
+normalisation after every convolution, before its ReLU) and ``mri_downsample`` (the MRI input averaged over
+``k x k x k`` voxel blocks by an AveragePooling3D layer before the first convolution: a coarser grid for the
+same tensors).
 """
 
 from __future__ import annotations
@@ -34,120 +40,154 @@ MODALITIES: dict[str, tuple[str, ...]] = {
 MODEL_NAMES: tuple[str, ...] = tuple(MODALITIES)
 
 
-def _conv_stack(inputs, prefix: str, gap: bool):
+def _regulariser(reg: dict):
+    from keras import regularizers
+
+    return regularizers.L2(reg["l2"]) if reg.get("l2") else None
+
+
+def _conv(h, dims: int, filters: int, name: str, reg: dict, strides: int = 1):
+    """Conv (3 x ... x 3, 'same') -> [BatchNorm] -> ReLU."""
+    from keras import layers
+
+    conv = layers.Conv3D if dims == 3 else layers.Conv2D
+    if not reg.get("batch_norm"):
+        return conv(filters, 3, strides=strides, padding="same", activation="relu", kernel_regularizer=_regulariser(reg),
+                    name=name)(h)
+    h = conv(filters, 3, strides=strides, padding="same", use_bias=False, kernel_regularizer=_regulariser(reg),
+             name=name)(h)
+    h = layers.BatchNormalization(name=f"{name}_bn")(h)
+    return layers.Activation("relu", name=f"{name}_relu")(h)
+
+
+def _dense(h, units: int, name: str, reg: dict):
+    from keras import layers
+
+    return layers.Dense(units, activation="relu", kernel_regularizer=_regulariser(reg), name=name)(h)
+
+
+def _conv_stack(inputs, prefix: str, gap: bool, reg: dict):
     """Conv3D(32, s2) -> MaxPool -> Conv3D(32) -> MaxPool -> Flatten (or global average pooling)."""
     from keras import layers
 
-    h = layers.Conv3D(32, 3, strides=2, padding="same", activation="relu", name=f"{prefix}_conv1")(inputs)
+    h = _conv(inputs, 3, 32, f"{prefix}_conv1", reg, strides=2)
     h = layers.MaxPooling3D(2, name=f"{prefix}_pool1")(h)
-    h = layers.Conv3D(32, 3, padding="same", activation="relu", name=f"{prefix}_conv2")(h)
+    h = _conv(h, 3, 32, f"{prefix}_conv2", reg)
     h = layers.MaxPooling3D(2, name=f"{prefix}_pool2")(h)
     if gap:
         return layers.GlobalAveragePooling3D(name=f"{prefix}_gap")(h)
     return layers.Flatten(name=f"{prefix}_flatten")(h)
 
 
-def _mri_branch(inputs, gap: bool = False):
-    """MRI branch: (x, y, z, 1) -> 128 features."""
+def _mri_input(inputs, reg: dict):
+    """The MRI input, averaged over ``mri_downsample``-cubed voxel blocks when that is above 1."""
     from keras import layers
 
-    return layers.Dense(128, activation="relu", name="mri_dense")(_conv_stack(inputs, "mri", gap))
+    k = int(reg.get("mri_downsample") or 1)
+    return layers.AveragePooling3D(k, padding="same", name="mri_downsample")(inputs) if k > 1 else inputs
 
 
-def _frame_cnn(frame_shape, gap: bool = False):
+def _mri_branch(inputs, gap: bool, reg: dict):
+    """MRI branch: (x, y, z, 1) -> 128 features."""
+    return _dense(_conv_stack(_mri_input(inputs, reg), "mri", gap, reg), 128, "mri_dense", reg)
+
+
+def _frame_cnn(frame_shape, gap: bool, reg: dict):
     """Per-frame 3D CNN of the fMRI branch: (x, y, z, 1) -> flattened (or pooled) features."""
     import keras
 
     frame = keras.Input(frame_shape, name="frame")
-    return keras.Model(frame, _conv_stack(frame, "frame", gap), name="frame_cnn")
+    return keras.Model(frame, _conv_stack(frame, "frame", gap, reg), name="frame_cnn")
 
 
-def _bold_branch(inputs, cell: str, gap: bool = False):
+def _bold_branch(inputs, cell: str, gap: bool, reg: dict):
     """fMRI branch: (frames, x, y, z, 1) -> 32 features (three stacked LSTM or GRU layers of 32)."""
     from keras import layers
 
     from bidsad.learn.layers import FramesToBatch
 
     recurrent = {"lstm": layers.LSTM, "gru": layers.GRU}[cell]
-    h = FramesToBatch(_frame_cnn(tuple(inputs.shape[2:]), gap), name="bold_frames")(inputs)
+    h = FramesToBatch(_frame_cnn(tuple(inputs.shape[2:]), gap, reg), name="bold_frames")(inputs)
     h = recurrent(32, return_sequences=True, name=f"bold_{cell}1")(h)
     h = recurrent(32, return_sequences=True, name=f"bold_{cell}2")(h)
     return recurrent(32, name=f"bold_{cell}3")(h)
 
 
-def _head(features, n_classes: int, dropout: float):
+def _head(features, n_classes: int, dropout: float, reg: dict):
     from keras import layers
 
-    h = layers.Dense(64, activation="relu", name="fusion_dense")(features)
+    h = _dense(features, 64, "fusion_dense", reg)
     h = layers.Dropout(dropout, name="fusion_dropout")(h)
     return layers.Dense(n_classes, activation="softmax", dtype="float32", name="probabilities")(h)
 
 
-def _fusion(input_shapes, n_classes, dropout, cell, name, gap=False):
+def _fusion(input_shapes, n_classes, dropout, cell, name, gap, reg):
     import keras
     from keras import layers
 
     mri = keras.Input(tuple(input_shapes["mri"]), name="mri")
     bold = keras.Input(tuple(input_shapes["bold"]), name="bold")
-    fused = layers.Concatenate(name="fusion")([_mri_branch(mri, gap), _bold_branch(bold, cell, gap)])
-    return keras.Model({"mri": mri, "bold": bold}, _head(fused, n_classes, dropout), name=name)
+    fused = layers.Concatenate(name="fusion")([_mri_branch(mri, gap, reg), _bold_branch(bold, cell, gap, reg)])
+    return keras.Model({"mri": mri, "bold": bold}, _head(fused, n_classes, dropout, reg), name=name)
 
 
-def _bold_only(input_shapes, n_classes, dropout, cell, name, gap=False):
+def _bold_only(input_shapes, n_classes, dropout, cell, name, gap, reg):
     import keras
 
     bold = keras.Input(tuple(input_shapes["bold"]), name="bold")
-    return keras.Model({"bold": bold}, _head(_bold_branch(bold, cell, gap), n_classes, dropout), name=name)
+    return keras.Model({"bold": bold}, _head(_bold_branch(bold, cell, gap, reg), n_classes, dropout, reg), name=name)
 
 
-def build_3dcnn_lstm(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1, gap: bool = False):
+def build_3dcnn_lstm(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1, gap: bool = False, **reg):
     """3DCNN-LSTM: MRI 3D-CNN branch fused with the per-frame CNN + 3 x LSTM(32) fMRI branch."""
-    return _fusion(input_shapes, n_classes, dropout, "lstm", "3dcnn_lstm" + "_gap" * gap, gap)
+    return _fusion(input_shapes, n_classes, dropout, "lstm", "3dcnn_lstm" + "_gap" * gap, gap, reg)
 
 
-def build_3dcnn_gru(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1, gap: bool = False):
+def build_3dcnn_gru(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1, gap: bool = False, **reg):
     """3DCNN-GRU: as :func:`build_3dcnn_lstm` with GRU layers."""
-    return _fusion(input_shapes, n_classes, dropout, "gru", "3dcnn_gru" + "_gap" * gap, gap)
+    return _fusion(input_shapes, n_classes, dropout, "gru", "3dcnn_gru" + "_gap" * gap, gap, reg)
 
 
-def build_3dlstm(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1, gap: bool = False):
+def build_3dlstm(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1, gap: bool = False, **reg):
     """3DLSTM: the fMRI branch alone (per-frame 3D CNN + 3 x LSTM(32))."""
-    return _bold_only(input_shapes, n_classes, dropout, "lstm", "3dlstm" + "_gap" * gap, gap)
+    return _bold_only(input_shapes, n_classes, dropout, "lstm", "3dlstm" + "_gap" * gap, gap, reg)
 
 
-def build_3dgru(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1, gap: bool = False):
+def build_3dgru(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1, gap: bool = False, **reg):
     """3DGRU: the fMRI branch alone with GRU layers."""
-    return _bold_only(input_shapes, n_classes, dropout, "gru", "3dgru" + "_gap" * gap, gap)
+    return _bold_only(input_shapes, n_classes, dropout, "gru", "3dgru" + "_gap" * gap, gap, reg)
 
 
-def build_3dcnn(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1, gap: bool = False):
+def build_3dcnn(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1, gap: bool = False, **reg):
     """3DCNN: the MRI branch alone, with the fusion head (Dense 64, Dropout, softmax)."""
     import keras
 
     mri = keras.Input(tuple(input_shapes["mri"]), name="mri")
-    return keras.Model({"mri": mri}, _head(_mri_branch(mri, gap), n_classes, dropout), name="3dcnn" + "_gap" * gap)
+    return keras.Model({"mri": mri}, _head(_mri_branch(mri, gap, reg), n_classes, dropout, reg),
+                       name="3dcnn" + "_gap" * gap)
 
 
-def build_2dcnn(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1):
+def build_2dcnn(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1, **reg):
     """2DCNN: a simple 2D CNN on the central axial slice of the MRI volume.
 
-    Input ``mri`` (x, y, z, 1); the slice ``z // 2`` is taken inside the model, so the same streamed
-    tensors serve every model. Conv2D(32) + MaxPool, Conv2D(64) + MaxPool, Flatten, Dense(128), head.
+    Input ``mri`` (x, y, z, 1); the slice ``z // 2`` of the (optionally downsampled) volume is taken inside the
+    model, so the same streamed tensors serve every model. Conv2D(32) + MaxPool, Conv2D(64) + MaxPool, Flatten,
+    Dense(128), head.
     """
     import keras
     from keras import layers
 
-    shape = tuple(input_shapes["mri"])
-    mri = keras.Input(shape, name="mri")
-    z = shape[2] // 2
-    h = layers.Lambda(lambda v: v[:, :, :, z, :], name="axial_slice")(mri)
-    h = layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1")(h)
+    mri = keras.Input(tuple(input_shapes["mri"]), name="mri")
+    h = _mri_input(mri, reg)
+    z = int(h.shape[3]) // 2
+    h = layers.Lambda(lambda v: v[:, :, :, z, :], name="axial_slice")(h)
+    h = _conv(h, 2, 32, "conv1", reg)
     h = layers.MaxPooling2D(2, name="pool1")(h)
-    h = layers.Conv2D(64, 3, padding="same", activation="relu", name="conv2")(h)
+    h = _conv(h, 2, 64, "conv2", reg)
     h = layers.MaxPooling2D(2, name="pool2")(h)
     h = layers.Flatten(name="flatten")(h)
-    h = layers.Dense(128, activation="relu", name="dense")(h)
-    return keras.Model({"mri": mri}, _head(h, n_classes, dropout), name="2dcnn")
+    h = _dense(h, 128, "dense", reg)
+    return keras.Model({"mri": mri}, _head(h, n_classes, dropout, reg), name="2dcnn")
 
 
 BUILDERS = {
@@ -162,6 +202,9 @@ BUILDERS = {
 
 def build_model(name: str, input_shapes: dict, n_classes: int = 3, **hyper):
     """Build a registered model by name (``<name>-gap`` builds ``<name>`` with ``gap=True``).
+
+    ``hyper``: ``dropout`` and the regularisation ``l2`` (float, 0 = none), ``batch_norm`` (bool) and
+    ``mri_downsample`` (int voxels, 1 = none); see the module docstring.
 
     Raises
     ------

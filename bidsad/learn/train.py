@@ -114,9 +114,10 @@ def compute_device(config):
     return tf.distribute.get_strategy(), "1 GPU, mixed_bfloat16"
 
 
-def class_weights(labels, mode: str) -> dict | None:
-    """Keras ``class_weight`` for ``mode`` ``balanced`` (scikit-learn's ``n / (k * n_c)`` over the classes
-    present in ``labels``; absent classes get 1.0), or ``None`` for ``none``."""
+def class_weights(labels, mode: str, n_classes: int = len(CLASS_NAMES)) -> dict | None:
+    """Keras ``class_weight`` (class code 0 .. ``n_classes`` - 1 -> weight) for ``mode`` ``balanced``
+    (scikit-learn's ``n / (k * n_c)`` over the classes present in ``labels``; absent classes get 1.0), or
+    ``None`` for ``none``. Pass the training participants' labels only."""
     if mode != "balanced":
         return None
     import numpy as np
@@ -125,7 +126,22 @@ def class_weights(labels, mode: str) -> dict | None:
     labels = np.asarray(labels, dtype=int)
     present = np.unique(labels)
     weights = compute_class_weight("balanced", classes=present, y=labels)
-    return {c: float(dict(zip(present, weights)).get(c, 1.0)) for c in range(len(CLASS_NAMES))}
+    return {c: float(dict(zip(present, weights)).get(c, 1.0)) for c in range(n_classes)}
+
+
+def make_optimizer(learning, n_train: int):
+    """Adam with ``learning.learning_rate``: constant, or (``lr_schedule`` ``cosine``) cosine decay to 0 over
+    ``learning.epochs`` epochs of ``ceil(n_train / batch_size)`` steps (Loshchilov & Hutter 2017, without
+    restarts; the step count lives in the optimizer, so a resumed fold continues the same schedule)."""
+    import math
+
+    import keras
+
+    rate = learning.learning_rate
+    if learning.lr_schedule == "cosine":
+        steps = max(1, math.ceil(n_train / learning.batch_size) * learning.epochs)
+        rate = keras.optimizers.schedules.CosineDecay(learning.learning_rate, decay_steps=steps)
+    return keras.optimizers.Adam(learning_rate=rate)
 
 
 def _fold_parameters(config, out_dir: Path, model_name: str, tag: str, rows: dict) -> str:
@@ -147,7 +163,8 @@ def _fold_parameters(config, out_dir: Path, model_name: str, tag: str, rows: dic
             entries.append([row["participant_id"], int(row.get("copy", 0)), int(row["label"]), files])
         members[role] = entries
     settings = {k: getattr(learning, k) for k in ("epochs", "batch_size", "learning_rate", "dropout", "augment",
-                                                  "patience", "class_weight", "deterministic")}
+                                                  "patience", "class_weight", "deterministic", "lr_schedule", "l2",
+                                                  "batch_norm", "mri_downsample")}
     return params_hash({"model": model_name, "fold": tag, "seed": config.seeds.random_seed,
                         "preset": config.features.preset, "settings": settings, "members": members})
 
@@ -212,12 +229,15 @@ def train_fold(config, out_dir: Path, model_name: str, fold: int, train_rows, te
                strategy=None, extra_callbacks=(), classes=CLASS_NAMES):
     """Train one model on one fold's training participants and predict its test participants.
 
-    Adam (``config.learning.learning_rate``, paper 1e-5), sparse categorical cross-entropy, optional
-    ``balanced`` class weights (:func:`class_weights`). Training data are augmented on the fly unless
-    ``config.learning.augment`` is off (rows with ``copy`` > 0 are the paper protocol's fixed copies and
-    are not augmented again); with ``validation_rows`` (training participants held out, never test
-    ones), training stops early when the validation loss has not improved for
-    ``config.learning.patience`` epochs, keeping the best weights.
+    The recipe is ``config.learning`` (:data:`bidsad.config.RECIPES`): Adam (:func:`make_optimizer`), sparse
+    categorical cross-entropy, the model's regularisation (``dropout``, ``l2``, ``batch_norm``,
+    ``mri_downsample``; :func:`bidsad.learn.models.build_model`) and optional ``balanced`` class weights
+    (:func:`class_weights`), computed from ``train_rows`` alone: validation and test participants never change
+    them. Training data are augmented on the fly unless ``config.learning.augment`` is off (rows with ``copy``
+    > 0 are the paper protocol's fixed copies and are not augmented again); with ``validation_rows`` (training
+    participants held out, never test ones), the validation loss is weighted with the same class weights and
+    training stops early when it has not improved for ``config.learning.patience`` epochs, keeping the best
+    weights.
 
     With ``state_dir`` (under the work directory), the model, early-stopping state and history are saved
     there after every epoch; a rerun with the same parameters (hash of settings, members and tensor
@@ -302,18 +322,24 @@ def train_fold(config, out_dir: Path, model_name: str, fold: int, train_rows, te
             else:
                 state.update(epoch=0, history=[], early_stopping=None)
                 shapes = tensor_shapes(out_dir, train_rows.iloc[0], modalities)
-                model = build_model(model_name, shapes, len(classes), dropout=learning.dropout)
-                model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning.learning_rate),
+                model = build_model(model_name, shapes, len(classes), dropout=learning.dropout, l2=learning.l2,
+                                    batch_norm=learning.batch_norm, mri_downsample=learning.mri_downsample)
+                model.compile(optimizer=make_optimizer(learning, len(train_rows)),
                               loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         paper_copies = "copy" in train_rows and train_rows["copy"].astype(int).any()
         augment = {} if learning.augment and not paper_copies else None
         train_ds = make_dataset(out_dir, train_rows, modalities, batch_size=learning.batch_size, shuffle=True,
                                 seed=seed + state["epoch"], augment=augment)
         validation = validation_rows is not None and len(validation_rows) > 0
-        fit_args = {"class_weight": class_weights(train_rows["label"].astype(int), learning.class_weight)}
+        weights = class_weights(train_rows["label"].astype(int), learning.class_weight, len(classes))  # training rows only
+        fit_args = {"class_weight": weights}
         if validation:
-            fit_args["validation_data"] = make_dataset(out_dir, validation_rows, modalities,
-                                                       batch_size=learning.batch_size, shuffle=False, seed=seed)
+            validation_ds = make_dataset(out_dir, validation_rows, modalities, batch_size=learning.batch_size,
+                                         shuffle=False, seed=seed)
+            if weights:  # the early-stopping loss weighs the classes as training does
+                table = tf.constant([weights[c] for c in range(len(classes))], tf.float32)
+                validation_ds = validation_ds.map(lambda x, y: (x, y, tf.gather(table, y)))
+            fit_args["validation_data"] = validation_ds
         callbacks = _callbacks(keras, state_dir, state, model_name, tag, validation, learning.patience)
         if state["epoch"] < learning.epochs:
             model.fit(train_ds, epochs=learning.epochs, initial_epoch=state["epoch"], shuffle=False, verbose=0,
@@ -371,7 +397,7 @@ def run_group_level(config) -> int:
         import tensorflow as tf
 
     from bidsad.bids import InputError
-    from bidsad.config import seed_everything
+    from bidsad.config import recipe_summary, seed_everything
     from bidsad.learn.cohort import (build_cohort, check_duplicate_scans, keep_earlier_group, select_classes,
                                      select_participants, write_cohort)
     from bidsad.learn.evaluate import classification_metrics, metrics_rows, probability_columns
@@ -518,7 +544,7 @@ def run_group_level(config) -> int:
         "class_weight": learning.class_weight, "deterministic": learning.deterministic, "device": device,
         "versions": software_versions(), "warnings": warnings, "models_requested": list(dict.fromkeys(learning.models)),
         "dropout": learning.dropout, "n_bootstrap": learning.n_bootstrap, "n_permutations": learning.n_permutations,
-        "run_uuid": ex.run_uuid,
+        "run_uuid": ex.run_uuid, "recipe": recipe_summary(learning),
     }
     atomic_write_json(group_dir / "metrics.json", summary)
     try:  # what --apply-models needs: training participants and their scans, tensor parameters, fold models

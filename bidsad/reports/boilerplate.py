@@ -237,6 +237,7 @@ def group_facts(out_dir: Path) -> dict | None:
         "uses_bold": any("-lstm" in m or "-gru" in m or m.startswith(("3dlstm", "3dgru")) for m in names),
         "saliency": any(Path(out_dir, "group", f"model-{m}", "saliency").is_dir() for m in names),
         "versions": summary.get("versions", {}),
+        "recipe": summary.get("recipe"),
     }
 
 
