@@ -70,3 +70,25 @@ def test_progress_lines_per_participant_and_failures_as_they_happen(tmp_path, ca
     assert failure < failed_line < lines.index(done[-1])  # said when it happened, before the others finished
     assert progress.steps_done == 9  # sub-02's skipped third step counted with its failed parent
     assert any(line.startswith("9 of 9 steps done (100 %)") for line in lines)
+
+
+def test_progress_runs_graphs_with_map_nodes(tmp_path):
+    """nipype keeps the plugin arguments (the callback among them) in each MapNode and pickles the node:
+    the callback must pickle (a MapNode made every demo participant fail with 'cannot pickle _thread.lock')."""
+    from nipype.interfaces import utility as niu
+    from nipype.pipeline import engine as pe
+
+    from bidsad.cli.progress import Progress
+
+    top = pe.Workflow(name="bidsad_map_wf", base_dir=str(tmp_path))
+    sub = pe.Workflow(name="single_subject_01_wf")
+    doubled = pe.MapNode(niu.Function(function=_double, input_names=["x"], output_names=["y"]),
+                         iterfield=["x"], name="doubled")
+    doubled.inputs.x = [1, 2, 3]
+    sub.add_nodes([doubled])
+    top.add_nodes([sub])
+    progress = Progress(top, bar=False, announce=False)
+    result = top.run(plugin="Linear", plugin_args={"status_callback": progress})
+    (node,) = [n for n in result.nodes() if n.name == "doubled"]
+    assert node.result.outputs.y == [2, 4, 6]
+    assert progress.failed == set()

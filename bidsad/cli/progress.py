@@ -104,6 +104,15 @@ class Progress:
                 self._write(template.format(label=label, k=len(self.finished), n=self.total_participants,
                                             elapsed=format_elapsed(self._clock() - self.start)))
 
+    def __getstate__(self) -> dict:
+        """nipype stores the plugin arguments (this callback among them) in every MapNode it pickles: a
+        pickled copy carries no lock and no bar (it is never called)."""
+        return {**self.__dict__, "_lock": None, "_bar": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def _advance(self, steps: int) -> None:
         self.steps_done += steps
         if self._bar is not None:
