@@ -881,6 +881,33 @@ def _read_by_bidsad(location: str, labels: list[str] | None = None) -> bool:
     return parts[0].startswith("sub-") and (not labels or parts[0].removeprefix("sub-") in labels)
 
 
+def _drop_bom_errors(bids_dir: Path, errors: list[dict]) -> list[dict]:
+    """Validator errors without those caused only by a UTF-8 byte-order mark on a JSON sidecar, which bidsad
+    reads (field case BR-05): ``INVALID_JSON_ENCODING`` on that file and ``SIDECAR_KEY_REQUIRED`` on the data
+    file beside it (the validator cannot read its keys). Each tolerated file is named in a warning."""
+    def has_bom(location: str) -> bool:
+        path = bids_dir / location.lstrip("/")
+        try:
+            return path.suffix == ".json" and path.read_bytes()[:3] == b"\xef\xbb\xbf"
+        except OSError:
+            return False
+
+    boms = {str(e.get("location", "")) for e in errors
+            if e.get("code") == "INVALID_JSON_ENCODING" and has_bom(str(e.get("location", "")))}
+    if not boms:
+        return errors
+    LOGGER.warning(messages.VALIDATOR_BOM.format(files=", ".join(sorted(b.lstrip("/") for b in boms))))
+    stems = {b.removesuffix(".json") for b in boms}
+
+    def caused_by_bom(error: dict) -> bool:
+        location = str(error.get("location", ""))
+        if error.get("code") == "INVALID_JSON_ENCODING":
+            return location in boms
+        return error.get("code") == "SIDECAR_KEY_REQUIRED" and location.removesuffix(".gz").rsplit(".", 1)[0] in stems
+
+    return [e for e in errors if not caused_by_bom(e)]
+
+
 def validate_input(bids_dir: Path, labels: list[str] | None = None) -> None:
     """BIDS validation of the input at start (as fMRIPrep does), with the validator wheel; with ``labels``
     (``--participant-label``) only those participants' errors count.
@@ -905,6 +932,7 @@ def validate_input(bids_dir: Path, labels: list[str] | None = None) -> None:
         LOGGER.info(messages.VALIDATOR_IGNORED.format(
             n=len(unread), where=", ".join(sorted({str(e.get("location", "")).lstrip("/") for e in unread})[:5])))
     errors = [e for e in errors if e not in unread]
+    errors = _drop_bom_errors(bids_dir, errors)
     if errors:
         raise InputError(messages.VALIDATOR_ERRORS.format(
             bids=bids_dir, n=len(errors), summary=summarise_validator_errors(errors, bids_dir)))

@@ -190,6 +190,8 @@ VALIDATOR_MISSING = (
 VALIDATOR_FAILED = "the BIDS validator did not run ({why}); the input was not validated."
 VALIDATOR_IGNORED = "BIDS validator: {n} error(s) outside the raw data that bidsad reads ({where}); ignored."
 VALIDATOR_OK = "BIDS validator: no errors in {bids}."
+VALIDATOR_BOM = ("JSON sidecar(s) start with a UTF-8 byte-order mark, which the BIDS validator rejects and bidsad "
+                 "reads: {files}. Save them as UTF-8 without a BOM to make the dataset valid for other tools.")
 VALIDATOR_ERRORS = (
     "the BIDS validator found {n} error(s) in {bids}:\n{summary}\n"
     "Fix them (the validator's own report: bids-validator-deno {bids}), or pass --skip-bids-validation to go on "
