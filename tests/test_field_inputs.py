@@ -213,3 +213,20 @@ def test_participants_tsv_vocabulary_and_numeric_levels(tmp_path):
     table = read_participants_tsv(bids)
     assert [table.loc[x, "label"] for x in ("00", "01", "02")] == [0, 1, 2]
     assert table.loc["03", "reason"].startswith("diagnosis '3 (Other dementia)' is not one of CN, MCI, AD")
+
+
+def test_levels_that_describe_known_values_keep_them(tmp_path):
+    """participants.json Levels that describe the values ({"CN": "cognitively normal ..."}, as in the demo)
+    do not hide the value itself: CN stays CN (a Levels lookup first made every demo participant unusable)."""
+    from bidsad.bids import read_participants_tsv
+
+    bids = tmp_path / "bids"
+    for label in ("01", "02", "03"):
+        (bids / f"sub-{label}").mkdir(parents=True)
+    (bids / "participants.tsv").write_text("participant_id\tdiagnosis\nsub-01\tCN\nsub-02\tMCI\nsub-03\tAD\n")
+    (bids / "participants.json").write_text(json.dumps({"diagnosis": {"Levels": {
+        "CN": "cognitively normal (placeholder)", "MCI": "mild cognitive impairment (placeholder)",
+        "AD": "Alzheimer's disease (placeholder)"}}}))
+    table = read_participants_tsv(bids)
+    assert [int(table.loc[x, "label"]) for x in ("01", "02", "03")] == [0, 1, 2]
+    assert (table["reason"] == "").all()
