@@ -844,6 +844,8 @@ def run_bids_validator(dataset: Path, timeout: float = 600) -> list[dict]:
                               timeout=timeout, env={**__import__("os").environ, "NO_COLOR": "1"})
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"no answer within {timeout:.0f} s") from None
+    except OSError as err:  # e.g. not executable for this UID (a container run with -u): the run goes on
+        raise RuntimeError(f"could not start {command[0]}: {err.strerror or err}") from None
     try:
         report = json.loads(proc.stdout)
     except ValueError:
