@@ -19,7 +19,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def test_t1w_only_group_runs_keep_results_and_honour_labels(tmp_path):
     bids, out = make_synthetic_derivatives(tmp_path / "c", 8, preset="small", seed=0, with_bold=False)
     tsv = bids / "participants.tsv"
-    tsv.write_text(tsv.read_text().replace("sub-008\tMCI", "sub-008\tSMC").replace("\tCN", "\t Healthy Control "))
+    table = pd.read_csv(tsv, sep="\t", dtype=str)
+    table.loc[table["participant_id"] == "sub-008", "diagnosis"] = "SMC"  # not a class: excluded, with its reason
+    table["diagnosis"] = table["diagnosis"].replace("CN", " Healthy Control ")  # a synonym, padded
+    table.to_csv(tsv, sep="\t", index=False)
     quick = tmp_path / "quick.toml"
     quick.write_text("[learning]\nn_bootstrap = 10\nn_permutations = 5\n")
     common = ["--preset", "small", "--epochs", "1", "--folds", "2", "--no-augmentation", "--no-validation",
