@@ -182,7 +182,9 @@ def test_training_options(demo_dir, tmp_path):
     assert (learning.learning_rate, learning.batch_size, learning.patience) == (3e-4, 4, 2)
     assert learning.augment is False and learning.validation is False
     defaults = parse_args([str(demo_dir), str(tmp_path / "o"), "group", "-w", str(tmp_path / "w")]).learning
-    assert defaults.augment is True and defaults.validation is True and defaults.learning_rate == 1e-4
+    assert defaults.augment is False and defaults.validation is True and defaults.learning_rate == 3e-4
+    assert parse_args([str(demo_dir), str(tmp_path / "o"), "group", "--augmentation"]).learning.augment is True
+    assert parse_args([str(demo_dir), str(tmp_path / "o"), "group", "--recipe", "paper"]).learning.augment is True
 
 
 def test_recipe_sets_every_setting_and_single_flags_override(capsys, demo_dir, tmp_path):
