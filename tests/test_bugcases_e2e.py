@@ -50,6 +50,7 @@ def _mtimes(root: Path) -> dict:
     return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.stat().st_mode) for p in [root, *root.rglob("*")]}
 
 
+@pytest.mark.slow  # over a minute on 2 cores: kept out of the default suite (15 min budget); run with -m slow
 def test_br07_br09_read_only_input_odd_paths_c_locale(tmp_path):
     base = tmp_path / "My Data" / "Étude ü – 2024"
     bids = _copy_demo(base / "bids")

@@ -528,6 +528,7 @@ def test_caches_stay_in_a_writable_home(tmp_path):
 @pytest.mark.integration
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
                     reason="needs root and setpriv to run as another UID")
+@pytest.mark.slow  # over a minute on 2 cores: kept out of the default suite (15 min budget); run with -m slow
 def test_participant_level_as_an_arbitrary_uid():
     """Like ``docker run -u 54321`` or Singularity: a UID with no passwd entry and HOME=/ (not writable)."""
     import tempfile

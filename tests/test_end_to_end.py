@@ -102,6 +102,7 @@ def _file_list(root):
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and "logs" not in p.parts)
 
 
+@pytest.mark.slow  # over a minute on 2 cores: kept out of the default suite (15 min budget); run with -m slow
 def test_participant_label_with_and_without_prefix(tmp_path):
     for name, label in (("a", "sub-01"), ("b", "01")):  # one work dir: the second run reuses the first's nodes
         run_bidsad(DEMO, tmp_path / name, "participant", "--participant-label", label, "--preset", "small",
@@ -144,6 +145,7 @@ def test_broken_participant_fails_alone(tmp_path):
     assert f"1 of 3 participants failed: sub-05. See their reports (sub-<label>.html) and {log}" in proc.stderr.splitlines()[-1]
 
 
+@pytest.mark.slow  # over a minute on 2 cores: kept out of the default suite (15 min budget); run with -m slow
 def test_group_with_excluded_participants_and_rerun_cleans_stale(demo_run, tmp_path):
     """A participant without a usable diagnosis is excluded with its reason; the report is still written."""
     bids = tmp_path / "bids"
@@ -172,6 +174,7 @@ def test_group_with_excluded_participants_and_rerun_cleans_stale(demo_run, tmp_p
     assert not (out / "group/model-3dcnn-lstm").exists()
 
 
+@pytest.mark.slow  # over a minute on 2 cores: kept out of the default suite (15 min budget); run with -m slow
 def test_rerun_drops_tensors_of_inputs_that_became_unusable(demo_run, tmp_path):
     bids = tmp_path / "bids"
     shutil.copytree(DEMO, bids, ignore=shutil.ignore_patterns("sub-0[2-6]"))

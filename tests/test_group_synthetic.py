@@ -113,6 +113,7 @@ def test_repeated_folds_and_baselines_in_every_output(tmp_path, quick_config):
     assert "tangent-space" in citation and "repeated 2 times" in citation
 
 
+@pytest.mark.slow  # over a minute on 2 cores: kept out of the default suite (15 min budget); run with -m slow
 @pytest.mark.integration
 def test_paper_protocol_is_flagged_in_every_output(tmp_path, quick_config):
     bids, out = make_synthetic_derivatives(tmp_path / "c", 6, preset="small", seed=0, with_bold=False)
@@ -131,6 +132,7 @@ def test_paper_protocol_is_flagged_in_every_output(tmp_path, quick_config):
     assert len(predictions) == 66 and "copy" in predictions
 
 
+@pytest.mark.slow  # over a minute on 2 cores: kept out of the default suite (15 min budget); run with -m slow
 def test_cohort_table_says_which_models_each_participant_entered(tmp_path, quick_config):
     import shutil
 
@@ -149,6 +151,7 @@ def test_cohort_table_says_which_models_each_participant_entered(tmp_path, quick
     assert "3dlstm-gap" in (out / "group" / "group.html").read_text()
 
 
+@pytest.mark.slow  # over a minute on 2 cores: kept out of the default suite (15 min budget); run with -m slow
 @pytest.mark.integration
 def test_gpu_check_script_runs_on_a_cpu_with_small():
     import subprocess

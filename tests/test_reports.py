@@ -136,6 +136,7 @@ def test_citation_of_the_demo_run(demo_run):
     assert "trained for 2 epoch(s)" in group_html and "Model card" in group_html and "Research use only" in group_html
 
 
+@pytest.mark.slow  # over a minute on 2 cores: kept out of the default suite (15 min budget); run with -m slow
 @pytest.mark.integration
 def test_reports_only_and_methods_follow_the_run(demo_run, tmp_path):
     import shutil
