@@ -37,6 +37,7 @@ def test_select_classes_excludes_other_classes_and_recodes_labels(tmp_path):
         select_classes(cohort[cohort["label"] != 2].reset_index(drop=True), ["CN", "AD"])
 
 
+@pytest.mark.slow  # kept out of the default suite (15 min budget on 2 cores); run with -m slow
 @pytest.mark.integration
 def test_two_class_task_end_to_end(tmp_path, quick_config):
     bids, out = make_synthetic_derivatives(tmp_path / "c", 12, preset="small", seed=0, with_bold=False)

@@ -245,6 +245,7 @@ def test_mri_tensor_is_on_the_mni_model_grid(demo_run):
     assert 0.15 < inside.mean() < 0.35  # the brain fills about a quarter of the template box
 
 
+@pytest.mark.slow  # kept out of the default suite (15 min budget on 2 cores); run with -m slow
 def test_group_with_another_preset_names_the_one_found_and_saves_no_config(demo_run):
     out = demo_run["out"]
     logs = sorted((out / "logs").glob("config-*.toml"))

@@ -85,6 +85,7 @@ def test_synthetic_derivatives_follow_the_participant_level_names(tmp_path):
     assert sorted(pd.read_csv(shuffled / "participants.tsv", sep="\t").diagnosis) == ["AD", "AD", "CN", "CN", "MCI", "MCI"]
 
 
+@pytest.mark.slow  # kept out of the default suite (15 min budget on 2 cores); run with -m slow
 @pytest.mark.integration
 def test_repeated_folds_and_baselines_in_every_output(tmp_path, quick_config):
     bids, out = make_synthetic_derivatives(tmp_path / "c", 9, preset="small", seed=0)
