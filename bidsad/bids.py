@@ -619,9 +619,10 @@ def read_participants_tsv(bids_dir: Path):
     codes, reasons = [], []
     for label, raw in zip(table["participant_id"], table["diagnosis"]):
         text = raw.strip()
+        meaning = levels.get(text, text)
         code = diagnosis_code(text)  # the value as written first ("CN" whose Levels describe it)
-        meaning = text if code is not None else levels.get(text, text)
-        code = code if code is not None else diagnosis_code(meaning)  # numeric codes through Levels
+        if code is None:
+            code = diagnosis_code(meaning)  # numeric codes through Levels
         if label in conflicting:
             codes.append(pd.NA)
             reasons.append(messages.EXCLUDED_CONFLICT)

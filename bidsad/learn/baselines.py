@@ -224,9 +224,10 @@ def make_pipeline(kind: str, classifier: str, seed: int, calibration_folds: int 
 def fit_balanced(pipeline, X, y):
     """Fit ``pipeline`` (:func:`make_pipeline`) with class-balanced sample weights ``n / (k * n_class)`` of ``y``
     (scikit-learn's ``compute_sample_weight("balanced")``) given to its classifier step; returns it fitted."""
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.utils.class_weight import compute_sample_weight
 
-    if pipeline.named_steps["classifier"].__class__.__name__ != "CalibratedClassifierCV":
+    if not isinstance(pipeline.named_steps["classifier"], CalibratedClassifierCV):
         return pipeline.fit(X, y)  # class_weight="balanced" in the classifier itself
     return pipeline.fit(X, y, classifier__sample_weight=compute_sample_weight("balanced", y))
 
