@@ -48,9 +48,13 @@ def make_cohort(source: str, n: int, bold: bool, root: Path) -> Path:
             (bids / sub.name / "func").mkdir(parents=True, exist_ok=True)
             shutil.copyfile(run, bids / sub.name / "func" / run.name)
     (bids / "dataset_description.json").write_text(json.dumps({"Name": "cohort benchmark", "BIDSVersion": "1.10.0"}))
-    for extra in ("participants.tsv", "task-rest_bold.json"):
-        if (src / extra).is_file():
-            shutil.copyfile(src / extra, bids / extra)
+    if (src / "task-rest_bold.json").is_file():
+        shutil.copyfile(src / "task-rest_bold.json", bids / "task-rest_bold.json")
+    # participants.tsv: the header and the rows of the participants taken (oasis1-dev's full table has an age
+    # of 90, which the BIDS validator rejects: BIDS wants 89+ for de-identification)
+    rows = (src / "participants.tsv").read_text().splitlines()
+    names = {sub.name for sub in subjects}
+    (bids / "participants.tsv").write_text("\n".join([rows[0], *(r for r in rows[1:] if r.split("\t")[0] in names)]) + "\n")
     return bids
 
 
@@ -98,9 +102,12 @@ def bare(bids: Path, work: Path) -> None:
                                               out / "matrices.npy", coreg, fwd, out, model_shape=bold_shape,
                                               model_affine=affine, dummy_scans=dummies,
                                               repetition_time=run.repetition_time)
-            confounds.compute_confounds(paths["bold_all"], paths["mask_std"], params,
-                                        [out / "p0_mni.nii.gz", out / "p1_mni.nii.gz", out / "p2_mni.nii.gz"],
-                                        dummy_scans=dummies)
+            # as the Confounds interface: CSF and WM from the native maps onto the BOLD's standard grid
+            grid_img = nb.load(paths["mask_std"])
+            nb.save(nb.Nifti1Image(np.zeros(grid_img.shape, np.float32), grid_img.affine), out / "grid.nii.gz")
+            tissues = [registration.apply_transforms(probseg[i], out / "grid.nii.gz", [fwd], out / f"t{i}_std.nii.gz")
+                       for i in (0, 2)]
+            confounds.compute_confounds(paths["bold_all"], paths["mask_std"], params, tissues, dummy_scans=dummies)
 
 
 def main() -> None:
