@@ -177,7 +177,7 @@ FRAMES_PADDED = "{file}: {n} volumes; padded with {pad} empty frames to {frames}
 PLUGIN_CLUSTER = (
     "nipype plugin {plugin}: every workflow node is submitted as its own cluster job, which must find "
     "bidsad on the compute nodes (a native installation, not one inside a container); for containers use "
-    "one job per participant instead (README, 'SLURM')."
+    "one job per participant instead (docs/containers.md, 'SLURM')."
 )
 OUTPUTS_OTHER_VERSION = (
     "{out} holds outputs of bidsad {old}; this run is bidsad {new}. dataset_description.json now names {new}, and "
