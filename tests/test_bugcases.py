@@ -450,7 +450,7 @@ def test_br25_run_over_the_memory_budget_is_refused_by_name(tmp_path):
 # --- BR-26: reused work directory ----------------------------------------------------------------------------
 def test_br26_work_dir_of_another_version_warns(tmp_path, caplog):
     from bidsad import __version__
-    from bidsad.cli.run import _check_work_stamp
+    from bidsad.participant import _check_work_stamp
 
     _check_work_stamp(tmp_path)
     with caplog.at_level(logging.WARNING, logger="bidsad"):

@@ -458,8 +458,8 @@ def test_slurm_recipe_participant_task_runs(tmp_path):
 CACHE_PROBE = """
 import os, warnings
 warnings.simplefilter("error")
-from bidsad.cli.run import _set_cache_dirs
-base = _set_cache_dirs()
+from bidsad.runtime import set_cache_dirs
+base = set_cache_dirs()
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -491,8 +491,8 @@ def test_caches_move_to_tmp_when_home_is_not_writable(tmp_path):
 FONT_PROBE = """
 import logging
 logging.basicConfig(level=logging.INFO)
-from bidsad.cli.run import _set_cache_dirs
-_set_cache_dirs()
+from bidsad.runtime import set_cache_dirs
+set_cache_dirs()
 import matplotlib.font_manager
 """
 
@@ -520,7 +520,7 @@ def test_cache_seed_spares_the_font_list_rebuild(tmp_path):
 
 
 def test_caches_stay_in_a_writable_home(tmp_path):
-    proc = subprocess.run([sys.executable, "-c", "from bidsad.cli.run import _set_cache_dirs; print(_set_cache_dirs())"],
+    proc = subprocess.run([sys.executable, "-c", "from bidsad.runtime import set_cache_dirs; print(set_cache_dirs())"],
                           env=_probe_env(str(tmp_path)), capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.strip() == "None", proc.stderr
 

@@ -8,7 +8,8 @@ import logging
 import pandas as pd
 import pytest
 
-from bidsad.cli.parser import NOTES, machine_memory_gb, parse_args
+from bidsad.cli.argtypes import machine_memory_gb
+from bidsad.cli.parser import NOTES, parse_args
 
 from . import bugcase_data as bd
 

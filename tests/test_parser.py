@@ -7,7 +7,8 @@ import json
 import pytest
 
 from bidsad import __version__
-from bidsad.cli.parser import _participant_label, _to_gb, parse_args
+from bidsad.cli.argtypes import _participant_label, _to_gb
+from bidsad.cli.parser import parse_args
 from bidsad.config import RECIPES, Config, recipe_summary
 
 from .conftest import run_bidsad

@@ -7,8 +7,9 @@ import stat
 
 import pytest
 
-from bidsad.cli.parser import _plugin_arg, parse_args
-from bidsad.cli.run import _nipype_setup
+from bidsad.cli.argtypes import _plugin_arg
+from bidsad.cli.parser import parse_args
+from bidsad.participant import nipype_plugin
 from bidsad.config import NIPYPE_PLUGINS, Config
 
 from .conftest import DEMO, run_bidsad
@@ -30,15 +31,15 @@ def test_plugin_arg_values(text, pair):
 
 
 def test_default_plugins_follow_nprocs(tmp_path):
-    assert _nipype_setup(_config(tmp_path, "--nprocs", "1")) == ("Linear", {})
-    plugin, args = _nipype_setup(_config(tmp_path, "--nprocs", "3", "--mem", "6G"))
+    assert nipype_plugin(_config(tmp_path, "--nprocs", "1")) == ("Linear", {})
+    plugin, args = nipype_plugin(_config(tmp_path, "--nprocs", "3", "--mem", "6G"))
     assert plugin == "MultiProc" and args == {"n_procs": 3, "raise_insufficient": False, "memory_gb": 6.0}
 
 
 def test_plugin_args_override_defaults(tmp_path):
     config = _config(tmp_path, "--nprocs", "3", "--plugin", "MultiProc", "--plugin-args", "n_procs=2",
                      "raise_insufficient=true")
-    assert _nipype_setup(config) == ("MultiProc", {"n_procs": 2, "raise_insufficient": True})
+    assert nipype_plugin(config) == ("MultiProc", {"n_procs": 2, "raise_insufficient": True})
 
 
 def test_slurm_plugin_and_args(tmp_path):
@@ -46,7 +47,7 @@ def test_slurm_plugin_and_args(tmp_path):
                      "sbatch_args=--mem=8G --time=02:00:00", "max_jobs=50")
     assert config.nipype.plugin == "SLURM"
     # cluster plugins get no MultiProc defaults: only what the user gave
-    assert _nipype_setup(config) == ("SLURM", {"sbatch_args": "--mem=8G --time=02:00:00", "max_jobs": 50})
+    assert nipype_plugin(config) == ("SLURM", {"sbatch_args": "--mem=8G --time=02:00:00", "max_jobs": 50})
 
 
 @pytest.mark.parametrize("name", NIPYPE_PLUGINS)

@@ -37,7 +37,7 @@ def _toy_workflow(base_dir):
 def test_progress_lines_per_participant_and_failures_as_they_happen(tmp_path, caplog):
     from nipype import config as ncfg
 
-    from bidsad.cli.progress import Progress
+    from bidsad.progress import Progress
 
     saved = ncfg.get("execution", "crashdump_dir", None)
     ncfg.set("execution", "crashdump_dir", str(tmp_path / "crash"))
@@ -78,7 +78,7 @@ def test_progress_runs_graphs_with_map_nodes(tmp_path):
     from nipype.interfaces import utility as niu
     from nipype.pipeline import engine as pe
 
-    from bidsad.cli.progress import Progress
+    from bidsad.progress import Progress
 
     top = pe.Workflow(name="bidsad_map_wf", base_dir=str(tmp_path))
     sub = pe.Workflow(name="single_subject_01_wf")

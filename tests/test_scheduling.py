@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bidsad.cli.parser import parse_args
-from bidsad.cli.run import participant_slots
+from bidsad.participant import participant_slots
 
 from .conftest import DEMO, run_bidsad
 

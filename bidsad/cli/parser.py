@@ -8,11 +8,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import re
 from pathlib import Path
 
 from bidsad import __version__, messages
+from bidsad.cli.argtypes import (
+    DERIVATIVES_NAMES,
+    Noted,
+    _derivatives,
+    _int_at_least,
+    _label_note,
+    _mb_to_gb,
+    _memory_note,
+    _participant_label,
+    _plugin_arg,
+    _positive_float,
+    _to_gb,
+)
 from bidsad.config import (
     ANAT_REGISTRATIONS,
     CLASS_WEIGHTS,
@@ -27,119 +38,9 @@ from bidsad.config import (
     apply_recipe,
 )
 
-_MEM_UNITS = {"": 1.0, "g": 1.0, "gb": 1.0, "m": 1e-3, "mb": 1e-3, "t": 1e3, "tb": 1e3}
-
-
-#: ``--mem`` above this many times the machine's memory is refused as a unit mistake (e.g. MB read as GB).
-MEM_ABSURD_FACTOR = 64
-
-
-def machine_memory_gb() -> float:
-    """Physical memory of this machine in GB (0 when unknown)."""
-    import os
-
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
-    except (ValueError, OSError, AttributeError):
-        return 0.0
-
-
-def _memory(value: str, bare_unit: str) -> float:
-    """Parse an amount of memory to GB: a number with unit M/MB, G/GB or T/TB (case-insensitive), or a bare
-    number in ``bare_unit`` (``gb`` for ``--mem``, ``mb`` for ``--mem-mb``, as fMRIPrep's ``--mem_mb``).
-
-    A bare number is noted at INFO level with its unit; more than :data:`MEM_ABSURD_FACTOR` times this
-    machine's memory is refused (a unit mistake: ``--mem 16000`` meant MB).
-    """
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
-    if not match or match.group(2).lower() not in _MEM_UNITS or float(match.group(1)) <= 0:
-        raise argparse.ArgumentTypeError(messages.MEM_BAD.format(value=value))
-    unit = match.group(2).lower() or bare_unit
-    gb = float(match.group(1)) * _MEM_UNITS[unit]
-    machine = machine_memory_gb()
-    if machine and gb > MEM_ABSURD_FACTOR * machine:
-        raise argparse.ArgumentTypeError(messages.MEM_ABSURD.format(value=value, gb=gb, machine=machine,
-                                                                    factor=MEM_ABSURD_FACTOR))
-    if not match.group(2):
-        NOTES.append((logging.INFO, messages.MEM_BARE.format(value=value, gb=gb, unit=bare_unit.upper())))
-    return gb
-
-
-def _to_gb(value: str) -> float:
-    """Parse ``--mem``: bare numbers are GB; units M/MB, G/GB, T/TB accepted (see :func:`_memory`)."""
-    return _memory(value, "gb")
-
-
-def _mb_to_gb(value: str) -> float:
-    """Parse ``--mem-mb`` / ``--mem_mb`` (fMRIPrep's spelling): bare numbers are MB (see :func:`_memory`)."""
-    return _memory(value, "mb")
-
-
-def _int_at_least(minimum: int):
-    """argparse type: an integer >= ``minimum`` (argparse names the argument in its error)."""
-
-    def check(value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            number = minimum - 1
-        if number < minimum:
-            raise argparse.ArgumentTypeError(messages.AT_LEAST.format(minimum=minimum, value=value))
-        return number
-
-    return check
-
-
-def _plugin_arg(value: str) -> tuple[str, object]:
-    """Parse one ``--plugin-args`` item ``KEY=VALUE`` (split at the first ``=``).
-
-    VALUE is read as JSON when it is valid JSON (``4`` -> int, ``16.5`` -> float, ``true`` -> bool),
-    otherwise kept as text (``sbatch_args=--mem=8G --time=02:00:00`` -> that string).
-    """
-    key, sep, raw = value.partition("=")
-    if not sep or not key.strip().isidentifier():
-        raise argparse.ArgumentTypeError(messages.PLUGIN_ARG_BAD.format(value=value))
-    try:
-        parsed = json.loads(raw)
-    except json.JSONDecodeError:
-        parsed = raw
-    return key.strip(), parsed
-
-
-def _positive_float(value: str) -> float:
-    """argparse type: a finite number > 0."""
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not 0 < number < float("inf"):
-        raise argparse.ArgumentTypeError(messages.POSITIVE_NUMBER.format(value=value))
-    return number
-
-
-#: INFO messages of the last :func:`parse_args` (logged by the entry point once logging is set up).
+#: INFO notes of the last :func:`parse_args` (a bare ``--mem`` number, a ``sub-`` prefix removed), collected
+#: after parsing; the entry point logs them once logging is set up.
 NOTES: list[tuple[int, str]] = []
-
-#: Pipelines whose outputs ``--derivatives`` accepts.
-DERIVATIVES_NAMES = ("fmriprep",)
-
-
-def _derivatives(value: str) -> tuple[str, Path]:
-    """Parse one ``--derivatives`` item ``NAME=PATH`` (nipreps style); NAME in :data:`DERIVATIVES_NAMES`."""
-    name, sep, path = value.partition("=")
-    if not sep or name.strip().lower() not in DERIVATIVES_NAMES or not path.strip():
-        raise argparse.ArgumentTypeError(messages.DERIVATIVES_BAD.format(value=value, names=", ".join(DERIVATIVES_NAMES)))
-    return name.strip().lower(), Path(path.strip())
-
-
-def _participant_label(value: str) -> str:
-    """Accept ``01`` and ``sub-01``: remove one exact leading ``sub-`` (never a character strip)."""
-    label = value.removeprefix("sub-")
-    if not label:
-        raise argparse.ArgumentTypeError(messages.LABEL_EMPTY.format(value=value))
-    if label != value:
-        NOTES.append((logging.INFO, messages.LABEL_NORMALISED.format(value=value, label=label)))
-    return label
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -171,7 +72,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--participant-label",
         "--participant_label",
         nargs="+",
-        type=_participant_label,
+        action=Noted, convert=_participant_label, note=_label_note,
         metavar="LABEL",
         help="participants to process, with or without the 'sub-' prefix (default: all)",
     )
@@ -201,10 +102,12 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="maximum processes (default 0: all CPUs); fMRIPrep's --nthreads and --n_cpus are accepted")
     g_perf.add_argument("--omp-nthreads", "--omp_nthreads", type=_int_at_least(0),
                         help="maximum threads per process (default 0: automatic)")
-    g_perf.add_argument("--mem", "--mem-gb", "--mem_gb", type=_to_gb, metavar="MEM", dest="mem",
+    g_perf.add_argument("--mem", "--mem-gb", "--mem_gb", action=Noted, convert=_to_gb, note=_memory_note("gb"),
+                        metavar="MEM", dest="mem",
                         help="memory limit; a bare number is GB (16 = 16 GB), units accepted: 16GB, 16G, 16000MB, "
                         "16000M, 1T. Values above 64x this machine's memory are refused as unit mistakes")
-    g_perf.add_argument("--mem-mb", "--mem_mb", type=_mb_to_gb, metavar="MB", dest="mem",
+    g_perf.add_argument("--mem-mb", "--mem_mb", action=Noted, convert=_mb_to_gb, note=_memory_note("mb"),
+                        metavar="MB", dest="mem",
                         help="memory limit, bare numbers in MB as fMRIPrep's --mem_mb (16000 = 16 GB)")
     g_perf.add_argument(
         "--plugin",
@@ -335,7 +238,8 @@ def parse_args(args: list[str] | None = None) -> Config:
     """
     parser = _build_parser()
     NOTES.clear()
-    opts = parser.parse_args(args)
+    opts = parser.parse_args(args, namespace=argparse.Namespace(notes=[]))
+    NOTES.extend(opts.notes)
 
     config = Config()
     if opts.config_file is not None:
