@@ -17,8 +17,9 @@ def make_dataset(out_dir: Path, rows, modalities, *, batch_size: int, shuffle: b
     """A ``tf.data.Dataset`` of ``({modality: float32 tensor}, label)`` batches.
 
     ``rows`` is a cohort DataFrame (columns ``mri``, ``bold`` relative to ``out_dir``, ``label``).
-    Tensors are memory-mapped and read one participant at a time, so at most a few batches are
-    in memory (prefetch); the channel axis is added on the fly. Shuffling is seeded.
+    Tensors are memory-mapped and read by participant index in tf.data's parallel map, after the
+    indices are shuffled (seeded), so host memory holds a few samples in flight and two prefetched batches
+    whatever the cohort's size; the channel axis is added on the fly.
     ``augment`` (training data only): parameters for :func:`bidsad.learn.augment.augment_mri` and
     :func:`~bidsad.learn.augment.augment_fmri`, applied on the fly with per-sample stateless seeds
     drawn from ``seed`` (a new draw every epoch, the same sequence for the same seed).
@@ -41,17 +42,22 @@ def make_dataset(out_dir: Path, rows, modalities, *, batch_size: int, shuffle: b
     copies = [int(c) for c in rows["copy"]] if "copy" in rows else [0] * len(rows)
     keys = [zlib.crc32(str(p).encode()) for p in rows["participant_id"]] if any(copies) else [0] * len(rows)
 
-    def generate():
-        for index in range(len(labels)):
-            sample = {m: np.load(paths[m][index], mmap_mode="r")[..., None].astype(np.float32) for m in modalities}
-            yield sample, np.int32(labels[index])
+    def read(index):
+        # one participant's tensors, memory-mapped and copied out as float32 (runs in tf.data's threads)
+        i = int(index)
+        return tuple(np.load(paths[m][i], mmap_mode="r")[..., None].astype(np.float32) for m in modalities)
 
-    signature = (
-        {m: tf.TensorSpec(shapes[m], tf.float32) for m in modalities},
-        tf.TensorSpec((), tf.int32),
-    )
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(labels)))
+    def load(index, label):
+        arrays = tf.numpy_function(read, [index], [tf.float32] * len(modalities), stateful=False)
+        return {m: tf.ensure_shape(a, shapes[m]) for m, a in zip(modalities, arrays)}, label
+
+    # Shuffle the participants' indices, never decoded tensors: host memory does not depend on the cohort
+    # (a buffer of len(labels) decoded samples grew by 87 MB per participant at the paper preset; issue 15).
+    # A shuffle of n indices with buffer n and this seed gives the same order a shuffle of the samples did.
+    indices = tf.data.Dataset.from_tensor_slices((tf.range(len(labels), dtype=tf.int64), tf.constant(labels, tf.int32)))
+    if shuffle and not any(copies):
+        indices = indices.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    dataset = indices.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if any(copies):
         from bidsad.learn.augment import augment_fmri, augment_mri
 
@@ -69,8 +75,8 @@ def make_dataset(out_dir: Path, rows, modalities, *, batch_size: int, shuffle: b
 
         dataset = tf.data.Dataset.zip((dataset, fixed)).map(copied, num_parallel_calls=tf.data.AUTOTUNE,
                                                              deterministic=True).cache()  # fixed copies: made once
-    if shuffle:
-        dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+        if shuffle:
+            dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     if augment is not None:
         from bidsad.learn.augment import augment_fmri, augment_mri
 
