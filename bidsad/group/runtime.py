@@ -39,12 +39,17 @@ def _restore_env(name: str, value: str | None) -> None:
         os.environ[name] = value
 
 
-def _determinism(tf):
-    """``(is_enabled, enable(bool))`` of TensorFlow's op determinism (TensorFlow exports only the switch-on)."""
-    from tensorflow.python.framework import config as tf_config
+def _determinism():
+    """``(was_enabled, set_enabled)`` of TensorFlow's op determinism. TensorFlow exports only the switch-on
+    (``tf.config.experimental.enable_op_determinism``); the state and the switch-off are internal, and a
+    TensorFlow without them leaves determinism as the run set it."""
+    try:
+        from tensorflow.python.framework import config as tf_config
 
-    return tf_config.is_op_determinism_enabled(), lambda on: (tf_config.enable_op_determinism() if on
-                                                               else tf_config.disable_op_determinism())
+        enabled, disable = tf_config.is_op_determinism_enabled, tf_config.disable_op_determinism
+    except (ImportError, AttributeError):
+        return None, lambda on: None
+    return enabled(), lambda on: tf_config.enable_op_determinism() if on else disable()
 
 
 @contextlib.contextmanager
@@ -72,7 +77,7 @@ def group_runtime(config):
 
     python_state, numpy_state = random.getstate(), np.random.get_state()
     logger_level, policy = tf.get_logger().level, keras.mixed_precision.global_policy().name
-    deterministic, set_determinism = _determinism(tf)
+    deterministic, set_determinism = _determinism()
     try:
         seed_everything(config.seeds.random_seed)
         if not config.execution.verbose:
