@@ -29,7 +29,8 @@ def run_config(model_name, shapes, samples, epochs, batch_size, xla, cudnn, pool
     import numpy as np
     import tensorflow as tf
 
-    from bidsad.learn.models import MODALITIES, build_model
+    from bidsad.config import MODALITIES
+    from bidsad.learn.models import build_model
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
@@ -94,7 +95,7 @@ def main(argv=None) -> None:
     import tensorflow as tf
 
     from bidsad.config import PRESETS
-    from bidsad.learn.models import MODALITIES
+    from bidsad.config import MODALITIES
 
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:

@@ -40,7 +40,8 @@ def main(argv=None) -> None:
 
     from bidsad.learn.cohort import build_cohort
     from bidsad.learn.data import make_dataset, tensor_shapes
-    from bidsad.learn.models import MODALITIES, build_model
+    from bidsad.config import MODALITIES
+    from bidsad.learn.models import build_model
     from bidsad.synthetic import make_synthetic_derivatives
 
     modalities = MODALITIES[opts.model]

@@ -37,7 +37,8 @@ def child(n: int, model_name: str, root: Path) -> None:
 
     from bidsad.learn.cohort import build_cohort
     from bidsad.learn.data import make_dataset, tensor_shapes
-    from bidsad.learn.models import MODALITIES, build_model
+    from bidsad.config import MODALITIES
+    from bidsad.learn.models import build_model
 
     modalities = MODALITIES[model_name]
     rows = build_cohort(root / "derivatives", root / "bids", "small").head(n)

@@ -67,7 +67,7 @@ class Execution:
     """Rebuild the reports and citation boilerplate from existing outputs; run no workflow, train nothing."""
     apply_models: str | None = None
     """Group level: the ``group/`` folder of an earlier group run (``--apply-models``) whose models predict this
-    dataset's participants instead of training new ones (:mod:`bidsad.learn.apply`)."""
+    dataset's participants instead of training new ones (:mod:`bidsad.group.apply`)."""
     run_uuid: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S_") + uuid.uuid4().hex[:8])
     """Identifier of this run (timestamp and random suffix)."""
     version: str = __version__
@@ -99,7 +99,7 @@ DENOISE_STRATEGIES = ("none", "basic")
 SPLIT_PROTOCOLS = ("participant", "paper")
 CLASS_WEIGHTS = ("none", "balanced")
 
-#: Values of ``--lr-schedule`` (see :func:`bidsad.learn.train.train_fold`).
+#: Values of ``--lr-schedule`` (see :func:`bidsad.learn.train.make_optimizer`).
 LR_SCHEDULES = ("constant", "cosine")
 
 #: Training recipes (``--recipe``): the :class:`Learning` settings each one sets (flags given with it override
@@ -116,6 +116,23 @@ RECIPES: dict[str, dict] = {
               "validation": False, "patience": 5, "dropout": 0.1, "l2": 0.0, "batch_norm": False, "mri_downsample": 1,
               "augment": True},
 }
+
+#: Model registry names (``--models``; built by :mod:`bidsad.learn.models`), with the input modalities each needs.
+_BASE_MODALITIES: dict[str, tuple[str, ...]] = {
+    "3dcnn-lstm": ("mri", "bold"),
+    "3dcnn-gru": ("mri", "bold"),
+    "3dlstm": ("bold",),
+    "3dgru": ("bold",),
+    "3dcnn": ("mri",),
+    "2dcnn": ("mri",),
+}
+#: ``<name>-gap``: global average pooling instead of Flatten before the dense/recurrent layers
+#: (far fewer weights; not in the paper).
+MODALITIES: dict[str, tuple[str, ...]] = {
+    **_BASE_MODALITIES,
+    **{f"{name}-gap": mods for name, mods in _BASE_MODALITIES.items() if name != "2dcnn"},
+}
+MODEL_NAMES: tuple[str, ...] = tuple(MODALITIES)
 
 #: Values of ``--mri-input``: which participant-level MRI tensor the group level feeds to the models.
 MRI_INPUTS = ("t1w", "gm")
@@ -154,7 +171,7 @@ class Learning:
     with the paper's values is Kujur & Monfared (2026)."""
 
     models: list[str] = field(default_factory=lambda: ["3dcnn-lstm", "3dcnn"])
-    """Registry names of the models to train (see ``bidsad.learn.models``)."""
+    """Registry names of the models to train (:data:`MODEL_NAMES`; built by ``bidsad.learn.models``)."""
     recipe: str = "bidsad"
     """Name of the training recipe the settings below came from (:data:`RECIPES`; ``--recipe``). Settings
     changed after choosing it are recorded as overrides (:func:`recipe_summary`)."""
@@ -257,7 +274,6 @@ class Config:
     def problems(self) -> list[tuple[str, str, object, str]]:
         """Values out of range or of the wrong type: ``(section, name, value, why)`` for each."""
         from bidsad.bids import CLASS_NAMES
-        from bidsad.learn.models import MODEL_NAMES
 
         def integer(value, minimum):
             return isinstance(value, int) and not isinstance(value, bool) and value >= minimum

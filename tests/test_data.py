@@ -52,6 +52,7 @@ def test_augmentation_changes_every_epoch_and_is_seeded(tensors):
 
 def test_train_fold_uses_the_inner_validation_split(tensors, tmp_path):
     from bidsad.config import Config
+    from bidsad.learn.folds import make_fold
     from bidsad.learn.train import train_fold
 
     root, rows = tensors
@@ -59,8 +60,8 @@ def test_train_fold_uses_the_inner_validation_split(tensors, tmp_path):
     config.learning.epochs, config.learning.patience = 4, 1
     config.learning.mri_downsample = 1  # 10x12x10 tensors: too small to halve
     model_dir = tmp_path / "model"
-    predictions = train_fold(config, root, "3dcnn-gap", 1, rows.iloc[:2], rows.iloc[3:], model_dir,
-                             validation_rows=rows.iloc[2:3])
+    predictions = train_fold(config, root, make_fold("3dcnn-gap", config.seeds.random_seed, rows.iloc[:2], rows.iloc[3:],
+                                                     rows.iloc[2:3]), model_dir)
     history = pd.read_csv(model_dir / "history.tsv", sep="\t")
     assert {"val_loss", "val_accuracy"} <= set(history.columns) and np.isfinite(history.val_loss).all()
     assert 1 <= len(history) <= 4
@@ -71,6 +72,7 @@ def test_interrupted_fold_resumes_after_its_last_epoch_and_a_finished_fold_is_re
     import keras
 
     from bidsad.config import Config
+    from bidsad.learn.folds import make_fold
     from bidsad.learn.train import train_fold
 
     root, rows = tensors
@@ -93,8 +95,8 @@ def test_interrupted_fold_resumes_after_its_last_epoch_and_a_finished_fold_is_re
             self.seen.append(epoch + 1)
 
     def run(*callbacks, out="model"):
-        return train_fold(config, root, "3dcnn-gap", 1, rows.iloc[:2], rows.iloc[3:], tmp_path / out,
-                          validation_rows=rows.iloc[2:3], state_dir=state, extra_callbacks=callbacks)
+        fold = make_fold("3dcnn-gap", config.seeds.random_seed, rows.iloc[:2], rows.iloc[3:], rows.iloc[2:3])
+        return train_fold(config, root, fold, tmp_path / out, state_dir=state, extra_callbacks=callbacks)
 
     with pytest.raises(RuntimeError, match="after epoch 2"):
         run(Interrupt())

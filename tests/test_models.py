@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bidsad.learn.models import MODALITIES, MODEL_NAMES, build_model
+from bidsad.config import MODALITIES, MODEL_NAMES
+from bidsad.learn.models import build_model
 
 SMALL = {"mri": (24, 28, 24, 1), "bold": (4, 12, 14, 10, 1)}
 

@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("tensorflow")
 
 from bidsad.config import RECIPES, Config, apply_recipe, recipe_summary  # noqa: E402
+from bidsad.learn.folds import make_fold  # noqa: E402
 from bidsad.learn.train import class_weights, make_optimizer, train_fold  # noqa: E402
 
 
@@ -44,7 +45,7 @@ def _fit_arguments(monkeypatch, out_dir, train, test, validation):
     config = Config()
     config.learning.mri_downsample = 1
     with pytest.raises(_Captured):
-        train_fold(config, out_dir, "3dcnn-gap", 1, train, test, out_dir / "model", None, validation)
+        train_fold(config, out_dir, make_fold("3dcnn-gap", config.seeds.random_seed, train, test, validation), out_dir / "model")
     return seen
 
 

@@ -46,7 +46,7 @@ NOTES: list[tuple[int, str]] = []
 def _build_parser() -> argparse.ArgumentParser:
     """Build the argument parser (argument groups as in other BIDS-Apps)."""
     from bidsad.bids import CLASS_NAMES
-    from bidsad.learn.models import MODEL_NAMES
+    from bidsad.config import MODEL_NAMES
 
     parser = argparse.ArgumentParser(
         prog="bidsad",

@@ -54,11 +54,11 @@ def _dispatch(config) -> int:
 
             status = run_participant_level(config)
         elif config.execution.apply_models:
-            from bidsad.learn.apply import run_apply
+            from bidsad.group.apply import run_apply
 
             status = run_apply(config)
         else:
-            from bidsad.learn.train import run_group_level
+            from bidsad.group.cross_validation import run_group_level
 
             status = run_group_level(config)
     except InputError as err:  # bad input that concerns the whole run: named in the message

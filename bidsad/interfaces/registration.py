@@ -15,12 +15,15 @@ TRANSFORMS = {"affine": "Affine", "syn": "SyN"}
 def set_ants_seed(seed: int) -> None:
     """Fix antsRegistration's random sampling for this process (antspyx reads ``ants.config._random_seed``).
 
-    ANTs reads a seed of 0 as "seed from the clock", so every bidsad seed (0 included) is passed plus one.
+    ANTs reads a seed of 0 as "seed from the clock", so every bidsad seed (0 included) is passed plus one
+    (the ``ants`` stream of :func:`bidsad.seeds.seed_for`).
     Bit-identical results also need one ITK thread (``--omp-nthreads 1``).
     """
     import ants.config
 
-    ants.config._random_seed = int(seed) + 1
+    from bidsad.seeds import seed_for
+
+    ants.config._random_seed = seed_for("ants", seed)
 
 
 def template_image(kind: str = "T1w", resolution: int = 2):

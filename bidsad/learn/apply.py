@@ -1,16 +1,16 @@
-"""Trained models beyond their cross-validation: the model card a group run leaves, and applying its saved
-fold models to the participants of another dataset (``group --apply-models <earlier out_dir>/group``).
+"""Trained models beyond their cross-validation (library; the ``--apply-models`` run is
+:mod:`bidsad.group.apply`): the model card a group run leaves, the checks before applying its saved fold
+models to the participants of another dataset, and their ensemble predictions.
 
 A training run writes ``group/model_card.json`` (:func:`write_model_card`): the task's classes, the training
 participants (IDs, diagnoses and :data:`bidsad.bids.CONTENT_HASH_KEY` of their source T1w), the tensor
 parameters they were made with, the recipe (every ``[learning]`` setting), preset, software versions, each
 model's fold models and cross-validated metrics with their confidence intervals.
 
-An apply run (:func:`run_apply`) reads that card, refuses new participants that are training participants
-(same ID, or the same scan under another ID: the content hash) and tensors made with other parameters, then
-predicts every new participant with each model's ensemble: the class probabilities of all its fold models
-(every fold and repeat) averaged. It writes ``group/predictions.tsv`` (+ ``.json`` sidecar),
-``group/model_card.json`` (the training card plus what this application did) and ``group/group.html``.
+Before applying, :func:`read_model_card` reads it, :func:`check_against_training` refuses new participants that
+are training participants (same ID, or the same scan under another ID: the content hash) and
+:func:`check_parameters` tensors made with other parameters; :func:`ensemble_predict` gives each model's
+ensemble prediction: the class probabilities of all its fold models (every fold and repeat) averaged.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def write_model_card(out_dir: Path, cohort, classes, config, summary: dict) -> P
     """
     import dataclasses
 
-    from bidsad.learn.models import MODALITIES
+    from bidsad.config import MODALITIES
     from bidsad.utils import atomic_write_json
 
     group_dir = Path(out_dir) / "group"
@@ -204,109 +204,3 @@ def ensemble_predict(group_dir: Path, fold_models, out_dir: Path, rows, modaliti
         total = proba if total is None else total + proba
         keras.backend.clear_session()
     return total / len(fold_models)
-
-
-def run_apply(config) -> int:
-    """``group --apply-models DIR``: predict every participant of ``out_dir``'s derivatives with the models of an
-    earlier group run; return the exit status (0).
-
-    Raises
-    ------
-    InputError
-        See :func:`read_model_card`, :func:`check_against_training`, :func:`check_parameters`; ``out_dir`` is
-        the training run itself; or no participant has the models' inputs.
-    """
-    import shutil
-
-    import pandas as pd
-
-    from bidsad.learn.cohort import build_cohort
-    from bidsad.learn.evaluate import bootstrap_ci, classification_metrics, probability_columns
-    from bidsad.learn.train import software_versions
-    from bidsad.utils import atomic_write_json, atomic_write_text
-
-    ex = config.execution
-    out_dir, bids_dir = Path(ex.out_dir), Path(ex.bids_dir)
-    source = Path(ex.apply_models).resolve()
-    group_dir = out_dir / "group"
-    if group_dir.resolve() == source:
-        raise InputError(messages.APPLY_SAME_RUN.format(path=source))
-    card = read_model_card(source)
-    classes = tuple(card["task"]["classes"])
-    preset = card["preset"]
-    if preset != config.features.preset:
-        LOGGER.info(messages.APPLY_PRESET.format(preset=preset))
-    cohort = build_cohort(out_dir, bids_dir, preset, card.get("mri_input", "t1w"), labels_required=False)
-    cohort = cohort[cohort["mri"] != ""].reset_index(drop=True)
-    notes = check_against_training(cohort, card)
-    used = sorted({m for model in card["models"].values() for m in model["modalities"]})
-    check_parameters(out_dir, cohort, card, used)
-    for note in notes:
-        LOGGER.warning(note)
-    if group_dir.exists():
-        LOGGER.warning(messages.APPLY_REPLACES.format(group=group_dir))
-        shutil.rmtree(group_dir)  # group/ always describes one run
-
-    task_codes = {name: index for index, name in enumerate(classes)}
-    from bidsad.bids import CLASS_NAMES
-
-    def task_label(code):
-        return pd.NA if pd.isna(code) else task_codes.get(CLASS_NAMES[int(code)], pd.NA)
-
-    tables, evaluations = [], {}
-    for name, model in card["models"].items():
-        rows = cohort[(cohort[list(model["modalities"])] != "").all(axis=1)].reset_index(drop=True)
-        if rows.empty:
-            notes.append(messages.APPLY_NO_INPUTS.format(model=name, modalities=" + ".join(model["modalities"])))
-            continue
-        LOGGER.info("applying %s (%d fold models) to %d participants", name, len(model["fold_models"]), len(rows))
-        proba = ensemble_predict(source, model["fold_models"], out_dir, rows, model["modalities"], config.learning.batch_size)
-        table = pd.DataFrame({"participant_id": rows["participant_id"], "model": name,
-                              "diagnosis": rows["diagnosis"].replace("", "n/a"),
-                              "label": [task_label(c) for c in rows["label"]]})
-        table["predicted_diagnosis"] = [classes[i] for i in proba.argmax(axis=1)]
-        for i, column in enumerate(probability_columns(classes)):
-            table[column] = proba[:, i].round(6)
-        tables.append(table)
-        known = table["label"].notna().to_numpy()
-        if known.sum() and len(set(table.loc[known, "label"])) > 1:
-            y = table.loc[known, "label"].astype(int).to_numpy()
-            metrics = classification_metrics(y, proba[known], classes)
-            ci = bootstrap_ci(y, proba[known], n_resamples=config.learning.n_bootstrap, seed=config.seeds.random_seed,
-                              classes=classes)
-            evaluations[name] = {"n": int(known.sum()), "metrics": metrics, "ci": ci,
-                                 "within_cross_validated_ci": _within(metrics, model["cross_validated"])}
-    if not tables:
-        raise InputError("; ".join(notes))
-    predictions = pd.concat(tables, ignore_index=True)
-    atomic_write_text(group_dir / "predictions.tsv", predictions.to_csv(sep="\t", index=False, na_rep="n/a"))
-    atomic_write_json(group_dir / "predictions.json", {
-        "Description": f"Class probabilities of the models of {source} (run {card.get('run_uuid')}), each the mean over "
-                       "its fold models (every fold and repeat).",
-        "participant_id": {"Description": "participant of this dataset"},
-        "model": {"Description": "model name (registry of bidsad.learn.models)"},
-        "diagnosis": {"Description": "diagnosis in this dataset's participants.tsv (n/a: none)"},
-        "label": {"Description": f"index of the diagnosis in the task's classes {list(classes)} (n/a: not one of them)"},
-        "predicted_diagnosis": {"Description": "class with the largest mean probability"},
-        **{c: {"Description": f"mean predicted probability of {c.removeprefix('probability_')}", "Units": "probability"}
-           for c in probability_columns(classes)},
-        "Sources": [str(source / MODEL_CARD)], "ModelCard": str(source / MODEL_CARD)})
-    applied = {**card, "application": {
-        "run_uuid": ex.run_uuid, "models_from": str(source), "dataset": str(bids_dir), "derivatives": str(out_dir),
-        "n_participants": int(predictions["participant_id"].nunique()), "ensemble": "mean probability over fold models",
-        "evaluation": evaluations, "notes": notes, "software_versions": software_versions()}}
-    atomic_write_json(group_dir / MODEL_CARD, applied)
-    from bidsad.reports.group import write_apply_report
-
-    report = write_apply_report(out_dir)
-    LOGGER.info(messages.APPLY_DONE.format(report=report, n=applied["application"]["n_participants"]))
-    return 0
-
-
-def _within(metrics: dict, cross_validated: dict) -> dict:
-    """Per card metric: whether the applied value lies inside the cross-validated 95% CI (``None`` if undefined)."""
-    out = {}
-    for key, reference in cross_validated.items():
-        value, low, high = metrics.get(key), reference.get("ci_low"), reference.get("ci_high")
-        out[key] = None if value is None or low is None or high is None else bool(low <= value <= high)
-    return out

@@ -332,8 +332,8 @@ def run_baselines(out_dir: Path, included, splits, config, classes=CLASS_NAMES):
     """
     import pandas as pd
 
-    from bidsad.learn.evaluate import classification_metrics, metrics_rows
-    from bidsad.learn.train import evaluate_pooled, fold_label, fold_tag
+    from bidsad.learn.evaluate import classification_metrics, evaluate_pooled, metrics_rows
+    from bidsad.learn.folds import fold_label, fold_tag
 
     out_dir = Path(out_dir)
     group_dir = out_dir / "group"
@@ -376,8 +376,7 @@ def run_baselines(out_dir: Path, included, splits, config, classes=CLASS_NAMES):
                                                               why=err))
                     continue
                 table = pd.DataFrame({"participant_id": test_ids, "repeat": int(repeat), "fold": int(fold),
-                                      "diagnosis": [diagnoses[i] for i in test_ids],
-                                      "label": [labels[i] for i in test_ids],
+                                      "diagnosis": [diagnoses[i] for i in test_ids], "label": [labels[i] for i in test_ids],
                                       "predicted_label": proba.argmax(axis=1)})
                 table["predicted_diagnosis"] = [classes[c] for c in table["predicted_label"]]
                 for code, cls in enumerate(classes):

@@ -286,3 +286,48 @@ def evaluate_predictions(predictions, *, n_bootstrap: int = DEFAULT_BOOTSTRAP,
         "reliability": reliability_curve(y, proba),
         "n_participants": int(len(y)),
     }
+
+
+def average_repeats(predictions):
+    """One out-of-fold prediction per participant (per sample in the paper protocol): the class
+    probabilities averaged over repeats (every repeat's model never saw that participant), argmax.
+
+    ``predictions``: a ``predictions.tsv`` DataFrame (``participant_id``, optional ``copy`` and ``repeat``,
+    ``diagnosis``, ``label``, one ``probability_<class>`` column per class); returned unchanged without
+    repeats, else one row per participant (and copy) with ``predicted_label`` / ``predicted_diagnosis`` recomputed.
+    """
+    keys = ["participant_id"] + (["copy"] if "copy" in predictions else [])
+    if "repeat" not in predictions or predictions["repeat"].nunique() == 1:
+        return predictions
+    classes = prediction_classes(predictions)
+    probabilities = probability_columns(classes)
+    first = predictions.groupby(keys, sort=False)[["diagnosis", "label"]].first()
+    mean = predictions.groupby(keys, sort=False)[probabilities].mean()
+    out = first.join(mean).reset_index()
+    out["predicted_label"] = out[probabilities].to_numpy().argmax(axis=1)
+    out["predicted_diagnosis"] = [classes[c] for c in out["predicted_label"]]
+    return out
+
+
+def evaluate_pooled(name: str, fold_predictions: list, out_file, learning, seed: int):
+    """Pool one model's (or baseline's) out-of-fold predictions, write them to ``out_file`` (TSV, atomically),
+    and evaluate them once per participant (:func:`average_repeats`, then :func:`evaluate_predictions` with
+    ``learning.n_bootstrap`` / ``n_permutations`` of a :class:`bidsad.config.Learning`, and ``seed``).
+
+    Returns ``(pooled, evaluation, rows)``: the pooled predictions (DataFrame, as written), the evaluation dict
+    and its ``metrics.tsv`` rows (pooled metrics with CIs, then the permutation p-value, ``n/a`` when it could
+    not be computed).
+    """
+    import pandas as pd
+
+    from bidsad.utils import atomic_write_text
+
+    pooled = pd.concat(fold_predictions, ignore_index=True)
+    atomic_write_text(out_file, pooled.to_csv(sep="\t", index=False))
+    evaluation = evaluate_predictions(average_repeats(pooled), n_bootstrap=learning.n_bootstrap,
+                                      n_permutations=learning.n_permutations, seed=seed)
+    rows = metrics_rows(name, "pooled", evaluation["pooled"], evaluation["ci"])
+    p_value = evaluation["permutation"]["p_value"]
+    rows.append({"model": name, "fold": "pooled", "metric": "permutation_p_value",
+                 "value": "n/a" if p_value is None else p_value, "ci_low": "n/a", "ci_high": "n/a"})
+    return pooled, evaluation, rows

@@ -22,22 +22,7 @@ same tensors).
 
 from __future__ import annotations
 
-#: Registry names, with the input modalities each model needs.
-_BASE_MODALITIES: dict[str, tuple[str, ...]] = {
-    "3dcnn-lstm": ("mri", "bold"),
-    "3dcnn-gru": ("mri", "bold"),
-    "3dlstm": ("bold",),
-    "3dgru": ("bold",),
-    "3dcnn": ("mri",),
-    "2dcnn": ("mri",),
-}
-#: ``<name>-gap``: global average pooling instead of Flatten before the dense/recurrent layers
-#: (far fewer weights; not in the paper).
-MODALITIES: dict[str, tuple[str, ...]] = {
-    **_BASE_MODALITIES,
-    **{f"{name}-gap": mods for name, mods in _BASE_MODALITIES.items() if name != "2dcnn"},
-}
-MODEL_NAMES: tuple[str, ...] = tuple(MODALITIES)
+from bidsad.config import MODALITIES, MODEL_NAMES  # the registry's names and inputs (config: the --models vocabulary)
 
 
 def _regulariser(reg: dict):
@@ -209,7 +194,7 @@ def build_model(name: str, input_shapes: dict, n_classes: int = 3, **hyper):
     Raises
     ------
     KeyError
-        ``name`` is not in :data:`MODEL_NAMES`.
+        ``name`` is not in :data:`bidsad.config.MODEL_NAMES`.
     """
     if name not in MODALITIES:
         raise KeyError(f"unknown model '{name}'; choose from {', '.join(MODEL_NAMES)}")

@@ -24,7 +24,8 @@ def make_splits(participants: list[str], labels: list[int], folds: int, seed: in
 
     One row per repeat, participant and fold: in every repeat each participant is ``test`` in exactly
     one fold and ``train`` in the others (all of a person's sessions follow the person, since the
-    cohort holds one row per participant). Repeat ``r`` (1-based) shuffles with seed ``seed + r - 1``.
+    cohort holds one row per participant). Repeat ``r`` (1-based) shuffles with the ``split`` stream of ``seed``
+    (:func:`bidsad.seeds.seed_for`: ``seed + r - 1``).
     ``folds`` is reduced (with a warning) to the size of the smallest class; when that class has a
     single participant, unstratified folds are used, with a warning.
 
@@ -41,6 +42,7 @@ def make_splits(participants: list[str], labels: list[int], folds: int, seed: in
     from sklearn.model_selection import KFold, StratifiedKFold
 
     from bidsad.learn.cohort import class_name
+    from bidsad.seeds import seed_for
 
     labels = np.asarray(labels, dtype=int)
     if len(participants) < 2:
@@ -64,7 +66,7 @@ def make_splits(participants: list[str], labels: list[int], folds: int, seed: in
         raise ValueError(messages.TOO_FEW.format(n=len(participants), need=2))
     rows = []
     for repeat in range(1, repeats + 1):
-        splitter.random_state = seed + repeat - 1
+        splitter.random_state = seed_for("split", seed, repeat)
         for fold, (train, test) in enumerate(splitter.split(np.zeros(len(labels)), labels), start=1):
             rows += [(repeat, fold, participants[i], "train") for i in train]
             rows += [(repeat, fold, participants[i], "test") for i in test]
@@ -181,10 +183,13 @@ def add_validation(splits, labels: dict, seed: int):
 
     ``splits``: DataFrame with ``fold``, ``participant_id``, ``role`` (``train``/``test``) and
     optionally ``repeat``;
-    ``labels``: participant_id -> class code. Returns ``(splits, warnings)``.
+    ``labels``: participant_id -> class code; ``seed``: the master seed (the split of each fold uses its
+    ``validation`` stream, :func:`bidsad.seeds.seed_for`). Returns ``(splits, warnings)``.
     """
     import numpy as np
     from sklearn.model_selection import StratifiedShuffleSplit
+
+    from bidsad.seeds import seed_for
 
     splits = splits.copy()
     if "repeat" not in splits:
@@ -203,7 +208,7 @@ def add_validation(splits, labels: dict, seed: int):
         if size < n_classes:
             warnings.append(messages.NO_VALIDATION.format(fold=fold if repeat == 1 else f"{fold} of repeat {repeat}"))
             continue
-        splitter = StratifiedShuffleSplit(n_splits=1, test_size=size, random_state=seed + int(fold) + 1000 * (int(repeat) - 1))
+        splitter = StratifiedShuffleSplit(n_splits=1, test_size=size, random_state=seed_for("validation", seed, fold, repeat))
         _, validation = next(splitter.split(np.zeros(len(y)), y))
         splits.loc[train.index[validation], "role"] = "validation"
     return splits, warnings

@@ -121,7 +121,7 @@ def _render(template: str, **context) -> str:
 
 def current_versions() -> dict:
     """Versions of the installed software cited in the boilerplate."""
-    from bidsad.learn.train import software_versions
+    from bidsad.versions import software_versions
 
     return software_versions()
 

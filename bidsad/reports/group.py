@@ -50,7 +50,7 @@ def _figures(group_dir: Path, summary: dict) -> list[dict]:
     """Render every figure (saved under ``group/figures/``); return ``[{"id", "title", "caption", "uri"}]``."""
     import numpy as np
 
-    from bidsad.learn.train import average_repeats
+    from bidsad.learn.evaluate import average_repeats
     from bidsad.reports import figures
     from bidsad.utils import atomic_write_text
 
@@ -158,7 +158,7 @@ def write_group_report(out_dir: Path, bids_dir: Path | None = None) -> Path:
     labels = included["label"].astype(str).str.replace(".0", "", regex=False)
     classes = summary.get("classes", CLASS_NAMES)  # the task's classes (all three before --classes existed)
     class_counts = {c: int((labels == str(code)).sum()) for code, c in enumerate(classes)}
-    from bidsad.learn.models import MODALITIES
+    from bidsad.config import MODALITIES
 
     # counts per class and per exclusion reason, and who entered the MRI models only (issue 17)
     from bidsad.learn.cohort import cohort_counts

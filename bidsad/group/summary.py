@@ -1,0 +1,62 @@
+"""The group level's result files: ``group/metrics.tsv`` (long format) and ``group/metrics.json`` (the run's
+summary: results, settings, versions, warnings). The reports, the model card and the citation boilerplate
+read ``metrics.json``; its keys are defined here and only here (:func:`run_summary`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: Columns of ``metrics.tsv`` (in the paper protocol a ``split_protocol`` column comes first).
+METRICS_COLUMNS = ["model", "fold", "metric", "value", "ci_low", "ci_high"]
+#: ``split_protocol`` column of ``metrics.tsv`` in the paper protocol.
+PAPER_METRICS_FLAG = "paper (LEAKS: copies of test participants in training)"
+
+
+def write_metrics_table(group_dir: Path, rows: list[dict], paper: bool) -> Path:
+    """Write ``metrics.tsv`` (atomically) from :func:`bidsad.learn.evaluate.metrics_rows` rows; return its path."""
+    import pandas as pd
+
+    from bidsad.utils import atomic_write_text
+
+    metrics = pd.DataFrame(rows, columns=METRICS_COLUMNS)
+    if paper:
+        metrics.insert(0, "split_protocol", PAPER_METRICS_FLAG)
+    return atomic_write_text(Path(group_dir) / "metrics.tsv", metrics.to_csv(sep="\t", index=False))
+
+
+def split_protocol(learning) -> str:
+    """How the folds were made, in words (``metrics.json["split_protocol"]``)."""
+    if learning.split_protocol == "paper":
+        return "paper: augment-then-split (LEAKS; comparison only)"
+    return "participant-level stratified k-fold" + (f", repeated {learning.repeats} times" if learning.repeats > 1 else "")
+
+
+def run_summary(config, *, results: dict, baselines: dict, classes, splits, device: str, warnings: list) -> dict:
+    """The ``metrics.json`` dict of a run.
+
+    ``results`` / ``baselines``: per model (baseline) ``{"folds": {tag: metrics}, **evaluation}``
+    (:func:`bidsad.learn.evaluate.evaluate_pooled`); ``classes``: the task's class names; ``splits``: the
+    ``splits.tsv`` table (``cohort``, ``fold``); ``device``: :func:`bidsad.group.runtime.compute_device`'s
+    description; ``warnings``: every warning of the run (strings).
+    """
+    from bidsad import messages
+    from bidsad.config import recipe_summary
+    from bidsad.versions import software_versions
+
+    ex, learning = config.execution, config.learning
+    paper = learning.split_protocol == "paper"
+    return {
+        "models": results, "baselines": baselines, "preset": config.features.preset,
+        "mri_input": config.features.mri_input,
+        "classes": list(classes), "task": " vs ".join(classes),
+        "folds": {c: int(f.max()) for c, f in splits.groupby("cohort")["fold"]}, "repeats": learning.repeats,
+        "random_seed": config.seeds.random_seed, "epochs": learning.epochs, "learning_rate": learning.learning_rate,
+        "batch_size": learning.batch_size, "split_protocol": split_protocol(learning),
+        "split_protocol_name": learning.split_protocol,
+        "leaks": paper, "paper_protocol_warning": messages.SPLIT_PROTOCOL_PAPER if paper else None,
+        "augmentation": learning.augment, "inner_validation": learning.validation, "patience": learning.patience,
+        "class_weight": learning.class_weight, "deterministic": learning.deterministic, "device": device,
+        "versions": software_versions(), "warnings": warnings, "models_requested": list(dict.fromkeys(learning.models)),
+        "dropout": learning.dropout, "n_bootstrap": learning.n_bootstrap, "n_permutations": learning.n_permutations,
+        "run_uuid": ex.run_uuid, "recipe": recipe_summary(learning),
+    }
