@@ -93,7 +93,7 @@ def main(argv=None) -> None:
     import numpy as np
     import tensorflow as tf
 
-    from bidsad.config import PRESETS
+    from bidsad.derivatives import PRESETS
     from bidsad.learn.models import MODALITIES
 
     gpus = tf.config.list_physical_devices("GPU")

@@ -15,7 +15,8 @@ import nibabel as nb
 import numpy as np
 import pytest
 
-from bidsad.bids import InputError, collect_participants, read_participants_tsv, sidecar_metadata
+from bidsad.bids import InputError, collect_participants, sidecar_metadata
+from bidsad.phenotype import read_participants_tsv
 from bidsad.interfaces.images import conform_image
 
 from . import bugcase_data as bd

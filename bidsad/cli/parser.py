@@ -20,12 +20,12 @@ from bidsad.config import (
     LR_SCHEDULES,
     MRI_INPUTS,
     NIPYPE_PLUGINS,
-    PRESETS,
     RECIPES,
     SPLIT_PROTOCOLS,
     Config,
     apply_recipe,
 )
+from bidsad.derivatives import PRESETS
 
 _MEM_UNITS = {"": 1.0, "g": 1.0, "gb": 1.0, "m": 1e-3, "mb": 1e-3, "t": 1e3, "tb": 1e3}
 
@@ -144,7 +144,7 @@ def _participant_label(value: str) -> str:
 
 def _build_parser() -> argparse.ArgumentParser:
     """Build the argument parser (argument groups as in other BIDS-Apps)."""
-    from bidsad.bids import CLASS_NAMES
+    from bidsad.phenotype import CLASS_NAMES
     from bidsad.learn.models import MODEL_NAMES
 
     parser = argparse.ArgumentParser(

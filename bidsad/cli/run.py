@@ -178,7 +178,10 @@ def run_participant_level(config) -> int:
     """Collect inputs, run the nipype workflow, write reports; return the exit status."""
     import shutil
 
-    from bidsad.bids import collect_participants, validate_input, write_dataset_description
+    from bidsad.bids import collect_participants
+    from bidsad.derivatives import stale_tensor_glob
+    from bidsad.derivatives.description import write_dataset_description
+    from bidsad.validator import validate_input
     from bidsad.workflows.base import crash_dir, init_bidsad_wf
 
     ex = config.execution
@@ -201,7 +204,7 @@ def run_participant_level(config) -> int:
         # crash files of an earlier attempt must not count against this one, and model tensors of an
         # earlier run must not outlive an input that this run drops
         shutil.rmtree(crash_dir(config, part.label), ignore_errors=True)
-        for stale in (out_dir / f"sub-{part.label}").rglob(f"features/*_res-{config.features.preset}_*desc-model_*"):
+        for stale in (out_dir / f"sub-{part.label}").rglob(stale_tensor_glob(config.features.preset)):
             stale.unlink()
         for partial in (out_dir / f"sub-{part.label}").rglob(".*.tmp"):  # a killed run's unfinished writes
             partial.unlink()

@@ -48,7 +48,7 @@ class DerivativesDataSink(SimpleInterface):
     always_run = True
 
     def _run_interface(self, runtime):
-        from bidsad.bids import derivative_path
+        from bidsad.derivatives.naming import derivative_path
         from bidsad.utils import atomic_copy, atomic_write_json
 
         in_file = Path(self.inputs.in_file)
@@ -65,7 +65,7 @@ class DerivativesDataSink(SimpleInterface):
         sidecar = out.with_name(out.name[: -len(extension)] + ".json")
         meta = dict(self.inputs.meta_dict or {})
         if entities.get("res"):  # BIDS requires the meaning of res- in the sidecar of every such file
-            from bidsad.bids import RESOLUTIONS
+            from bidsad.derivatives.description import RESOLUTIONS
 
             meta.setdefault("Resolution", RESOLUTIONS.get(entities["res"], f"bidsad grid '{entities['res']}'"))
         if isdefined(self.inputs.skull_stripped):

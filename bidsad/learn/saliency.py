@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bidsad.bids import CLASS_NAMES
+from bidsad.phenotype import CLASS_NAMES
 
 METHOD = ("vanilla gradient saliency (Simonyan et al. 2014): |d p(true class) / d MRI input|, scaled to a "
           "maximum of 1 per participant, from the model of the fold in which the participant was tested, "

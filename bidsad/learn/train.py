@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from bidsad import __version__, messages
-from bidsad.bids import CLASS_NAMES
+from bidsad.phenotype import CLASS_NAMES
 
 LOGGER = logging.getLogger("bidsad")
 

@@ -12,7 +12,9 @@ import json
 from pathlib import Path
 
 from bidsad import __version__, messages
-from bidsad.bids import ParticipantInputs, bids_uri, relpath
+from bidsad.bids import ParticipantInputs
+from bidsad.derivatives.naming import bids_uri
+from bidsad.utils import relpath
 
 #: Reportlet file types embedded in the report, with their MIME types.
 FIGURE_TYPES = {".svg": "image/svg+xml", ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",

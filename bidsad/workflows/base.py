@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from bidsad import __version__
-from bidsad.bids import ParticipantInputs, bids_uri, relpath
+from bidsad.bids import ParticipantInputs
+from bidsad.derivatives.naming import bids_uri
+from bidsad.utils import relpath
 from bidsad.config import Config
 
 

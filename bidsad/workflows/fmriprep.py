@@ -25,7 +25,7 @@ def init_fmriprep_anat_wf(*, inputs, t1w_source: str, out_dir: str, preset: str,
     from nipype.interfaces import utility as niu
     from nipype.pipeline import engine as pe
 
-    from bidsad.config import PRESETS
+    from bidsad.derivatives import MRI_TENSORS, PRESETS
     from bidsad.interfaces.intensity import StandardiseIntensity
     from bidsad.interfaces.registration import ApplyTransforms
     from bidsad.interfaces.tensors import MriTensor
@@ -46,7 +46,7 @@ def init_fmriprep_anat_wf(*, inputs, t1w_source: str, out_dir: str, preset: str,
                                transform=str(inputs.t1w2mni_xfm), meta=meta), name="t1w_tensor")
     if Path(t1w_source).is_file():  # the raw T1w's content hash (duplicate-scan check)
         tensor.inputs.source_file = t1w_source
-    ds_tensor = init_ds_tensor_wf(out_dir=out_dir, source_file=t1w_source, suffix="T1w", preset=preset,
+    ds_tensor = init_ds_tensor_wf(out_dir=out_dir, source_file=t1w_source, output=MRI_TENSORS["t1w"], preset=preset,
                                   name="ds_t1w_tensor_wf")
     reference = pe.Node(niu.Function(function=_template_2mm, output_names=["out_file"]), name="template_2mm")
     fwd = [str(inputs.t1w2mni_xfm)]
@@ -78,7 +78,7 @@ def init_fmriprep_bold_wf(*, run, repetition_time: float, preset: str, name: str
     from nipype.interfaces import utility as niu
     from nipype.pipeline import engine as pe
 
-    from bidsad.config import PRESETS
+    from bidsad.derivatives import PRESETS
     from bidsad.interfaces.fmriprep import PrepareFmriprepBold
     from bidsad.workflows.features import BOLD_FIELDS
 
