@@ -45,7 +45,7 @@ class Execution:
     """pybids queries that override the defaults for ``t1w`` and ``bold`` (``--bids-filter-file``)."""
     derivatives: dict | None = None
     """Preprocessed inputs by pipeline name (``--derivatives NAME=PATH``); ``{"fmriprep": PATH}`` makes the
-    participant level use fMRIPrep's outputs instead of its own preprocessing (see :mod:`bidsad.fmriprep`)."""
+    participant level use fMRIPrep's outputs instead of its own preprocessing (see :mod:`bidsad.fmriprep_inputs`)."""
     skip_bids_validation: bool = False
     """Skip the BIDS validator at start (``bids-validator-deno``) and pybids' validation of file names."""
     verbose: int = 0

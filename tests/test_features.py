@@ -120,7 +120,7 @@ def test_gm_block_average_and_regional_volumes(tmp_path):
 
 def test_fmriprep_collection_names_what_is_missing(tmp_path):
     from bidsad.bids import BoldRun, ParticipantInputs
-    from bidsad.fmriprep import collect_fmriprep, dummy_scans
+    from bidsad.fmriprep_inputs import collect_fmriprep, dummy_scans
 
     root = tmp_path / "fmriprep"
     anat = root / "sub-01" / "anat"
@@ -172,7 +172,7 @@ def test_cohort_refuses_mixed_parameters_naming_participant_and_parameter(tmp_pa
 
 
 def test_prepare_fmriprep_bold_drops_flagged_volumes(tmp_path):
-    from bidsad.interfaces.fmriprep import prepare_fmriprep_bold
+    from bidsad.interfaces.fmriprep_bold import prepare_fmriprep_bold
     from bidsad.derivatives import bold_model_grid
 
     rng = np.random.default_rng(0)

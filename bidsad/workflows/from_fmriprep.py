@@ -13,7 +13,7 @@ def init_fmriprep_anat_wf(*, inputs, t1w_source: str, out_dir: str, preset: str,
                           name: str = "fmriprep_anat_wf"):
     """MRI model tensor and template-space tissue maps from fMRIPrep's anatomical outputs.
 
-    ``inputs``: :class:`bidsad.fmriprep.FmriprepInputs`. The native ``desc-preproc_T1w`` is z-scored inside
+    ``inputs``: :class:`bidsad.fmriprep_inputs.FmriprepInputs`. The native ``desc-preproc_T1w`` is z-scored inside
     fMRIPrep's brain mask (:class:`bidsad.interfaces.intensity.StandardiseIntensity`) and resampled once
     through fMRIPrep's T1w -> template transform onto the model grid (the same
     :class:`bidsad.interfaces.tensors.MriTensor` as bidsad's own T1w); the native tissue maps are resampled
@@ -73,13 +73,13 @@ def _template_2mm():
 
 def init_fmriprep_bold_wf(*, run, repetition_time: float, preset: str, name: str):
     """The functional workflow's outputnode (``bold_std``, ``bold_mask_std``, ``bold_model``, ``confounds``,
-    ``repetition_time``, ``dummy_scans``) from one fMRIPrep run (:class:`bidsad.fmriprep.FmriprepBold`):
+    ``repetition_time``, ``dummy_scans``) from one fMRIPrep run (:class:`bidsad.fmriprep_inputs.FmriprepBold`):
     fMRIPrep's flagged non-steady-state volumes removed, the run resampled onto the fMRI model grid."""
     from nipype.interfaces import utility as niu
     from nipype.pipeline import engine as pe
 
     from bidsad.derivatives import PRESETS
-    from bidsad.interfaces.fmriprep import PrepareFmriprepBold
+    from bidsad.interfaces.fmriprep_bold import PrepareFmriprepBold
     from bidsad.workflows.features import BOLD_FIELDS
 
     workflow = pe.Workflow(name=name)
