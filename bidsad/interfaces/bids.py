@@ -47,17 +47,25 @@ class DerivativesDataSink(SimpleInterface):
     output_spec = _DSOutputSpec
     always_run = True
 
-    def _run_interface(self, runtime):
+    def out_path(self, extension: str) -> Path:
+        """Where this sink writes (:func:`bidsad.derivatives.naming.derivative_path` of its inputs)."""
         from bidsad.derivatives.naming import derivative_path
+
+        return derivative_path(Path(self.inputs.base_directory), Path(self.inputs.source_file),
+                               datatype=self.inputs.datatype, suffix=self.inputs.suffix, extension=extension,
+                               **self._entities())
+
+    def _entities(self) -> dict:
+        return {k.rstrip("_"): getattr(self.inputs, k) or None
+                for k in ("from_", "to", "mode", "space", "atlas", "res", "label", "desc", "stat")}
+
+    def _run_interface(self, runtime):
         from bidsad.utils import atomic_copy, atomic_write_json
 
         in_file = Path(self.inputs.in_file)
         extension = self.inputs.extension or "".join(in_file.suffixes[-2:] if in_file.name.endswith(".nii.gz") else in_file.suffixes[-1:])
-        entities = {k.rstrip("_"): getattr(self.inputs, k) or None
-                    for k in ("from_", "to", "mode", "space", "atlas", "res", "label", "desc", "stat")}
-        out = derivative_path(Path(self.inputs.base_directory), Path(self.inputs.source_file),
-                              datatype=self.inputs.datatype, suffix=self.inputs.suffix, extension=extension,
-                              **entities)
+        entities = self._entities()
+        out = self.out_path(extension)
         if extension in (".nii", ".nii.gz") and _consistent_header(in_file) is not None:
             _consistent_header(in_file, write_to=out)
         else:

@@ -12,8 +12,8 @@ from nipype.interfaces.base import (
     traits,
 )
 
-from bidsad.derivatives import (PARAMETERS_HASH_KEY, TEMPLATE_FOV_MM, TEMPLATE_SPACE, bold_model_grid, parameters_hash,
-                                resize_mri_volume_grid)
+from bidsad.derivatives import (FRAME_MASK_KEY, PARAMETERS_HASH_KEY, TEMPLATE_FOV_MM, TEMPLATE_SPACE, bold_model_grid,
+                                parameters_hash, resize_mri_volume_grid)
 
 #: Recorded in every tensor sidecar (part of the parameter hash the group level compares): MRI tensor.
 MRI_NORMALISATION = (
@@ -79,7 +79,7 @@ def make_mri_tensor(in_file, mask_file, transform, out_file, *, shape):
     data = np.where(mask, (data - mean) / (std if std > 0 else 1.0), 0.0).astype(np.float32)
     np.save(out_file, data, allow_pickle=False)
     return {
-        "n_volumes": None, "frames": None, "frame_mask": None,
+        "n_volumes": None, "frames": None, FRAME_MASK_KEY: None,
         "shape": list(data.shape), "dtype": "float32", "grid_affine": affine.round(6).tolist(),
         "voxel_size_mm": [round(float(v), 6) for v in target_voxel],
         "field_of_view_mm": [float(v) for v in TEMPLATE_FOV_MM], "mask_fraction": round(float(mask.mean()), 6),
@@ -124,7 +124,7 @@ def make_gm_tensor(gm_file, transform, out_file, *, shape):
         raise ValueError(f"{gm_file}: the modulated grey matter is empty or not finite on the model grid")
     np.save(out_file, data, allow_pickle=False)
     return {
-        "n_volumes": None, "frames": None, "frame_mask": None,
+        "n_volumes": None, "frames": None, FRAME_MASK_KEY: None,
         "shape": list(data.shape), "dtype": "float32", "grid_affine": affine.round(6).tolist(),
         "voxel_size_mm": [round(float(v), 6) for v in np.diag(affine)[:3]],
         "field_of_view_mm": [float(v) for v in TEMPLATE_FOV_MM], "mask_fraction": round(float((data > 0).mean()), 6),
@@ -218,7 +218,7 @@ def make_bold_tensor(in_file, out_file, *, frames: int, mask_file=None, shape=No
         "shape": list(tensor.shape), "dtype": "float32", "grid_affine": img.affine.round(6).tolist(),
         "voxel_size_mm": [round(float(v), 6) for v in voxel],
         "field_of_view_mm": [round(float(v * s), 4) for v, s in zip(voxel, img.shape[:3])],
-        "frames": frames, "n_volumes": n_vol, "frame_mask": [i < keep for i in range(frames)],
+        "frames": frames, "n_volumes": n_vol, FRAME_MASK_KEY: [i < keep for i in range(frames)],
         "FramePolicy": FRAME_POLICY, "mask_fraction": round(float(mask.mean()), 6), "Space": TEMPLATE_SPACE,
     }
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from bidsad import __version__
 from bidsad.derivatives import (BOLD_TENSOR, GM_MORPH, GM_PROBSEG_4MM, GROUP_DIR, METRICS_JSON, MRI_TENSORS,
-                                PREPROC_BOLD, PREPROC_T1W_STD, ROI_TIMESERIES, TENSOR_SIDECARS, VOLUMES_MORPH, model_dir)
+                                PREPROC_BOLD, PREPROC_T1W_STD, PREPROCESSING_SOURCE_KEY, ROI_TIMESERIES, TENSOR_SIDECARS,
+                                VOLUMES_MORPH, model_dir)
 from bidsad.phenotype import CLASS_NAMES
 
 #: Model names and descriptions used in the methods text (architectures of Kujur & Monfared 2026).
@@ -175,7 +176,7 @@ def participant_facts(out_dir: Path) -> dict | None:
         "gm_4mm": any(n.endswith(f"_{GM_PROBSEG_4MM.ending()}") for n in names),
         "modulated": next((m.get("Normalisation", "").split("Jacobian: ")[-1] for m in metas if m.get("Modality") == "GM"), ""),
         "volumes": any(n.endswith(f"_{VOLUMES_MORPH.ending()}") for n in names),
-        "fmriprep": any(m.get("PreprocessingSource") == "fmriprep" for m in metas),
+        "fmriprep": any(m.get(PREPROCESSING_SOURCE_KEY) == "fmriprep" for m in metas),
         "source_space": sorted({m["SourceSpace"] for m in metas if m.get("SourceSpace")}),
     }
     return {

@@ -26,7 +26,7 @@ def init_anat_preproc_wf(*, t1w: Path, bids_dir: Path, out_dir: str, preset: str
     Parameters
     ----------
     t1w : the participant's T1w (one file; see ``collect_participants`` for the choice among several).
-    bids_dir, out_dir : dataset roots; ``preset``: model grid (:data:`bidsad.config.PRESETS`).
+    bids_dir, out_dir : dataset roots; ``preset``: model grid (:data:`bidsad.derivatives.PRESETS`).
     omp_nthreads : threads for deepbet (torch); ``seed``: antsRegistration's random sampling.
 
     Returns a nipype workflow; its ``outputnode`` has ``t1w_preproc`` (N4, native), ``t1w_mask``,

@@ -25,7 +25,7 @@ def init_fmriprep_anat_wf(*, inputs, t1w_source: str, out_dir: str, preset: str,
     from nipype.interfaces import utility as niu
     from nipype.pipeline import engine as pe
 
-    from bidsad.derivatives import MRI_TENSORS, PRESETS
+    from bidsad.derivatives import MRI_TENSORS, PREPROCESSING_SOURCE_KEY, PRESETS, SOURCES_KEY
     from bidsad.interfaces.intensity import StandardiseIntensity
     from bidsad.interfaces.registration import ApplyTransforms
     from bidsad.interfaces.tensors import MriTensor
@@ -40,7 +40,7 @@ def init_fmriprep_anat_wf(*, inputs, t1w_source: str, out_dir: str, preset: str,
     outputnode.inputs.mni2t1w_xfm = str(inputs.mni2t1w_xfm)
     std = pe.Node(StandardiseIntensity(in_file=str(inputs.t1w_preproc), mask_file=str(inputs.t1w_mask)),
                   name="standardise")
-    meta = {"preset": preset, "Modality": "T1w", "Sources": sources, "PreprocessingSource": "fmriprep",
+    meta = {"preset": preset, "Modality": "T1w", SOURCES_KEY: sources, PREPROCESSING_SOURCE_KEY: "fmriprep",
             "SourceSpace": inputs.space}
     tensor = pe.Node(MriTensor(shape=PRESETS[preset]["mri_shape"], mask_file=str(inputs.t1w_mask),
                                transform=str(inputs.t1w2mni_xfm), meta=meta), name="t1w_tensor")

@@ -35,7 +35,7 @@ def init_func_preproc_wf(*, run, bids_dir: Path, out_dir: str, preset: str, deno
     Parameters
     ----------
     run : :class:`bidsad.bids.BoldRun` (``path``, ``repetition_time`` in s, ``n_volumes``).
-    bids_dir, out_dir : dataset roots; ``preset``: model grid (:data:`bidsad.config.PRESETS`).
+    bids_dir, out_dir : dataset roots; ``preset``: model grid (:data:`bidsad.derivatives.PRESETS`).
     denoise : ``none`` or ``basic`` (:data:`bidsad.interfaces.confounds.DENOISE_METHOD`).
 
     ``inputnode``: ``t1w_preproc``, ``t1w_mask``, ``t1w2mni_xfm``, ``probseg`` (the anatomical
