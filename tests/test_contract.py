@@ -106,9 +106,11 @@ def test_cohort_reader_finds_the_workflow_tensors(workflow_outputs):
     """The cohort reader's glob (``features/*_<ending>``) finds the tensors the sinks name, one per kind."""
     out, written = workflow_outputs
     for output in (*contract.MRI_TENSORS.values(), contract.BOLD_TENSOR):
-        hits = [p for p in written if fnmatch.fnmatch(str(p), f"sub-01/*/{contract.FEATURES_DIR}/*_{output.ending(res='small')}")]
+        glob = f"sub-01/*/{contract.FEATURES_DIR}/*_{output.ending(res='small')}"
+        hits = [p for p in written if fnmatch.fnmatch(str(p), glob)]
         assert len(hits) == 1, output
-    stale = [p for p in written if fnmatch.fnmatch(str(p.relative_to("sub-01")), f"*/{contract.stale_tensor_glob('small')}")]
+    stale_glob = f"*/{contract.stale_tensor_glob('small')}"
+    stale = [p for p in written if fnmatch.fnmatch(str(p.relative_to("sub-01")), stale_glob)]
     assert len(stale) == 3  # every tensor of the preset is replaced by a new run
 
 
@@ -129,7 +131,7 @@ def test_hashed_parameters_are_the_compared_parameters():
 #: Pieces of the contract's names that only bidsad/derivatives may spell in code (docstrings and the user
 #: messages in messages.py may quote them).
 NAME_FRAGMENTS = ("desc-model", "_morph.tsv", "desc-gm", "desc-volumes", "desc-modulated", "label-GM", "_relmat.tsv",
-                  "res-{preset}", "features/*")
+                  "res-{preset}", "features/*", "desc-saliency", "desc-meaninput")
 NAME_PATTERNS = (re.compile(r"atlas-.*_timeseries"),)
 SIDECAR_KEYS = {contract.PARAMETERS_HASH_KEY, contract.CONTENT_HASH_KEY, contract.FRAME_MASK_KEY,
                 contract.PREPROCESSING_SOURCE_KEY}

@@ -250,6 +250,13 @@ HISTORY_TSV = "history.tsv"
 PREDICTIONS_TSV = "predictions.tsv"
 
 
+#: Per model: ``model-<name>/saliency/[space-<space>_]label-<class>_desc-saliency_map.nii.gz`` (mean gradient
+#: saliency of a class) and, beside it, ``..._desc-meaninput_T1w.nii.gz`` (mean MRI input, the figure's background).
+SALIENCY_DIR = "saliency"
+SALIENCY_MAP = "desc-saliency_map"
+SALIENCY_MEAN_INPUT = "desc-meaninput_T1w"
+
+
 def model_dir(group_dir: Path, name: str, kind: str = "model") -> Path:
     """``group/model-<name>`` (``kind="baseline"``: ``group/baseline-<name>``)."""
     return Path(group_dir) / f"{kind}-{name}"

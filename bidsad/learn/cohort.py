@@ -34,7 +34,8 @@ def build_cohort(out_dir: Path, bids_dir: Path, preset: str, mri_input: str = "t
     """Join the participant-level features of ``preset`` with participants.tsv.
 
     Returns a DataFrame with :data:`COHORT_COLUMNS`: ``mri``/``bold`` are tensor paths relative to
-    ``out_dir`` (empty when absent); ``mri`` is the tensor chosen by ``mri_input`` (:data:`bidsad.derivatives.MRI_TENSORS`:
+    ``out_dir`` (empty when absent); ``mri`` is the tensor chosen by ``mri_input``
+    (:data:`bidsad.derivatives.MRI_TENSORS`:
     the standardised T1w or the modulated grey matter); ``included`` is False with a ``reason`` for every
     participant that cannot be used (no diagnosis, no MRI features); ``source_hash`` is the content hash
     of the participant's source T1w (:func:`source_hash`; empty when unknown). With ``labels_required``
@@ -87,11 +88,12 @@ def build_cohort(out_dir: Path, bids_dir: Path, preset: str, mri_input: str = "t
     if not (cohort["mri"] != "").any():
         import re
 
-        others = sorted({m.group(1) for p in out_dir.glob(f"sub-*/**/{FEATURES_DIR}/*_{MRI_TENSORS[mri_input].tail()}.npy")
+        tensors, wanted = f"sub-*/**/{FEATURES_DIR}/*_", MRI_TENSORS[mri_input]
+        others = sorted({m.group(1) for p in out_dir.glob(f"{tensors}{wanted.tail()}{wanted.extension}")
                          if (m := re.search(r"_res-([a-zA-Z0-9]+)_", p.name))})
         found = messages.FEATURES_OTHER_PRESETS.format(presets=", ".join(others), first=others[0]) if others else ""
-        if mri_input != "t1w" and not others and any(out_dir.glob(f"sub-*/**/{FEATURES_DIR}/*_{MRI_TENSORS['t1w'].ending(res=preset)}")):
-            found = messages.FEATURES_NO_MRI_INPUT.format(mri_input=mri_input, ending=MRI_TENSORS[mri_input].tail())
+        if mri_input != "t1w" and not others and any(out_dir.glob(f"{tensors}{MRI_TENSORS['t1w'].ending(res=preset)}")):
+            found = messages.FEATURES_NO_MRI_INPUT.format(mri_input=mri_input, ending=wanted.tail())
         raise InputError(messages.NO_FEATURES.format(preset=preset, out=out_dir, bids=bids_dir, found=found))
 
     mismatches = []

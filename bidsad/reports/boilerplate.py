@@ -18,7 +18,7 @@ from pathlib import Path
 from bidsad import __version__
 from bidsad.derivatives import (BOLD_TENSOR, GM_MORPH, GM_PROBSEG_4MM, GROUP_DIR, METRICS_JSON, MRI_TENSORS,
                                 PREPROC_BOLD, PREPROC_T1W_STD, PREPROCESSING_SOURCE_KEY, ROI_TIMESERIES, TENSOR_SIDECARS,
-                                VOLUMES_MORPH, model_dir)
+                                SALIENCY_DIR, VOLUMES_MORPH, model_dir)
 from bidsad.phenotype import CLASS_NAMES
 
 #: Model names and descriptions used in the methods text (architectures of Kujur & Monfared 2026).
@@ -238,7 +238,7 @@ def group_facts(out_dir: Path) -> dict | None:
         "models": [{"name": m, "title": MODEL_TEXT.get(m, (m, ""))[0], "description": MODEL_TEXT.get(m, ("", m))[1]}
                    for m in names],
         "uses_bold": any("-lstm" in m or "-gru" in m or m.startswith(("3dlstm", "3dgru")) for m in names),
-        "saliency": any((model_dir(Path(out_dir, GROUP_DIR), m) / "saliency").is_dir() for m in names),
+        "saliency": any((model_dir(Path(out_dir, GROUP_DIR), m) / SALIENCY_DIR).is_dir() for m in names),
         "versions": summary.get("versions", {}),
         "recipe": summary.get("recipe"),
     }

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from bidsad import __version__, messages
 from bidsad.derivatives import (COHORT_TSV, GROUP_DIR, GROUP_FIGURES_DIR, GROUP_HTML, HISTORY_TSV, METRICS_JSON,
-                                MODEL_CARD_JSON, PREDICTIONS_TSV, SPLITS_TSV, model_dir)
+                                MODEL_CARD_JSON, PREDICTIONS_TSV, SALIENCY_DIR, SALIENCY_MAP, SALIENCY_MEAN_INPUT, SPLITS_TSV,
+                                model_dir)
 from bidsad.phenotype import CLASS_NAMES
 
 LOGGER = logging.getLogger("bidsad")
@@ -81,8 +82,8 @@ def _figures(group_dir: Path, summary: dict) -> list[dict]:
          "only where a validation split existed).", lambda: figures.learning_curves(histories)),
     ]
     for name in models:
-        folder = model_dir(group_dir, name) / "saliency"
-        maps = sorted(folder.glob("*desc-saliency_map.nii.gz"))
+        folder = model_dir(group_dir, name) / SALIENCY_DIR
+        maps = sorted(folder.glob(f"*{SALIENCY_MAP}.nii.gz"))
         if maps:
             import nibabel as nb
 
@@ -91,7 +92,7 @@ def _figures(group_dir: Path, summary: dict) -> list[dict]:
                 for path in maps:
                     label = path.name.split("label-")[1].split("_")[0]
                     data[label] = np.asanyarray(nb.load(path).dataobj)
-                    mean_input = path.with_name(path.name.replace("desc-saliency_map", "desc-meaninput_T1w"))
+                    mean_input = path.with_name(path.name.replace(SALIENCY_MAP, SALIENCY_MEAN_INPUT))
                     if mean_input.is_file():
                         background[label] = np.asanyarray(nb.load(mean_input).dataobj)
                 return figures.saliency_figure(data, background, title=name)
