@@ -123,7 +123,7 @@ def sidecar_metadata(path: Path, root: Path) -> tuple[dict, list[Path]]:
 def repetition_time(metadata: dict, path: Path, root: Path, header_tr: float = 0.0) -> tuple[float, list[str]]:
     """RepetitionTime (s): the sidecar's (BIDS inheritance applied), else the NIfTI header's.
 
-    ``header_tr`` is the header's time step in seconds (:func:`header_repetition_time`), 0 if none.
+    ``header_tr`` is the header's time step in seconds (:func:`bidsad.image_checks.header_repetition_time`), 0 if none.
 
     Returns ``(tr, warnings)``: a warning when the header's TR is used, or when it differs from the
     sidecar's by more than 1 % (the sidecar's is used, as BIDS says).

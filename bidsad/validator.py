@@ -80,7 +80,7 @@ def summarise_validator_errors(errors: list[dict], root: Path, limit: int = 10) 
 def _read_by_bidsad(location: str, labels: list[str] | None = None) -> bool:
     """Whether a validator issue's location (``/sub-01/anat/...``, ``/participants.tsv``) is in what bidsad
     reads: the selected participants' ``sub-*`` folders (all when ``labels`` is ``None``) and files at the
-    dataset root (see :data:`INDEX_IGNORE`)."""
+    dataset root (see :data:`bidsad.bids.INDEX_IGNORE`)."""
     parts = [part for part in location.split("/") if part]
     if not parts or len(parts) == 1 and not location.endswith("/"):
         return True
@@ -119,7 +119,7 @@ def validate_input(bids_dir: Path, labels: list[str] | None = None) -> None:
     (``--participant-label``) only those participants' errors count.
 
     Logs one line when the validator is missing or fails to run (the run goes on). Raises
-    :class:`InputError` with a summary of the errors (:func:`summarise_validator_errors`) and the way on
+    :class:`bidsad.bids.InputError` with a summary of the errors (:func:`summarise_validator_errors`) and the way on
     (fix them, or ``--skip-bids-validation``) when the dataset has errors in what bidsad reads (``sub-*``
     folders and root files; errors elsewhere, e.g. an earlier run's outputs in a top-level folder, are
     logged at INFO); warnings are ignored.
