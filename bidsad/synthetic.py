@@ -35,16 +35,8 @@ DMN_MNI = ((0.0, -52.0, 26.0), (0.0, 52.0, -6.0), (-46.0, -66.0, 30.0), (46.0, -
 NODE_RADIUS_MM = 8.0
 
 DEFAULTS = {
-    "effect": 1.0,
-    "ventricle_mm": 6.0,
-    "ventricle_sd_mm": 0.7,
-    "hippocampal_loss": 0.5,
-    "dmn_coupling": 0.8,
-    "noise_sd": 0.03,
-    "max_rotation_deg": 5.0,
-    "max_shift_mm": 5.0,
-    "n_volumes": 40,
-    "repetition_time": 2.0,
+    "effect": 1.0, "ventricle_mm": 6.0, "ventricle_sd_mm": 0.7, "hippocampal_loss": 0.5, "dmn_coupling": 0.8,
+    "noise_sd": 0.03, "max_rotation_deg": 5.0, "max_shift_mm": 5.0, "n_volumes": 40, "repetition_time": 2.0,
     "bold_voxel_mm": 6.0,
 }
 
@@ -283,16 +275,13 @@ def make_synthetic_derivatives(root: Path, n_participants: int = 60, *, preset: 
     For group-level tests and benchmarks only: no image is preprocessed. Writes ``root/bids`` (a fake
     BIDS dataset holding only ``dataset_description.json`` and ``participants.tsv``) and
     ``root/derivatives`` with, per participant, exactly the files the participant level writes for the
-    group level, named by :mod:`bidsad.derivatives` (the contract) and on its grids (:data:`bidsad.derivatives.PRESETS`):
-    ``features/sub-<l>_res-<preset>_desc-model_T1w.npy`` (+ ``.json`` sidecar with the
-    fields and ``ParametersHash`` of :func:`bidsad.interfaces.tensors.finish_meta`), optionally
-    ``features/sub-<l>_task-rest_res-<preset>_desc-model_bold.npy`` (+ ``.json``), and the baseline
-    inputs (the participant level's regional tables): ``anat/sub-<l>_atlas-synthetic_desc-gm_morph.tsv`` (``index``,
-    ``name``, ``volume_ml``), a coarse "modulated grey-matter" map
-    ``anat/sub-<l>_space-MNI152NLin2009aSym_res-4_label-GM_desc-modulated_probseg.nii.gz`` (every 4th voxel of the MRI tensor,
-    mapped into [0, 1]) and, with BOLD,
-    ``func/sub-<l>_task-rest_space-MNI152NLin2009aSym_atlas-synthetic_timeseries.tsv``
-    (``n_volumes`` rows x :data:`N_REGIONS` regions).
+    group level, named by the contract (:mod:`bidsad.derivatives`) and on its grids: the T1w model tensor
+    (``MRI_TENSORS["t1w"]``, ``features/sub-<l>_res-<preset>_desc-model_T1w.npy``; its sidecar has the fields and
+    ``ParametersHash`` of :func:`bidsad.interfaces.tensors.finish_meta`), optionally the fMRI tensor
+    (``BOLD_TENSOR``), and the baselines' inputs: regional GM volumes (``GM_MORPH``, atlas ``synthetic``; ``index``,
+    ``name``, ``volume_ml``), a coarse "modulated grey-matter" map (``VOXEL_GM``: every 4th voxel of the MRI
+    tensor, mapped into [0, 1]) and, with BOLD, ROI time series (``ROI_TIMESERIES``, ``n_volumes`` rows x
+    :data:`N_REGIONS` regions).
 
     Classes cycle CN, MCI, AD (severity 0, 0.5, 1); ``effect`` scales every class effect (0: none).
     ``shuffle_labels`` permutes the diagnoses in participants.tsv (seeded) after the data are drawn,
@@ -312,8 +301,8 @@ def make_synthetic_derivatives(root: Path, n_participants: int = 60, *, preset: 
     grid = PRESETS[preset]
     root = Path(root)
     bids_dir, out_dir = root / "bids", root / "derivatives"
-    bids_dir.mkdir(parents=True, exist_ok=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (bids_dir, out_dir):
+        folder.mkdir(parents=True, exist_ok=True)
     (bids_dir / "dataset_description.json").write_text(json.dumps({
         "Name": "bidsad synthetic derivatives (NOT real data; preprocessing bypassed)", "BIDSVersion": "1.10.0",
         "DatasetType": "raw"}, indent=2))
@@ -356,11 +345,10 @@ def make_synthetic_derivatives(root: Path, n_participants: int = 60, *, preset: 
             bold = synthetic_bold_tensor(severity, sub_rng, grid["bold_shape"], grid["frames"], effect, params)
             stem = derivative_path(out_dir, bold_source, **BOLD_TENSOR.sink_args(res=preset)).with_suffix("")
             np.save(stem.with_suffix(".npy"), bold)
-            fov = list(GRID_FOV_MM)
             meta = {"shape": list(bold.shape), "dtype": "float32",
                     "grid_affine": bold_model_grid(grid["bold_shape"]).round(6).tolist(),
-                    "voxel_size_mm": [round(f / n, 6) for f, n in zip(fov, grid["bold_shape"])],
-                    "field_of_view_mm": fov, "frames": grid["frames"], "n_volumes": grid["frames"],
+                    "voxel_size_mm": [round(f / n, 6) for f, n in zip(GRID_FOV_MM, grid["bold_shape"])],
+                    "field_of_view_mm": list(GRID_FOV_MM), "frames": grid["frames"], "n_volumes": grid["frames"],
                     FRAME_MASK_KEY: [True] * grid["frames"], "Modality": "bold",
                     "RepetitionTime": params["repetition_time"], **common}
             stem.with_suffix(".json").write_text(json.dumps(finish_meta(meta, {}, **how), indent=2))
