@@ -245,8 +245,8 @@ class Config:
 
     def problems(self) -> list[tuple[str, str, object, str]]:
         """Values out of range or of the wrong type: ``(section, name, value, why)`` for each."""
-        from bidsad.phenotype import CLASS_NAMES
         from bidsad.learn.models import MODEL_NAMES
+        from bidsad.phenotype import CLASS_NAMES
 
         def integer(value, minimum):
             return isinstance(value, int) and not isinstance(value, bool) and value >= minimum

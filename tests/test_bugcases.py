@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from bidsad.bids import InputError, collect_participants, sidecar_metadata
-from bidsad.phenotype import read_participants_tsv
 from bidsad.interfaces.images import conform_image
+from bidsad.phenotype import read_participants_tsv
 
 from . import bugcase_data as bd
 

@@ -172,8 +172,8 @@ def test_cohort_refuses_mixed_parameters_naming_participant_and_parameter(tmp_pa
 
 
 def test_prepare_fmriprep_bold_drops_flagged_volumes(tmp_path):
-    from bidsad.interfaces.fmriprep_bold import prepare_fmriprep_bold
     from bidsad.derivatives import bold_model_grid
+    from bidsad.interfaces.fmriprep_bold import prepare_fmriprep_bold
 
     rng = np.random.default_rng(0)
     data = rng.normal(100, 1, (20, 24, 20, 9)).astype(np.float32)

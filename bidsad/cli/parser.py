@@ -144,8 +144,8 @@ def _participant_label(value: str) -> str:
 
 def _build_parser() -> argparse.ArgumentParser:
     """Build the argument parser (argument groups as in other BIDS-Apps)."""
-    from bidsad.phenotype import CLASS_NAMES
     from bidsad.learn.models import MODEL_NAMES
+    from bidsad.phenotype import CLASS_NAMES
 
     parser = argparse.ArgumentParser(
         prog="bidsad",

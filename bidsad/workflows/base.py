@@ -6,9 +6,9 @@ from pathlib import Path
 
 from bidsad import __version__
 from bidsad.bids import ParticipantInputs
+from bidsad.config import Config
 from bidsad.derivatives.naming import bids_uri
 from bidsad.utils import relpath
-from bidsad.config import Config
 
 
 def workflow_name() -> str:
