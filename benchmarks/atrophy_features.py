@@ -89,7 +89,7 @@ def effect_sizes(table, participants_tsv: Path):
 def main() -> None:
     import pandas as pd
 
-    from bidsad.config import PRESETS
+    from bidsad.derivatives import PRESETS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path)

@@ -65,7 +65,7 @@ def bare(bids: Path, work: Path) -> None:
     from nilearn.masking import compute_epi_mask
 
     from bidsad.bids import collect_participants
-    from bidsad.config import GRID_FOV_MM, PRESETS
+    from bidsad.derivatives import GRID_FOV_MM, PRESETS
     from bidsad.interfaces import brainmask, confounds, images, intensity, motion, registration, resample, segmentation, tensors
 
     shape = PRESETS["small"]["mri_shape"]

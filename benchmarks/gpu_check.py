@@ -94,8 +94,8 @@ def main(argv=None) -> None:
     import numpy as np
     import tensorflow as tf
 
-    from bidsad.config import PRESETS
     from bidsad.config import MODALITIES
+    from bidsad.derivatives import PRESETS
 
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:

@@ -40,7 +40,7 @@ def shuffled_dataset(bids_dir: Path, target: Path, classes: list[str], seed: int
     import numpy as np
     import pandas as pd
 
-    from bidsad.bids import CLASS_NAMES, read_participants_tsv
+    from bidsad.phenotype import CLASS_NAMES, read_participants_tsv
 
     linked_copy(bids_dir, target, skip={"participants.tsv"})
     table = pd.read_csv(bids_dir / "participants.tsv", sep="\t", dtype=str, keep_default_na=False)

@@ -18,18 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bidsad import __version__
-
-#: Model-input grids. Spatial shapes are in RAS axis order (x, y, z), in voxels; ``frames`` in volumes.
-#: ``paper``: the sizes of Kujur & Monfared (2026), MRI 128x128x176 and fMRI 216 frames of 64x64x32.
-#: ``small``: a grid that trains on a 2-core CPU in minutes (demo, tests).
-PRESETS: dict[str, dict] = {
-    "paper": {"mri_shape": (128, 128, 176), "bold_shape": (64, 64, 32), "frames": 216},
-    "small": {"mri_shape": (48, 56, 48), "bold_shape": (24, 28, 20), "frames": 16},
-}
-
-#: Field of view (mm, RAS x, y, z) of the fMRI model grid, centred on the MNI template box (bidsad.interfaces.tensors).
-#: Sized to the MNI152 brain (about 150 x 190 x 160 mm) with a margin.
-GRID_FOV_MM = (180.0, 216.0, 180.0)
+from bidsad.derivatives import PRESETS
 
 DEFAULT_SEED = 0
 
@@ -56,7 +45,7 @@ class Execution:
     """pybids queries that override the defaults for ``t1w`` and ``bold`` (``--bids-filter-file``)."""
     derivatives: dict | None = None
     """Preprocessed inputs by pipeline name (``--derivatives NAME=PATH``); ``{"fmriprep": PATH}`` makes the
-    participant level use fMRIPrep's outputs instead of its own preprocessing (see :mod:`bidsad.fmriprep`)."""
+    participant level use fMRIPrep's outputs instead of its own preprocessing (see :mod:`bidsad.fmriprep_inputs`)."""
     skip_bids_validation: bool = False
     """Skip the BIDS validator at start (``bids-validator-deno``) and pybids' validation of file names."""
     verbose: int = 0
@@ -273,7 +262,7 @@ class Config:
 
     def problems(self) -> list[tuple[str, str, object, str]]:
         """Values out of range or of the wrong type: ``(section, name, value, why)`` for each."""
-        from bidsad.bids import CLASS_NAMES
+        from bidsad.phenotype import CLASS_NAMES
 
         def integer(value, minimum):
             return isinstance(value, int) and not isinstance(value, bool) and value >= minimum

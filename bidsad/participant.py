@@ -51,7 +51,8 @@ def run_participant_level(config) -> int:
 
 def _collect(config) -> list:
     """The run's participants (:func:`bidsad.bids.collect_participants`), after the BIDS validator unless skipped."""
-    from bidsad.bids import collect_participants, validate_input
+    from bidsad.bids import collect_participants
+    from bidsad.validator import validate_input
 
     ex = config.execution
     bids_dir = Path(ex.bids_dir)
@@ -63,7 +64,7 @@ def _collect(config) -> list:
 
 def _start_outputs(config, participants: list) -> None:
     """dataset_description.json, the work directory's stamp, and each participant's input warnings."""
-    from bidsad.bids import write_dataset_description
+    from bidsad.derivatives.description import write_dataset_description
 
     ex = config.execution
     write_dataset_description(Path(ex.out_dir), Path(ex.bids_dir), ex.derivatives)
@@ -81,12 +82,13 @@ def _clear_earlier_attempts(config, participants: list) -> None:
     """
     import shutil
 
+    from bidsad.derivatives import stale_tensor_glob
     from bidsad.workflows.base import crash_dir
 
     out_dir = Path(config.execution.out_dir)
     for part in participants:
         shutil.rmtree(crash_dir(config, part.label), ignore_errors=True)
-        for stale in (out_dir / f"sub-{part.label}").rglob(f"features/*_res-{config.features.preset}_*desc-model_*"):
+        for stale in (out_dir / f"sub-{part.label}").rglob(stale_tensor_glob(config.features.preset)):
             stale.unlink()
         for partial in (out_dir / f"sub-{part.label}").rglob(".*.tmp"):
             partial.unlink()
@@ -116,7 +118,7 @@ def _run_one_graph(config, participants: list, plugin: str, plugin_args: dict) -
 def _conclude(config, participants: list, log_file: Path) -> int:
     """Name the failed participants, write the boilerplate, the dataset description (the ``res-`` labels
     now written) and the run summary; return the exit status."""
-    from bidsad.bids import write_dataset_description
+    from bidsad.derivatives.description import write_dataset_description
 
     ex = config.execution
     out_dir = Path(ex.out_dir)

@@ -25,7 +25,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-CLASS_NAMES = ("CN", "MCI", "AD")
+from bidsad.phenotype import CLASS_NAMES
+
 SEVERITY = {"CN": 0.0, "MCI": 0.5, "AD": 1.0}
 HIPPOCAMPI_MNI = ((-28.0, -22.0, -14.0), (28.0, -22.0, -14.0))
 HIPPOCAMPUS_RADIUS_MM = 9.0
@@ -34,16 +35,8 @@ DMN_MNI = ((0.0, -52.0, 26.0), (0.0, 52.0, -6.0), (-46.0, -66.0, 30.0), (46.0, -
 NODE_RADIUS_MM = 8.0
 
 DEFAULTS = {
-    "effect": 1.0,
-    "ventricle_mm": 6.0,
-    "ventricle_sd_mm": 0.7,
-    "hippocampal_loss": 0.5,
-    "dmn_coupling": 0.8,
-    "noise_sd": 0.03,
-    "max_rotation_deg": 5.0,
-    "max_shift_mm": 5.0,
-    "n_volumes": 40,
-    "repetition_time": 2.0,
+    "effect": 1.0, "ventricle_mm": 6.0, "ventricle_sd_mm": 0.7, "hippocampal_loss": 0.5, "dmn_coupling": 0.8,
+    "noise_sd": 0.03, "max_rotation_deg": 5.0, "max_shift_mm": 5.0, "n_volumes": 40, "repetition_time": 2.0,
     "bold_voxel_mm": 6.0,
 }
 
@@ -282,15 +275,13 @@ def make_synthetic_derivatives(root: Path, n_participants: int = 60, *, preset: 
     For group-level tests and benchmarks only: no image is preprocessed. Writes ``root/bids`` (a fake
     BIDS dataset holding only ``dataset_description.json`` and ``participants.tsv``) and
     ``root/derivatives`` with, per participant, exactly the files the participant level writes for the
-    group level: ``features/sub-<l>_res-<preset>_desc-model_T1w.npy`` (+ ``.json`` sidecar with the
-    fields and ``ParametersHash`` of :func:`bidsad.interfaces.tensors.finish_meta`), optionally
-    ``features/sub-<l>_task-rest_res-<preset>_desc-model_bold.npy`` (+ ``.json``), and the baseline
-    inputs (the participant level's regional tables): ``anat/sub-<l>_atlas-synthetic_desc-gm_morph.tsv`` (``index``,
-    ``name``, ``volume_ml``), a coarse "modulated grey-matter" map
-    ``anat/sub-<l>_space-MNI152NLin2009aSym_res-4_label-GM_desc-modulated_probseg.nii.gz`` (every 4th voxel of the MRI tensor,
-    mapped into [0, 1]) and, with BOLD,
-    ``func/sub-<l>_task-rest_space-MNI152NLin2009aSym_atlas-synthetic_timeseries.tsv``
-    (``n_volumes`` rows x :data:`N_REGIONS` regions).
+    group level, named by the contract (:mod:`bidsad.derivatives`) and on its grids: the T1w model tensor
+    (``MRI_TENSORS["t1w"]``, ``features/sub-<l>_res-<preset>_desc-model_T1w.npy``; its sidecar has the fields and
+    ``ParametersHash`` of :func:`bidsad.interfaces.tensors.finish_meta`), optionally the fMRI tensor
+    (``BOLD_TENSOR``), and the baselines' inputs: regional GM volumes (``GM_MORPH``, atlas ``synthetic``; ``index``,
+    ``name``, ``volume_ml``), a coarse "modulated grey-matter" map (``VOXEL_GM``: every 4th voxel of the MRI
+    tensor, mapped into [0, 1]) and, with BOLD, ROI time series (``ROI_TIMESERIES``, ``n_volumes`` rows x
+    :data:`N_REGIONS` regions).
 
     Classes cycle CN, MCI, AD (severity 0, 0.5, 1); ``effect`` scales every class effect (0: none).
     ``shuffle_labels`` permutes the diagnoses in participants.tsv (seeded) after the data are drawn,
@@ -300,16 +291,18 @@ def make_synthetic_derivatives(root: Path, n_participants: int = 60, *, preset: 
     import nibabel as nb
     import numpy as np
 
-    from bidsad.bids import CONTENT_HASH_KEY, array_content_hash
-    from bidsad.config import PRESETS
-    from bidsad.interfaces.tensors import finish_meta, grid_affine, resize_mri_volume_grid
+    from bidsad.derivatives import (BOLD_TENSOR, CONTENT_HASH_KEY, FRAME_MASK_KEY, GM_MORPH, GRID_FOV_MM, MRI_TENSORS,
+                                    PRESETS, ROI_TIMESERIES, TEMPLATE_FOV_MM, TEMPLATE_SPACE, VOXEL_GM,
+                                    array_content_hash, bold_model_grid, resize_mri_volume_grid)
+    from bidsad.derivatives.naming import derivative_path
+    from bidsad.interfaces.tensors import finish_meta
 
     params = {**DEFAULTS, **params}
     grid = PRESETS[preset]
     root = Path(root)
     bids_dir, out_dir = root / "bids", root / "derivatives"
-    bids_dir.mkdir(parents=True, exist_ok=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (bids_dir, out_dir):
+        folder.mkdir(parents=True, exist_ok=True)
     (bids_dir / "dataset_description.json").write_text(json.dumps({
         "Name": "bidsad synthetic derivatives (NOT real data; preprocessing bypassed)", "BIDSVersion": "1.10.0",
         "DatasetType": "raw"}, indent=2))
@@ -317,7 +310,7 @@ def make_synthetic_derivatives(root: Path, n_participants: int = 60, *, preset: 
         "Name": "bidsad synthetic derivatives", "BIDSVersion": "1.10.0", "DatasetType": "derivative",
         "GeneratedBy": [{"Name": "bidsad.synthetic.make_synthetic_derivatives",
                          "Description": "group-level inputs drawn directly; preprocessing bypassed"}]}, indent=2))
-    common = {"preset": preset, "Space": "MNI152NLin2009aSym", "Synthetic": True}
+    common = {"preset": preset, "Space": TEMPLATE_SPACE, "Synthetic": True}
     how = {"normalisation": "synthetic: drawn z-scored (bidsad.synthetic, preprocessing bypassed)",
            "interpolation": "none (drawn on the model grid)", "warnings": []}
     rng = np.random.default_rng(seed)
@@ -327,44 +320,43 @@ def make_synthetic_derivatives(root: Path, n_participants: int = 60, *, preset: 
         label = f"{index + 1:03d}"
         severity = SEVERITY[diagnosis]
         sub_rng = np.random.default_rng(rng.integers(2**32))
-        features = out_dir / f"sub-{label}" / "features"
-        features.mkdir(parents=True, exist_ok=True)
+        t1w_source, bold_source = Path(f"sub-{label}_T1w.nii.gz"), Path(f"sub-{label}_task-rest_bold.nii.gz")
         mri = synthetic_mri_tensor(severity, sub_rng, grid["mri_shape"], effect)
-        stem = features / f"sub-{label}_res-{preset}_desc-model_T1w"
+        stem = derivative_path(out_dir, t1w_source, **MRI_TENSORS["t1w"].sink_args(res=preset)).with_suffix("")
+        stem.parent.mkdir(parents=True, exist_ok=True)
         np.save(stem.with_suffix(".npy"), mri)
         affine = resize_mri_volume_grid(grid["mri_shape"])
         meta = {"shape": list(mri.shape), "dtype": "float32", "grid_affine": affine.round(6).tolist(),
                 CONTENT_HASH_KEY: array_content_hash(mri),  # no source scan: the drawn tensor stands in for it
                 "voxel_size_mm": [round(float(v), 6) for v in np.diag(affine)[:3]],
-                "field_of_view_mm": [197.0, 233.0, 189.0], "frames": None, "Modality": "T1w", **common}
+                "field_of_view_mm": list(TEMPLATE_FOV_MM), "frames": None, "Modality": "T1w", **common}
         stem.with_suffix(".json").write_text(json.dumps(finish_meta(meta, {}, **how), indent=2))
-        anat = out_dir / f"sub-{label}" / "anat"
-        anat.mkdir(parents=True, exist_ok=True)
+        morph = derivative_path(out_dir, t1w_source, **GM_MORPH.sink_args(atlas=SYNTHETIC_ATLAS))
+        morph.parent.mkdir(parents=True, exist_ok=True)
         volumes = 10.0 * sub_rng.uniform(0.95, 1.05) * (1 + 0.05 * sub_rng.normal(size=N_REGIONS))
         volumes[:2] *= 1 - 0.4 * severity * effect  # "hippocampi" shrink with severity
         pd_rows = ["index\tname\tvolume_ml"] + [f"{i + 1}\t{n}\t{v:.4f}" for i, (n, v) in enumerate(zip(names, volumes))]
-        (anat / f"sub-{label}_atlas-{SYNTHETIC_ATLAS}_desc-gm_morph.tsv").write_text("\n".join(pd_rows) + "\n")
+        morph.write_text("\n".join(pd_rows) + "\n")
         coarse = mri[::4, ::4, ::4]  # a "grey-matter map at 4 mm" carrying the same class effect as the tensor
         gm = np.where(coarse != 0, np.clip(0.5 + 0.25 * coarse, 0.0, 1.0), 0.0).astype(np.float32)
         nb.save(nb.Nifti1Image(gm, np.diag([4.0, 4.0, 4.0, 1.0])),
-                anat / f"sub-{label}_space-MNI152NLin2009aSym_res-4_label-GM_desc-modulated_probseg.nii.gz")
+                derivative_path(out_dir, t1w_source, **VOXEL_GM.sink_args()))
         if with_bold:
             bold = synthetic_bold_tensor(severity, sub_rng, grid["bold_shape"], grid["frames"], effect, params)
-            stem = features / f"sub-{label}_task-rest_res-{preset}_desc-model_bold"
+            stem = derivative_path(out_dir, bold_source, **BOLD_TENSOR.sink_args(res=preset)).with_suffix("")
             np.save(stem.with_suffix(".npy"), bold)
-            fov = [180.0, 216.0, 180.0]
             meta = {"shape": list(bold.shape), "dtype": "float32",
-                    "grid_affine": grid_affine((0.0, -18.0, 22.0), fov, grid["bold_shape"]).round(6).tolist(),
-                    "voxel_size_mm": [round(f / n, 6) for f, n in zip(fov, grid["bold_shape"])],
-                    "field_of_view_mm": fov, "frames": grid["frames"], "n_volumes": grid["frames"],
-                    "frame_mask": [True] * grid["frames"], "Modality": "bold",
+                    "grid_affine": bold_model_grid(grid["bold_shape"]).round(6).tolist(),
+                    "voxel_size_mm": [round(f / n, 6) for f, n in zip(GRID_FOV_MM, grid["bold_shape"])],
+                    "field_of_view_mm": list(GRID_FOV_MM), "frames": grid["frames"], "n_volumes": grid["frames"],
+                    FRAME_MASK_KEY: [True] * grid["frames"], "Modality": "bold",
                     "RepetitionTime": params["repetition_time"], **common}
             stem.with_suffix(".json").write_text(json.dumps(finish_meta(meta, {}, **how), indent=2))
-            func = out_dir / f"sub-{label}" / "func"
-            func.mkdir(parents=True, exist_ok=True)
             series = _dmn_signal(severity, sub_rng, n_volumes, N_REGIONS, effect, params)
             lines = ["\t".join(names)] + ["\t".join(f"{v:.5f}" for v in row) for row in series]
-            stem = func / f"sub-{label}_task-rest_space-MNI152NLin2009aSym_atlas-{SYNTHETIC_ATLAS}_timeseries"
+            stem = derivative_path(out_dir, bold_source,
+                                   **ROI_TIMESERIES.sink_args(atlas=SYNTHETIC_ATLAS)).with_suffix("")
+            stem.parent.mkdir(parents=True, exist_ok=True)
             stem.with_suffix(".tsv").write_text("\n".join(lines) + "\n")
             stem.with_suffix(".json").write_text(json.dumps({"Atlas": SYNTHETIC_ATLAS, "Denoise": "none (synthetic)",
                                                              "RepetitionTime": params["repetition_time"]}))

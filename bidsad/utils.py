@@ -84,3 +84,11 @@ def params_hash(params: dict) -> str:
     """SHA-256 (first 16 hex digits) of a JSON-serialisable dict, key order ignored."""
     blob = json.dumps(params, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def relpath(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` when inside it (for messages), else the full path."""
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return str(path)

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from bidsad.derivatives import resize_mri_volume_grid
 from bidsad.interfaces.bids import DerivativesDataSink
 from bidsad.interfaces.registration import template_image
-from bidsad.interfaces.tensors import resize_mri_volume_grid
 
 from .conftest import DEMO
 

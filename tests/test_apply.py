@@ -88,7 +88,7 @@ def test_content_hash_ignores_name_compression_and_header_but_not_voxels(tmp_pat
     import nibabel as nb
     import numpy as np
 
-    from bidsad.bids import image_content_hash
+    from bidsad.derivatives import image_content_hash
 
     data = np.random.default_rng(0).integers(0, 1000, (6, 7, 8)).astype(np.int16)
     nb.save(nb.Nifti1Image(data, np.eye(4)), tmp_path / "sub-01_T1w.nii.gz")

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bidsad.bids import collect_participants, derivative_path, read_participants_tsv, repetition_time, write_dataset_description
+from bidsad.bids import collect_participants, repetition_time
+from bidsad.derivatives.description import write_dataset_description
+from bidsad.derivatives.naming import derivative_path
+from bidsad.phenotype import read_participants_tsv
 
 
 @pytest.mark.parametrize(("value", "tr"), [(2.0, 2.0), ("2.52", 2.52), (0.8, 0.8)])

@@ -15,8 +15,9 @@ import nibabel as nb
 import numpy as np
 import pytest
 
-from bidsad.bids import InputError, collect_participants, read_participants_tsv, sidecar_metadata
+from bidsad.bids import InputError, collect_participants, sidecar_metadata
 from bidsad.interfaces.images import conform_image
+from bidsad.phenotype import read_participants_tsv
 
 from . import bugcase_data as bd
 

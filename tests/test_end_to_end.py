@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bidsad.config import PRESETS
+from bidsad.derivatives import PRESETS
 from bidsad.interfaces.registration import template_image
 
 from .conftest import DEMO, run_bidsad, tree_checksums

@@ -120,7 +120,7 @@ def test_gm_block_average_and_regional_volumes(tmp_path):
 
 def test_fmriprep_collection_names_what_is_missing(tmp_path):
     from bidsad.bids import BoldRun, ParticipantInputs
-    from bidsad.fmriprep import collect_fmriprep, dummy_scans
+    from bidsad.fmriprep_inputs import collect_fmriprep, dummy_scans
 
     root = tmp_path / "fmriprep"
     anat = root / "sub-01" / "anat"
@@ -172,8 +172,8 @@ def test_cohort_refuses_mixed_parameters_naming_participant_and_parameter(tmp_pa
 
 
 def test_prepare_fmriprep_bold_drops_flagged_volumes(tmp_path):
-    from bidsad.interfaces.fmriprep import prepare_fmriprep_bold
-    from bidsad.interfaces.tensors import bold_model_grid
+    from bidsad.derivatives import bold_model_grid
+    from bidsad.interfaces.fmriprep_bold import prepare_fmriprep_bold
 
     rng = np.random.default_rng(0)
     data = rng.normal(100, 1, (20, 24, 20, 9)).astype(np.float32)

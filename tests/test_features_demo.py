@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from bidsad.atlases import PARCELLATION, parcellation
-from bidsad.bids import image_content_hash
+from bidsad.derivatives import image_content_hash
 
 from .conftest import DEMO, run_bidsad
 

@@ -12,7 +12,9 @@ import nibabel as nb
 import numpy as np
 import pytest
 
-from bidsad.bids import collect_participants, file_problem, run_bids_validator
+from bidsad.bids import collect_participants
+from bidsad.image_checks import file_problem
+from bidsad.validator import run_bids_validator
 
 from . import bugcase_data as bd
 
@@ -150,7 +152,8 @@ def test_derivatives_dataset_as_bids_dir_gets_our_message(tmp_path, capsys):
 
 
 def test_input_validation_summarises_errors(tmp_path):
-    from bidsad.bids import InputError, validate_input
+    from bidsad.bids import InputError
+    from bidsad.validator import validate_input
 
     bids = bd.make_dataset(tmp_path / "bids", subjects=("01", "02"))
     validate_input(bids)  # a clean dataset passes
@@ -189,7 +192,7 @@ DIAGNOSES = {  # as users write them -> code (None: excluded)
 
 
 def test_participants_tsv_vocabulary_and_numeric_levels(tmp_path):
-    from bidsad.bids import read_participants_tsv
+    from bidsad.phenotype import read_participants_tsv
 
     bids = tmp_path / "bids"
     labels = [f"{i:02d}" for i in range(len(DIAGNOSES))]
@@ -218,7 +221,7 @@ def test_participants_tsv_vocabulary_and_numeric_levels(tmp_path):
 def test_levels_that_describe_known_values_keep_them(tmp_path):
     """participants.json Levels that describe the values ({"CN": "cognitively normal ..."}, as in the demo)
     do not hide the value itself: CN stays CN (a Levels lookup first made every demo participant unusable)."""
-    from bidsad.bids import read_participants_tsv
+    from bidsad.phenotype import read_participants_tsv
 
     bids = tmp_path / "bids"
     for label in ("01", "02", "03"):

@@ -6,8 +6,8 @@ import nibabel as nb
 import numpy as np
 import pytest
 
+from bidsad.derivatives import grid_affine
 from bidsad.interfaces.images import conform_image
-from bidsad.interfaces.tensors import grid_affine
 
 
 def _blob(shape=(40, 48, 40), center=(20, 24, 20), radius=12.0):

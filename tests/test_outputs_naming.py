@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bidsad.bids import collect_participants, derivative_path
+from bidsad.bids import collect_participants
+from bidsad.derivatives.naming import derivative_path
 
 from . import bugcase_data as bd
 
@@ -73,7 +74,7 @@ def test_dataset_description_updated_when_the_version_changes(tmp_path, caplog):
     import logging
 
     from bidsad import __version__
-    from bidsad.bids import BIDSIGNORE, write_dataset_description
+    from bidsad.derivatives.description import BIDSIGNORE, write_dataset_description
 
     bids = bd.make_dataset(tmp_path / "bids", subjects=("01",), bold=False)
     (bids / "dataset_description.json").write_text(json.dumps({"Name": "x", "BIDSVersion": "1.8.0", "DatasetDOI": "10.1/abc"}))

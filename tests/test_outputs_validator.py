@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from bidsad.bids import run_bids_validator, summarise_validator_errors
+from bidsad.validator import run_bids_validator, summarise_validator_errors
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from bidsad.bids import BoldRun, ParticipantInputs
-from bidsad.config import PRESETS, Config
+from bidsad.config import Config
+from bidsad.derivatives import PRESETS
 
 from .conftest import DEMO, run_bidsad
 

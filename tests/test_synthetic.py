@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from bidsad import synthetic
-from bidsad.bids import collect_participants, read_participants_tsv
+from bidsad.bids import collect_participants
+from bidsad.phenotype import read_participants_tsv
 
 
 @pytest.fixture(scope="module")

@@ -31,12 +31,12 @@ from bidsad.config import (
     LR_SCHEDULES,
     MRI_INPUTS,
     NIPYPE_PLUGINS,
-    PRESETS,
     RECIPES,
     SPLIT_PROTOCOLS,
     Config,
     apply_recipe,
 )
+from bidsad.derivatives import PRESETS
 
 #: INFO notes of the last :func:`parse_args` (a bare ``--mem`` number, a ``sub-`` prefix removed), collected
 #: after parsing; the entry point logs them once logging is set up.
@@ -45,8 +45,8 @@ NOTES: list[tuple[int, str]] = []
 
 def _build_parser() -> argparse.ArgumentParser:
     """Build the argument parser (argument groups as in other BIDS-Apps)."""
-    from bidsad.bids import CLASS_NAMES
     from bidsad.config import MODEL_NAMES
+    from bidsad.phenotype import CLASS_NAMES
 
     parser = argparse.ArgumentParser(
         prog="bidsad",

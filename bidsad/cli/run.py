@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from bidsad import messages, runtime
+from bidsad import runtime
 
 LOGGER = logging.getLogger("bidsad")
 
@@ -48,7 +48,9 @@ def _dispatch(config) -> int:
 
             status = run_participant_reports(config)
         elif config.execution.reports_only:
-            status = _group_reports_only(config)
+            from bidsad.group.reports_only import run_group_reports
+
+            status = run_group_reports(config)
         elif config.execution.analysis_level == "participant":
             from bidsad.participant import run_participant_level
 
@@ -68,27 +70,3 @@ def _dispatch(config) -> int:
         if out_dir.is_dir() and status != runtime.EXIT_USAGE:
             config.save(out_dir / "logs" / f"config-{config.execution.analysis_level}-{config.execution.run_uuid}.toml")
     return status
-
-
-def _group_reports_only(config) -> int:
-    """``group --reports-only``: rebuild ``group/group.html`` (or an ``--apply-models`` run's report) and the
-    citation boilerplate from existing outputs; nothing is trained. Raises :class:`bidsad.bids.InputError`
-    when the group level has no outputs.
-    """
-    from bidsad.bids import InputError
-    from bidsad.reports.boilerplate import write_boilerplate
-    from bidsad.reports.group import write_apply_report, write_group_report
-
-    bids_dir, out_dir = Path(config.execution.bids_dir), Path(config.execution.out_dir)
-    if (out_dir / "group" / "predictions.json").is_file() and not (out_dir / "group" / "metrics.json").is_file():
-        LOGGER.info(messages.REPORTS_DONE.format(reports=write_apply_report(out_dir)))  # an --apply-models run
-        return runtime.EXIT_OK
-    if not (out_dir / "group" / "metrics.json").is_file():
-        raise InputError(messages.REPORTS_NO_GROUP.format(group=out_dir / "group", bids=bids_dir, out=out_dir))
-    report = write_group_report(out_dir, bids_dir)
-    try:
-        write_boilerplate(out_dir)
-    except Exception as err:  # the boilerplate must never cost the run
-        LOGGER.warning(messages.BOILERPLATE_FAILED.format(why=err))
-    LOGGER.info(messages.REPORTS_DONE.format(reports=str(report)))
-    return runtime.EXIT_OK

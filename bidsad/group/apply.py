@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 
 from bidsad import messages
+from bidsad.derivatives import GROUP_DIR, PREDICTIONS_JSON, PREDICTIONS_TSV
 
 LOGGER = logging.getLogger("bidsad")
 
@@ -41,7 +42,7 @@ def run_apply(config) -> int:
     ex = config.execution
     out_dir, bids_dir = Path(ex.out_dir), Path(ex.bids_dir)
     source = Path(ex.apply_models).resolve()
-    group_dir = out_dir / "group"
+    group_dir = out_dir / GROUP_DIR
     if group_dir.resolve() == source:
         raise InputError(messages.APPLY_SAME_RUN.format(path=source))
     card = read_model_card(source)
@@ -83,7 +84,7 @@ def _apply_model(config, source: Path, card: dict, name: str, rows):
     """
     import pandas as pd
 
-    from bidsad.bids import CLASS_NAMES
+    from bidsad.phenotype import CLASS_NAMES
     from bidsad.learn.apply import ensemble_predict
     from bidsad.learn.evaluate import bootstrap_ci, classification_metrics, probability_columns
 
@@ -115,7 +116,7 @@ def _apply_model(config, source: Path, card: dict, name: str, rows):
 
 def _write_outputs(config, source: Path, card: dict, predictions, evaluations: dict, notes: list) -> int:
     """Write ``predictions.tsv`` / ``.json``, the applied model card and ``group.html``; return 0."""
-    from bidsad.learn.apply import MODEL_CARD
+    from bidsad.derivatives import MODEL_CARD_JSON as MODEL_CARD
     from bidsad.learn.evaluate import probability_columns
     from bidsad.reports.group import write_apply_report
     from bidsad.utils import atomic_write_json, atomic_write_text
@@ -123,9 +124,9 @@ def _write_outputs(config, source: Path, card: dict, predictions, evaluations: d
 
     ex = config.execution
     out_dir, classes = Path(ex.out_dir), tuple(card["task"]["classes"])
-    group_dir = out_dir / "group"
-    atomic_write_text(group_dir / "predictions.tsv", predictions.to_csv(sep="\t", index=False, na_rep="n/a"))
-    atomic_write_json(group_dir / "predictions.json", {
+    group_dir = out_dir / GROUP_DIR
+    atomic_write_text(group_dir / PREDICTIONS_TSV, predictions.to_csv(sep="\t", index=False, na_rep="n/a"))
+    atomic_write_json(group_dir / PREDICTIONS_JSON, {
         "Description": f"Class probabilities of the models of {source} (run {card.get('run_uuid')}), each the mean over "
                        "its fold models (every fold and repeat).",
         "participant_id": {"Description": "participant of this dataset"},

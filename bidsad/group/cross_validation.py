@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bidsad import messages
+from bidsad.derivatives import GROUP_DIR, GROUP_HTML, METRICS_JSON, PREDICTIONS_TSV, SPLITS_TSV, model_dir
 
 LOGGER = logging.getLogger("bidsad")
 
@@ -34,7 +35,7 @@ class _Run:
 
     @property
     def group_dir(self) -> Path:
-        return self.out_dir / "group"
+        return self.out_dir / GROUP_DIR
 
     @property
     def paper(self) -> bool:
@@ -104,7 +105,7 @@ def _plan(config) -> _Run:
     from bidsad.utils import atomic_write_text
 
     learning, seed = config.learning, config.seeds.random_seed
-    group_dir = Path(config.execution.out_dir) / "group"
+    group_dir = Path(config.execution.out_dir) / GROUP_DIR
     cohort, classes, class_notes = _cohort(config, group_dir)
     included = cohort[cohort["included"]].reset_index(drop=True)
     models = list(dict.fromkeys(learning.models))
@@ -129,7 +130,7 @@ def _plan(config) -> _Run:
         warnings.append(messages.SMALL_N.format(n=len(included)))
     for warning in warnings:
         LOGGER.warning(warning)
-    atomic_write_text(group_dir / "splits.tsv", splits.to_csv(sep="\t", index=False))
+    atomic_write_text(group_dir / SPLITS_TSV, splits.to_csv(sep="\t", index=False))
     return _Run(config=config, cohort=cohort, included=included, classes=classes, models=models, splits=splits,
                 warnings=warnings)
 
@@ -198,7 +199,7 @@ def _train_model(run: _Run, model_name: str, strategy) -> None:
     if not fold_predictions:
         return
     pooled, evaluation, pooled_rows = evaluate_pooled(model_name, fold_predictions,
-                                                      run.group_dir / f"model-{model_name}" / "predictions.tsv",
+                                                      model_dir(run.group_dir, model_name) / PREDICTIONS_TSV,
                                                       config.learning, config.seeds.random_seed)
     run.metric_rows += pooled_rows
     run.results[model_name].update(evaluation)
@@ -238,7 +239,7 @@ def _write_metrics(run: _Run, device: str) -> dict:
     write_metrics_table(run.group_dir, run.metric_rows + baseline_rows, run.paper)
     summary = run_summary(run.config, results=run.results, baselines=baseline_results, classes=run.classes,
                           splits=run.splits, device=device, warnings=run.warnings)
-    atomic_write_json(run.group_dir / "metrics.json", summary)
+    atomic_write_json(run.group_dir / METRICS_JSON, summary)
     return summary
 
 
@@ -261,7 +262,7 @@ def _finish(run: _Run, summary: dict) -> int:
     except Exception as err:  # the report must never cost the results already written
         import traceback
 
-        LOGGER.error(messages.REPORT_FAILED.format(report=group_dir / "group.html", why=err, details=group_dir / "group.err"))
+        LOGGER.error(messages.REPORT_FAILED.format(report=group_dir / GROUP_HTML, why=err, details=group_dir / "group.err"))
         atomic_write_text(group_dir / "group.err", f"group report failed: {err!r}\n\n{traceback.format_exc()}")
         return 1
     (group_dir / "group.err").unlink(missing_ok=True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bidsad.derivatives import METRICS_TSV
+
 #: Columns of ``metrics.tsv`` (in the paper protocol a ``split_protocol`` column comes first).
 METRICS_COLUMNS = ["model", "fold", "metric", "value", "ci_low", "ci_high"]
 #: ``split_protocol`` column of ``metrics.tsv`` in the paper protocol.
@@ -21,7 +23,7 @@ def write_metrics_table(group_dir: Path, rows: list[dict], paper: bool) -> Path:
     metrics = pd.DataFrame(rows, columns=METRICS_COLUMNS)
     if paper:
         metrics.insert(0, "split_protocol", PAPER_METRICS_FLAG)
-    return atomic_write_text(Path(group_dir) / "metrics.tsv", metrics.to_csv(sep="\t", index=False))
+    return atomic_write_text(Path(group_dir) / METRICS_TSV, metrics.to_csv(sep="\t", index=False))
 
 
 def split_protocol(learning) -> str:

@@ -47,17 +47,25 @@ class DerivativesDataSink(SimpleInterface):
     output_spec = _DSOutputSpec
     always_run = True
 
+    def out_path(self, extension: str) -> Path:
+        """Where this sink writes (:func:`bidsad.derivatives.naming.derivative_path` of its inputs)."""
+        from bidsad.derivatives.naming import derivative_path
+
+        return derivative_path(Path(self.inputs.base_directory), Path(self.inputs.source_file),
+                               datatype=self.inputs.datatype, suffix=self.inputs.suffix, extension=extension,
+                               **self._entities())
+
+    def _entities(self) -> dict:
+        return {k.rstrip("_"): getattr(self.inputs, k) or None
+                for k in ("from_", "to", "mode", "space", "atlas", "res", "label", "desc", "stat")}
+
     def _run_interface(self, runtime):
-        from bidsad.bids import derivative_path
         from bidsad.utils import atomic_copy, atomic_write_json
 
         in_file = Path(self.inputs.in_file)
         extension = self.inputs.extension or "".join(in_file.suffixes[-2:] if in_file.name.endswith(".nii.gz") else in_file.suffixes[-1:])
-        entities = {k.rstrip("_"): getattr(self.inputs, k) or None
-                    for k in ("from_", "to", "mode", "space", "atlas", "res", "label", "desc", "stat")}
-        out = derivative_path(Path(self.inputs.base_directory), Path(self.inputs.source_file),
-                              datatype=self.inputs.datatype, suffix=self.inputs.suffix, extension=extension,
-                              **entities)
+        entities = self._entities()
+        out = self.out_path(extension)
         if extension in (".nii", ".nii.gz") and _consistent_header(in_file) is not None:
             _consistent_header(in_file, write_to=out)
         else:
@@ -65,7 +73,7 @@ class DerivativesDataSink(SimpleInterface):
         sidecar = out.with_name(out.name[: -len(extension)] + ".json")
         meta = dict(self.inputs.meta_dict or {})
         if entities.get("res"):  # BIDS requires the meaning of res- in the sidecar of every such file
-            from bidsad.bids import RESOLUTIONS
+            from bidsad.derivatives.description import RESOLUTIONS
 
             meta.setdefault("Resolution", RESOLUTIONS.get(entities["res"], f"bidsad grid '{entities['res']}'"))
         if isdefined(self.inputs.skull_stripped):

@@ -13,7 +13,7 @@ from nipype.interfaces.base import (
 )
 
 from bidsad import messages
-from bidsad.bids import core_shape, header_repetition_time
+from bidsad.image_checks import core_shape, header_repetition_time
 
 
 def _scaled_float32(img):

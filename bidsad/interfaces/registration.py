@@ -6,8 +6,8 @@ from pathlib import Path
 
 from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits
 
-#: Space label of the template nilearn ships (ICBM 2009a nonlinear symmetric; Fonov et al. 2009, 2011).
-TEMPLATE_SPACE = "MNI152NLin2009aSym"
+from bidsad.derivatives import TEMPLATE_SPACE
+
 #: antspyx ``type_of_transform`` per ``--anat-registration`` value.
 TRANSFORMS = {"affine": "Affine", "syn": "SyN"}
 

@@ -12,6 +12,9 @@ from nipype.interfaces.base import (
     traits,
 )
 
+from bidsad.derivatives import (FRAME_MASK_KEY, PARAMETERS_HASH_KEY, TEMPLATE_FOV_MM, TEMPLATE_SPACE, bold_model_grid,
+                                parameters_hash, resize_mri_volume_grid)
+
 #: Recorded in every tensor sidecar (part of the parameter hash the group level compares): MRI tensor.
 MRI_NORMALISATION = (
     "T1w z-scored inside its brain mask (native space), resampled, then z-scored again inside the "
@@ -23,30 +26,6 @@ MRI_INTERPOLATION = (
     "the model grid: the template's 197x233x189 mm field of view resized to the preset shape "
     "(the paper's resize_mri_volume)"
 )
-#: Field of view (mm) and centre (mm) of the MRI model grid: nilearn's 1 mm MNI152NLin2009aSym template box.
-TEMPLATE_FOV_MM = (197.0, 233.0, 189.0)
-TEMPLATE_CENTER_MM = (0.0, -18.0, 22.0)
-
-
-def grid_affine(center_mm, fov_mm, shape):
-    """Affine (4x4 float64, RAS+, mm) of a grid of ``shape`` voxels spanning ``fov_mm`` centred at ``center_mm``."""
-    import numpy as np
-
-    voxel = np.asarray(fov_mm, float) / np.asarray(shape, float)
-    affine = np.diag([*voxel, 1.0])
-    # voxel centres span the FOV: first centre at center - fov/2 + voxel/2
-    affine[:3, 3] = np.asarray(center_mm, float) - np.asarray(fov_mm, float) / 2 + voxel / 2
-    return affine
-
-
-def resize_mri_volume_grid(shape):
-    """Affine (4x4, RAS+, mm) of the MRI model grid of ``shape`` voxels in ``MNI152NLin2009aSym``.
-
-    The paper's ``resize_mri_volume`` resizes the whole MRI volume to 128x128x176; here the volume is
-    the template's 1 mm box (:data:`TEMPLATE_FOV_MM`, edges from -98.5 to 98.5, -134.5 to 98.5 and
-    -72.5 to 116.5 mm) and its edges map onto the grid's edges, so voxels are ``fov / shape`` mm.
-    """
-    return grid_affine(TEMPLATE_CENTER_MM, TEMPLATE_FOV_MM, shape)
 
 
 def antialias(in_file, out_file, target_voxel_mm) -> Path:
@@ -100,11 +79,11 @@ def make_mri_tensor(in_file, mask_file, transform, out_file, *, shape):
     data = np.where(mask, (data - mean) / (std if std > 0 else 1.0), 0.0).astype(np.float32)
     np.save(out_file, data, allow_pickle=False)
     return {
-        "n_volumes": None, "frames": None, "frame_mask": None,
+        "n_volumes": None, "frames": None, FRAME_MASK_KEY: None,
         "shape": list(data.shape), "dtype": "float32", "grid_affine": affine.round(6).tolist(),
         "voxel_size_mm": [round(float(v), 6) for v in target_voxel],
         "field_of_view_mm": [float(v) for v in TEMPLATE_FOV_MM], "mask_fraction": round(float(mask.mean()), 6),
-        "Space": "MNI152NLin2009aSym",
+        "Space": TEMPLATE_SPACE,
     }
 
 
@@ -145,11 +124,11 @@ def make_gm_tensor(gm_file, transform, out_file, *, shape):
         raise ValueError(f"{gm_file}: the modulated grey matter is empty or not finite on the model grid")
     np.save(out_file, data, allow_pickle=False)
     return {
-        "n_volumes": None, "frames": None, "frame_mask": None,
+        "n_volumes": None, "frames": None, FRAME_MASK_KEY: None,
         "shape": list(data.shape), "dtype": "float32", "grid_affine": affine.round(6).tolist(),
         "voxel_size_mm": [round(float(v), 6) for v in np.diag(affine)[:3]],
         "field_of_view_mm": [float(v) for v in TEMPLATE_FOV_MM], "mask_fraction": round(float((data > 0).mean()), 6),
-        "Space": "MNI152NLin2009aSym", "GreyMatterVolume_ml": round(stats["native_ml"], 3),
+        "Space": TEMPLATE_SPACE, "GreyMatterVolume_ml": round(stats["native_ml"], 3),
         "ModulatedIntegral_ml": round(stats["modulated_ml"], 3),
     }
 
@@ -168,15 +147,6 @@ FRAME_POLICY = (
     "first `frames` volumes (after non-steady-state removal) are kept; a longer run is cropped, a shorter "
     "one padded at the end with zero frames; frame_mask marks the real frames (true) and the padding (false)"
 )
-
-
-def bold_model_grid(shape):
-    """Affine (4x4, RAS+, mm) of the fMRI model grid in ``MNI152NLin2009aSym``: :data:`bidsad.config.GRID_FOV_MM`
-    (180 x 216 x 180 mm) centred on the template box's centre, ``shape`` voxels (paper: 64x64x32 voxels of
-    about 2.8 x 3.4 x 5.6 mm). The functional workflow's ``bold_model`` uses the same grid."""
-    from bidsad.config import GRID_FOV_MM
-
-    return grid_affine(TEMPLATE_CENTER_MM, GRID_FOV_MM, shape)
 
 
 def resample_to_model_grid(in_file, out_file, *, shape):
@@ -248,24 +218,22 @@ def make_bold_tensor(in_file, out_file, *, frames: int, mask_file=None, shape=No
         "shape": list(tensor.shape), "dtype": "float32", "grid_affine": img.affine.round(6).tolist(),
         "voxel_size_mm": [round(float(v), 6) for v in voxel],
         "field_of_view_mm": [round(float(v * s), 4) for v, s in zip(voxel, img.shape[:3])],
-        "frames": frames, "n_volumes": n_vol, "frame_mask": [i < keep for i in range(frames)],
-        "FramePolicy": FRAME_POLICY, "mask_fraction": round(float(mask.mean()), 6), "Space": "MNI152NLin2009aSym",
+        "frames": frames, "n_volumes": n_vol, FRAME_MASK_KEY: [i < keep for i in range(frames)],
+        "FramePolicy": FRAME_POLICY, "mask_fraction": round(float(mask.mean()), 6), "Space": TEMPLATE_SPACE,
     }
 
 
 def finish_meta(meta: dict, extra: dict, *, normalisation: str, interpolation: str, warnings) -> dict:
-    """Add the run's fields and the ``ParametersHash`` (over ``COMPARED_PARAMETERS`` of the group level)."""
+    """Add the run's fields and the ``ParametersHash`` (:func:`bidsad.derivatives.parameters_hash`, over
+    :data:`bidsad.derivatives.HASHED_PARAMETERS`, the fields the group level compares)."""
     from bidsad import __version__
-    from bidsad.utils import params_hash
 
     meta.update(extra or {})
     meta["Normalisation"] = normalisation
     meta["Interpolation"] = interpolation
     meta["bidsad_version"] = __version__
     meta["Warnings"] = list(warnings) if warnings else []
-    params = {k: meta.get(k) for k in ("preset", "shape", "dtype", "voxel_size_mm", "field_of_view_mm",
-                                       "frames", "Normalisation", "Interpolation")}
-    meta["ParametersHash"] = params_hash(params)
+    meta[PARAMETERS_HASH_KEY] = parameters_hash(meta)
     return meta
 
 
@@ -296,7 +264,7 @@ class MriTensor(SimpleInterface):
     def _run_interface(self, runtime):
         from nipype.interfaces.base import isdefined
 
-        from bidsad.bids import CONTENT_HASH_KEY, image_content_hash
+        from bidsad.derivatives import CONTENT_HASH_KEY, image_content_hash
 
         out_file = Path(runtime.cwd) / "tensor.npy"
         meta = make_mri_tensor(self.inputs.in_file, self.inputs.mask_file, self.inputs.transform, out_file,

@@ -3,7 +3,7 @@
 models to the participants of another dataset, and their ensemble predictions.
 
 A training run writes ``group/model_card.json`` (:func:`write_model_card`): the task's classes, the training
-participants (IDs, diagnoses and :data:`bidsad.bids.CONTENT_HASH_KEY` of their source T1w), the tensor
+participants (IDs, diagnoses and :data:`bidsad.derivatives.CONTENT_HASH_KEY` of their source T1w), the tensor
 parameters they were made with, the recipe (every ``[learning]`` setting), preset, software versions, each
 model's fold models and cross-validated metrics with their confidence intervals.
 
@@ -20,10 +20,10 @@ import logging
 from pathlib import Path
 
 from bidsad import messages
-from bidsad.bids import CONTENT_HASH_KEY, InputError
+from bidsad.bids import InputError
+from bidsad.derivatives import CONTENT_HASH_KEY, GROUP_DIR, MODEL_CARD_JSON, MODEL_FILE, PREDICTIONS_TSV, model_dir
 
 LOGGER = logging.getLogger("bidsad")
-MODEL_CARD = "model_card.json"
 #: Version of the model card layout (readers refuse newer major versions).
 MODEL_CARD_VERSION = "1.0"
 #: Metrics carried in the card and compared after an application (pooled value and bootstrap 95% CI).
@@ -33,18 +33,18 @@ INTENDED_USE = ("Research on AD / MCI / CN classification from T1-weighted MRI a
 
 
 def _reference_parameters(out_dir: Path, cohort, column: str) -> dict | None:
-    """The tensor parameters (:data:`bidsad.learn.cohort.COMPARED_PARAMETERS` and ``ParametersHash``) of the
+    """The tensor parameters (:data:`bidsad.derivatives.HASHED_PARAMETERS` and ``ParametersHash``) of the
     training participants' ``column`` tensors (the most common ``ParametersHash``), or ``None`` without any."""
     from collections import Counter
 
-    from bidsad.learn.cohort import COMPARED_PARAMETERS
+    from bidsad.derivatives import HASHED_PARAMETERS, PARAMETERS_HASH_KEY
 
     metas = [json.loads((Path(out_dir) / path).with_suffix(".json").read_text()) for path in cohort[column] if path]
     if not metas:
         return None
-    common = Counter(m.get("ParametersHash") for m in metas).most_common(1)[0][0]
-    meta = next(m for m in metas if m.get("ParametersHash") == common)
-    return {key: meta.get(key) for key in (*COMPARED_PARAMETERS, "ParametersHash")}
+    common = Counter(m.get(PARAMETERS_HASH_KEY) for m in metas).most_common(1)[0][0]
+    meta = next(m for m in metas if m.get(PARAMETERS_HASH_KEY) == common)
+    return {key: meta.get(key) for key in (*HASHED_PARAMETERS, PARAMETERS_HASH_KEY)}
 
 
 def write_model_card(out_dir: Path, cohort, classes, config, summary: dict) -> Path:
@@ -60,12 +60,12 @@ def write_model_card(out_dir: Path, cohort, classes, config, summary: dict) -> P
     from bidsad.config import MODALITIES
     from bidsad.utils import atomic_write_json
 
-    group_dir = Path(out_dir) / "group"
+    group_dir = Path(out_dir) / GROUP_DIR
     used = cohort[cohort["included"].astype(bool) & (cohort["models"].astype(str) != "")]
     counts = {c: int((used["label"].astype(int) == i).sum()) for i, c in enumerate(classes)}
     models = {}
     for name, result in summary.get("models", {}).items():
-        folds = sorted(str(p.relative_to(group_dir)) for p in (group_dir / f"model-{name}").glob("*fold-*/model.keras"))
+        folds = sorted(str(p.relative_to(group_dir)) for p in model_dir(group_dir, name).glob(f"*fold-*/{MODEL_FILE}"))
         if not folds or not result.get("pooled"):
             continue
         ci = result.get("ci", {})
@@ -94,7 +94,7 @@ def write_model_card(out_dir: Path, cohort, classes, config, summary: dict) -> P
         "limitations": ("Cross-validated on one dataset; not validated on other sites, scanners or populations. "
                         "Diagnoses are taken as given in the training participants.tsv."),
     }
-    return atomic_write_json(group_dir / MODEL_CARD, card)
+    return atomic_write_json(group_dir / MODEL_CARD_JSON, card)
 
 
 def read_model_card(group_dir: Path) -> dict:
@@ -106,7 +106,7 @@ def read_model_card(group_dir: Path) -> dict:
         No ``model_card.json`` (not a group folder, or written by a bidsad without model cards), an unreadable
         one, a newer card layout, or no model in it.
     """
-    path = Path(group_dir) / MODEL_CARD
+    path = Path(group_dir) / MODEL_CARD_JSON
     if not path.is_file():
         raise InputError(messages.APPLY_NO_CARD.format(path=group_dir))
     try:
@@ -162,9 +162,9 @@ def check_parameters(out_dir: Path, cohort, card: dict, modalities) -> None:
     ------
     InputError
         A participant's tensor differs from the card's ``tensor_parameters`` in a compared parameter
-        (:data:`bidsad.learn.cohort.COMPARED_PARAMETERS`); the message names each participant, tensor and parameter.
+        (:data:`bidsad.derivatives.HASHED_PARAMETERS`); the message names each participant, tensor and parameter.
     """
-    from bidsad.learn.cohort import COMPARED_PARAMETERS
+    from bidsad.derivatives import HASHED_PARAMETERS
 
     items = []
     for column in modalities:
@@ -176,7 +176,7 @@ def check_parameters(out_dir: Path, cohort, card: dict, modalities) -> None:
             if not path:
                 continue
             meta = json.loads((Path(out_dir) / path).with_suffix(".json").read_text())
-            for key in COMPARED_PARAMETERS:
+            for key in HASHED_PARAMETERS:
                 if meta.get(key) != reference.get(key):
                     items.append(messages.MISMATCH_ITEM.format(participant=row.participant_id, tensor=path, parameter=key,
                                                                value=json.dumps(meta.get(key)),

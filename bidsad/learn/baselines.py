@@ -1,6 +1,7 @@
 """Classical baselines beside the deep models, on the same participant-level folds.
 
-Inputs are exactly the participant level's outputs (README, Outputs) and participants.tsv, and nothing else:
+Inputs are exactly the participant level's outputs (README, Outputs; named by :mod:`bidsad.derivatives`) and
+participants.tsv, and nothing else:
 
 - ``gm-*``: regional grey matter,
   ``sub-<l>/[ses-<s>/]anat/sub-<l>[_ses-<s>]_atlas-<atlas>_desc-gm_morph.tsv`` (columns ``index``, ``name``,
@@ -8,7 +9,7 @@ Inputs are exactly the participant level's outputs (README, Outputs) and partici
 - ``connectivity-*``: ROI time series,
   ``sub-<l>/[ses-<s>/]func/..._task-rest[_run-<r>]_space-MNI152NLin2009aSym_atlas-<atlas>_timeseries.tsv``
   (header = region names, one row per volume, ``n/a`` for a constant/empty region);
-- ``voxel-svm``: the Jacobian-modulated grey-matter map at 4 mm in MNI space (:data:`VOXEL_GM_PATTERN`; the reference
+- ``voxel-svm``: the Jacobian-modulated grey-matter map at 4 mm in MNI space (:data:`bidsad.derivatives.VOXEL_GM`; the reference
   linear SVM of Samper-Gonzalez et al. 2018, NeuroImage 183:504-521, on the voxels with any variance among
   the fold's training participants);
 - ``age-sex-logreg``: ``age`` and ``sex`` of participants.tsv, to show how much demography alone predicts.
@@ -35,24 +36,22 @@ from pathlib import Path
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from bidsad import messages
-from bidsad.bids import CLASS_NAMES
+from bidsad.derivatives import GM_MORPH, ROI_TIMESERIES, VOXEL_GM
+from bidsad.phenotype import CLASS_NAMES
 
 LOGGER = logging.getLogger("bidsad")
 #: Preferred ROI atlas for the time series when several exist (the participant level's default: nilearn's Power 2011).
 DEFAULT_ROI_ATLAS = "power2011"
 CLASSIFIERS = ("svm", "logreg")
-GM_PATTERN = "sub-{label}*_atlas-*_desc-gm_morph.tsv"
-TIMESERIES_PATTERN = "sub-{label}*_task-rest*_space-MNI152NLin2009aSym_atlas-*_timeseries.tsv"
-#: The voxel-wise GM map of ``voxel-svm`` (participant level, ``anat/``): the ONE place that names it.
-VOXEL_GM_PATTERN = "sub-{label}*_space-MNI152NLin2009aSym_res-4_label-GM_desc-modulated_probseg.nii.gz"
 #: Every baseline: name -> (input kind, classifier).
 BASELINES = {"gm-svm": ("gm", "svm"), "gm-logreg": ("gm", "logreg"),
              "connectivity-svm": ("connectivity", "svm"), "connectivity-logreg": ("connectivity", "logreg"),
              "voxel-svm": ("voxel", "svm"), "age-sex-logreg": ("demography", "logreg")}
-#: Input kinds: (folder, what for messages, preferred cohorts of the splits).
-KINDS = {"gm": ("anat", "regional grey matter", ["mri"]),
-         "connectivity": ("func", "connectivity", ["mri+bold", "mri"]),
-         "voxel": ("anat", "the voxel-wise grey-matter map", ["mri"]),
+#: Input kinds: (participant-level file of :mod:`bidsad.derivatives`, what for messages, preferred cohorts of the
+#: splits). Time series are those of the ``task-rest`` runs.
+KINDS = {"gm": (GM_MORPH, "regional grey matter", ["mri"]),
+         "connectivity": (ROI_TIMESERIES, "connectivity", ["mri+bold", "mri"]),
+         "voxel": (VOXEL_GM, "the voxel-wise grey-matter map", ["mri"]),
          "demography": (None, "age and sex", ["mri"])}
 #: Candidate inverse regularisation strengths per classifier (log-spaced; voxel features need small C).
 C_GRID = {"svm": tuple(10.0 ** e for e in range(-6, 2)), "logreg": tuple(10.0 ** e for e in range(-5, 3))}
@@ -79,13 +78,10 @@ def find_inputs(out_dir: Path, participant_ids) -> dict:
 
     out_dir = Path(out_dir)
     found = {"gm": {}, "connectivity": {}, "voxel": {}, "atlas": {}}
-    for kind, pattern in (("gm", GM_PATTERN), ("connectivity", TIMESERIES_PATTERN), ("voxel", VOXEL_GM_PATTERN)):
-        folder = KINDS[kind][0]
-        candidates = {}
-        for pid in participant_ids:
-            label = pid.removeprefix("sub-")
-            candidates[pid] = sorted(p for p in (out_dir / f"sub-{label}").rglob(pattern.format(label=label))
-                                     if p.parent.name == folder)
+    for kind in ("gm", "connectivity", "voxel"):
+        output = KINDS[kind][0]
+        source = "task-rest" if kind == "connectivity" else ""
+        candidates = {pid: output.find(out_dir / f"sub-{pid.removeprefix('sub-')}", source) for pid in participant_ids}
         if kind == "voxel":
             found[kind] = {pid: paths[0] for pid, paths in candidates.items() if paths}
             continue

@@ -7,22 +7,19 @@ import logging
 from pathlib import Path
 
 from bidsad import messages
-from bidsad.bids import CLASS_NAMES, CONTENT_HASH_KEY, InputError, read_participants_tsv
+from bidsad.bids import InputError
+from bidsad.derivatives import (BOLD_TENSOR, COHORT_JSON, COHORT_TSV, CONTENT_HASH_KEY, FEATURES_DIR, HASHED_PARAMETERS,
+                                METRICS_JSON, MRI_TENSORS, PARAMETERS_HASH_KEY, SOURCES_KEY, Output)
+from bidsad.phenotype import CLASS_NAMES, read_participants_tsv
 
 LOGGER = logging.getLogger("bidsad")
-#: Sidecar fields that must agree between participants for their tensors to be used together.
-COMPARED_PARAMETERS = ("preset", "shape", "dtype", "voxel_size_mm", "field_of_view_mm", "frames",
-                       "Normalisation", "Interpolation")
 COHORT_COLUMNS = ["participant_id", "diagnosis", "label", "mri", "bold", "included", "reason", "note", "source_hash"]
-#: File name endings (after ``_res-<preset>_``) of the model tensors: the MRI input by ``--mri-input``
-#: (:data:`bidsad.config.MRI_INPUTS`), and the fMRI tensor.
-MRI_TENSORS = {"t1w": "desc-model_T1w", "gm": "label-GM_desc-model_probseg"}
-BOLD_TENSOR = "desc-model_bold"
 
 
-def _features(out_dir: Path, label: str, preset: str, ending: str) -> list[Path]:
-    """Tensors ``*_res-<preset>_<ending>.npy`` of a participant, sorted (sessions and runs in order)."""
-    return sorted((out_dir / f"sub-{label}").rglob(f"features/*_res-{preset}_{ending}.npy"))
+def _features(out_dir: Path, label: str, preset: str, tensor: Output) -> list[Path]:
+    """Tensors ``tensor`` (:data:`bidsad.derivatives.MRI_TENSORS`, :data:`bidsad.derivatives.BOLD_TENSOR`) of
+    ``preset`` of a participant, sorted (sessions and runs in order)."""
+    return sorted((out_dir / f"sub-{label}").rglob(f"{FEATURES_DIR}/*_{tensor.ending(res=preset)}"))
 
 
 def _sidecar(tensor: Path) -> dict:
@@ -30,14 +27,15 @@ def _sidecar(tensor: Path) -> dict:
 
 
 def _mismatch(meta: dict, reference: dict) -> list[str]:
-    return [key for key in COMPARED_PARAMETERS if meta.get(key) != reference.get(key)]
+    return [key for key in HASHED_PARAMETERS if meta.get(key) != reference.get(key)]
 
 
 def build_cohort(out_dir: Path, bids_dir: Path, preset: str, mri_input: str = "t1w", *, labels_required: bool = True):
     """Join the participant-level features of ``preset`` with participants.tsv.
 
     Returns a DataFrame with :data:`COHORT_COLUMNS`: ``mri``/``bold`` are tensor paths relative to
-    ``out_dir`` (empty when absent); ``mri`` is the tensor chosen by ``mri_input`` (:data:`MRI_TENSORS`:
+    ``out_dir`` (empty when absent); ``mri`` is the tensor chosen by ``mri_input``
+    (:data:`bidsad.derivatives.MRI_TENSORS`:
     the standardised T1w or the modulated grey matter); ``included`` is False with a ``reason`` for every
     participant that cannot be used (no diagnosis, no MRI features); ``source_hash`` is the content hash
     of the participant's source T1w (:func:`source_hash`; empty when unknown). With ``labels_required``
@@ -48,7 +46,7 @@ def build_cohort(out_dir: Path, bids_dir: Path, preset: str, mri_input: str = "t
     ------
     InputError
         No feature of the preset exists in ``out_dir``, participants.tsv is unusable, or tensors of one
-        kind were made with different parameters (:data:`COMPARED_PARAMETERS`; compared with the most
+        kind were made with different parameters (:data:`bidsad.derivatives.HASHED_PARAMETERS`; compared with the most
         common ``ParametersHash``): the message names each participant, tensor and parameter.
     """
     import pandas as pd
@@ -90,11 +88,12 @@ def build_cohort(out_dir: Path, bids_dir: Path, preset: str, mri_input: str = "t
     if not (cohort["mri"] != "").any():
         import re
 
-        others = sorted({m.group(1) for p in out_dir.glob(f"sub-*/**/features/*_{MRI_TENSORS[mri_input]}.npy")
+        tensors, wanted = f"sub-*/**/{FEATURES_DIR}/*_", MRI_TENSORS[mri_input]
+        others = sorted({m.group(1) for p in out_dir.glob(f"{tensors}{wanted.tail()}{wanted.extension}")
                          if (m := re.search(r"_res-([a-zA-Z0-9]+)_", p.name))})
         found = messages.FEATURES_OTHER_PRESETS.format(presets=", ".join(others), first=others[0]) if others else ""
-        if mri_input != "t1w" and not others and any(out_dir.glob(f"sub-*/**/features/*_res-{preset}_{MRI_TENSORS['t1w']}.npy")):
-            found = messages.FEATURES_NO_MRI_INPUT.format(mri_input=mri_input, ending=MRI_TENSORS[mri_input])
+        if mri_input != "t1w" and not others and any(out_dir.glob(f"{tensors}{MRI_TENSORS['t1w'].ending(res=preset)}")):
+            found = messages.FEATURES_NO_MRI_INPUT.format(mri_input=mri_input, ending=wanted.tail())
         raise InputError(messages.NO_FEATURES.format(preset=preset, out=out_dir, bids=bids_dir, found=found))
 
     mismatches = []
@@ -103,7 +102,7 @@ def build_cohort(out_dir: Path, bids_dir: Path, preset: str, mri_input: str = "t
                  if cohort.at[i, "included"] and cohort.at[i, column]}
         if not metas:
             continue
-        hashes = pd.Series({i: m.get("ParametersHash") for i, m in metas.items()})
+        hashes = pd.Series({i: m.get(PARAMETERS_HASH_KEY) for i, m in metas.items()})
         reference = metas[hashes[hashes == hashes.mode().iloc[0]].index[0]]
         for i, meta in metas.items():
             for key in _mismatch(meta, reference):
@@ -117,18 +116,19 @@ def build_cohort(out_dir: Path, bids_dir: Path, preset: str, mri_input: str = "t
 
 
 def source_hash(tensor: Path, bids_dir: Path | None = None) -> str:
-    """Content hash of the source T1w of an MRI tensor (:func:`bidsad.bids.image_content_hash`).
+    """Content hash of the source T1w of an MRI tensor (:func:`bidsad.derivatives.image_content_hash`).
 
     Read from the tensor sidecar's ``SourceContentHash``; sidecars of older bidsad versions lack it, and
     then the hash is computed from the sidecar's first ``Sources`` URI under ``bids_dir`` when that file
     exists. Returns ``""`` when neither is possible.
     """
-    from bidsad.bids import bids_uri_path, image_content_hash
+    from bidsad.derivatives import image_content_hash
+    from bidsad.derivatives.naming import bids_uri_path
 
     meta = _sidecar(Path(tensor))
     if meta.get(CONTENT_HASH_KEY):
         return str(meta[CONTENT_HASH_KEY])
-    source = bids_uri_path((meta.get("Sources") or [None])[0], bids_dir) if bids_dir is not None else None
+    source = bids_uri_path((meta.get(SOURCES_KEY) or [None])[0], bids_dir) if bids_dir is not None else None
     try:
         return image_content_hash(source) if source is not None and source.is_file() else ""
     except Exception:  # an unreadable source: the check reports the participant as unchecked
@@ -181,8 +181,8 @@ def write_cohort(group_dir: Path, cohort, classes=CLASS_NAMES) -> None:
     """``group/cohort.tsv`` and its sidecar ``cohort.json`` (column descriptions and :func:`cohort_counts`)."""
     from bidsad.utils import atomic_write_json, atomic_write_text
 
-    atomic_write_text(Path(group_dir) / "cohort.tsv", cohort.to_csv(sep="\t", index=False, na_rep="n/a"))
-    atomic_write_json(Path(group_dir) / "cohort.json", {
+    atomic_write_text(Path(group_dir) / COHORT_TSV, cohort.to_csv(sep="\t", index=False, na_rep="n/a"))
+    atomic_write_json(Path(group_dir) / COHORT_JSON, {
         "Counts": cohort_counts(cohort, classes),
         "included": {"Description": "whether the participant was used by the group level"},
         "reason": {"Description": "why a participant was not used"},
@@ -222,7 +222,7 @@ def keep_earlier_group(group_dir: Path, overwrite: bool = False) -> Path | None:
     if overwrite:
         LOGGER.warning(messages.GROUP_REPLACED.format(models=", ".join(previous) or "none"))
         return None
-    stamp_of = group_dir / "metrics.json" if (group_dir / "metrics.json").exists() else group_dir
+    stamp_of = group_dir / METRICS_JSON if (group_dir / METRICS_JSON).exists() else group_dir
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(stamp_of.stat().st_mtime))
     kept = group_dir.with_name(f"group-{stamp}")
     suffix = 1
@@ -243,7 +243,7 @@ def select_classes(cohort, classes=None):
     """Restrict the cohort to the task's classes and re-code ``label`` as the index in the task.
 
     ``cohort``: a :func:`build_cohort` table (``label``: 0 CN, 1 MCI, 2 AD). ``classes``: names from
-    :data:`bidsad.bids.CLASS_NAMES` (``--classes``, e.g. ``["CN", "AD"]``), or ``None``/empty for every
+    :data:`bidsad.phenotype.CLASS_NAMES` (``--classes``, e.g. ``["CN", "AD"]``), or ``None``/empty for every
     class that has an included participant. The task keeps :data:`CLASS_NAMES` order. Included
     participants of another class become excluded with the reason :data:`bidsad.messages.EXCLUDED_CLASS`;
     ``label`` becomes the class's index in the task (0 .. n_classes - 1; empty for other classes), and

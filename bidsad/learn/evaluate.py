@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 
-from bidsad.bids import CLASS_NAMES
+from bidsad.phenotype import CLASS_NAMES
 
 #: Bootstrap resamples of participants for the 95% confidence intervals (Efron & Tibshirani 1993).
 DEFAULT_BOOTSTRAP = 1000

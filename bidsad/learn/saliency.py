@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bidsad.bids import CLASS_NAMES
+from bidsad.derivatives import SALIENCY_MAP, SALIENCY_MEAN_INPUT
+from bidsad.phenotype import CLASS_NAMES
 
 METHOD = ("vanilla gradient saliency (Simonyan et al. 2014): |d p(true class) / d MRI input|, scaled to a "
           "maximum of 1 per participant, from the model of the fold in which the participant was tested, "
@@ -121,20 +122,20 @@ def write_saliency(accumulator: SaliencyAccumulator, out_dir: Path, mri_paths, f
         if name not in accumulator.counts:
             continue
         count = accumulator.counts[name]
-        for desc, suffix, data in (("saliency", "map", accumulator.sums[name] / count),
-                                   ("meaninput", "T1w", accumulator.inputs[name] / count)):
-            path = Path(folder) / f"{prefix}label-{name}_desc-{desc}_{suffix}.nii.gz"
+        for ending, data in ((SALIENCY_MAP, accumulator.sums[name] / count),
+                             (SALIENCY_MEAN_INPUT, accumulator.inputs[name] / count)):
+            path = Path(folder) / f"{prefix}label-{name}_{ending}.nii.gz"
             img = nb.Nifti1Image(data.astype(np.float32), affine)
             img.header.set_xyzt_units("mm")
             atomic_write_bytes(path, gzip.compress(img.to_bytes(), mtime=0))
             atomic_write_json(path.with_name(path.name.replace(".nii.gz", ".json")), {
                 "Model": model_name, "Class": name, "NumberOfParticipants": count,
-                "Description": METHOD if desc == "saliency" else "mean of the MRI model inputs of these participants",
+                "Description": METHOD if ending == SALIENCY_MAP else "mean of the MRI model inputs of these participants",
                 "Space": space or "model grid (the tensors' grid_affine; not a template space)",
                 "GridAffinesConsistent": consistent,
                 **({} if consistent else {"Note": "participants' grid affines differ; the mean affine is used, so "
                                                   "voxels correspond only approximately across participants"}),
             })
-            if desc == "saliency":
+            if ending == SALIENCY_MAP:
                 written.append(path)
     return written

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from bidsad import messages
-from bidsad.bids import CLASS_NAMES
+from bidsad.phenotype import CLASS_NAMES
 
 LOGGER = logging.getLogger("bidsad")
 

@@ -16,7 +16,10 @@ import re
 from pathlib import Path
 
 from bidsad import __version__
-from bidsad.bids import CLASS_NAMES
+from bidsad.derivatives import (BOLD_TENSOR, GM_MORPH, GM_PROBSEG_4MM, GROUP_DIR, METRICS_JSON, MRI_TENSORS,
+                                PREPROC_BOLD, PREPROC_T1W_STD, PREPROCESSING_SOURCE_KEY, ROI_TIMESERIES, TENSOR_SIDECARS,
+                                SALIENCY_DIR, VOLUMES_MORPH, model_dir)
+from bidsad.phenotype import CLASS_NAMES
 
 #: Model names and descriptions used in the methods text (architectures of Kujur & Monfared 2026).
 MODEL_TEXT = {
@@ -137,7 +140,7 @@ def _versions(recorded: dict | None = None) -> dict:
 def participant_facts(out_dir: Path) -> dict | None:
     """What the participant level did, read from the derivatives (``None`` when none exist)."""
     out_dir = Path(out_dir)
-    sidecars = sorted(out_dir.glob("sub-*/**/*_desc-model_*.json"))
+    sidecars = sorted(out_dir.glob(TENSOR_SIDECARS))
     if not sidecars:
         return None
     metas = [json.loads(p.read_text()) for p in sidecars]
@@ -146,16 +149,16 @@ def participant_facts(out_dir: Path) -> dict | None:
     names = [p.name for p in out_dir.glob("sub-*/**/*") if p.is_file()]
     spaces = sorted({m for n in names for m in re.findall(r"_space-([a-zA-Z0-9]+)", n)})
     atlases = []
-    roi_names = [n for n in names if n.endswith("_timeseries.tsv")]
+    roi_names = [n for n in names if n.endswith(ROI_TIMESERIES.end)]
     for label in sorted({m for n in roi_names for m in re.findall(r"_atlas-([a-zA-Z0-9]+)", n)}):
         known = next((v for k, v in ATLASES.items() if label.lower().startswith(k)), None)
         atlases.append({"name": known[0] if known else label, "cite": known[1] if known else None})
     anat = None
-    registered = sorted(out_dir.glob("sub-*/**/anat/*_space-*_desc-preproc_T1w.json"))
+    registered = sorted(out_dir.glob(PREPROC_T1W_STD.sidecar_glob()))
     if registered:
         anat = {"registration": json.loads(registered[0].read_text()).get("Registration", "")}
     func = None
-    preprocs = sorted(out_dir.glob("sub-*/**/func/*_desc-preproc_bold.json"))
+    preprocs = sorted(out_dir.glob(PREPROC_BOLD.sidecar_glob()))
     if preprocs:
         runs = [json.loads(p.read_text()) for p in preprocs]
         denoise = [m.get("Denoise", {}) for m in bold]
@@ -165,15 +168,15 @@ def participant_facts(out_dir: Path) -> dict | None:
                     denoise=next((d.get("Method") for d in denoise if d.get("Applied")), None),
                     denoise_skipped=sum(1 for d in denoise if d.get("Strategy", "none") != "none" and not d.get("Applied")))
     first = (mri or metas)[0]
-    roi_sidecars = sorted(out_dir.glob("sub-*/**/func/*_atlas-*_timeseries.json"))
+    roi_sidecars = sorted(out_dir.glob(ROI_TIMESERIES.sidecar_glob()))
     features = {
         "denoise": json.loads(roi_sidecars[0].read_text()).get("Denoise", "") if roi_sidecars else "",
-        "parcellations": sorted({m for n in names if n.endswith("_morph.tsv")
+        "parcellations": sorted({m for n in names if n.endswith(GM_MORPH.end)
                                  for m in re.findall(r"_atlas-([a-zA-Z0-9]+)", n)}),
-        "gm_4mm": any(n.endswith("_res-4_label-GM_probseg.nii.gz") for n in names),
+        "gm_4mm": any(n.endswith(f"_{GM_PROBSEG_4MM.ending()}") for n in names),
         "modulated": next((m.get("Normalisation", "").split("Jacobian: ")[-1] for m in metas if m.get("Modality") == "GM"), ""),
-        "volumes": any(n.endswith("_desc-volumes_morph.tsv") for n in names),
-        "fmriprep": any(m.get("PreprocessingSource") == "fmriprep" for m in metas),
+        "volumes": any(n.endswith(f"_{VOLUMES_MORPH.ending()}") for n in names),
+        "fmriprep": any(m.get(PREPROCESSING_SOURCE_KEY) == "fmriprep" for m in metas),
         "source_space": sorted({m["SourceSpace"] for m in metas if m.get("SourceSpace")}),
     }
     return {
@@ -181,8 +184,8 @@ def participant_facts(out_dir: Path) -> dict | None:
         "func": func,
         "anat": anat,
         "bidsad_version": first.get("bidsad_version", __version__),
-        "n_participants": len({p.parts[len(out_dir.parts)] for p in sidecars if "_T1w" in p.name}),
-        "n_bold": len({p.parts[len(out_dir.parts)] for p in sidecars if "_bold" in p.name}),
+        "n_participants": len({p.parts[len(out_dir.parts)] for p in sidecars if f"_{MRI_TENSORS['t1w'].suffix}" in p.name}),
+        "n_bold": len({p.parts[len(out_dir.parts)] for p in sidecars if f"_{BOLD_TENSOR.suffix}" in p.name}),
         "repetition_times": sorted({f"{m['RepetitionTime']:g}" for m in bold if m.get("RepetitionTime")}),
         "preset": first.get("preset", "?"),
         "mri_shape": mri[0]["shape"] if mri else None,
@@ -213,7 +216,7 @@ def _cross_validation(folds) -> str:
 
 def group_facts(out_dir: Path) -> dict | None:
     """What the group level did, read from ``group/metrics.json`` (``None`` when it does not exist)."""
-    path = Path(out_dir) / "group" / "metrics.json"
+    path = Path(out_dir) / GROUP_DIR / METRICS_JSON
     if not path.is_file():
         return None
     summary = json.loads(path.read_text())
@@ -235,7 +238,7 @@ def group_facts(out_dir: Path) -> dict | None:
         "models": [{"name": m, "title": MODEL_TEXT.get(m, (m, ""))[0], "description": MODEL_TEXT.get(m, ("", m))[1]}
                    for m in names],
         "uses_bold": any("-lstm" in m or "-gru" in m or m.startswith(("3dlstm", "3dgru")) for m in names),
-        "saliency": any(Path(out_dir, "group", f"model-{m}", "saliency").is_dir() for m in names),
+        "saliency": any((model_dir(Path(out_dir, GROUP_DIR), m) / SALIENCY_DIR).is_dir() for m in names),
         "versions": summary.get("versions", {}),
         "recipe": summary.get("recipe"),
     }

@@ -6,7 +6,7 @@ Rasters inside (saliency slices) are embedded in the SVG by matplotlib, so the f
 
 from __future__ import annotations
 
-from bidsad.bids import CLASS_NAMES
+from bidsad.phenotype import CLASS_NAMES
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f")
 

@@ -15,7 +15,10 @@ import logging
 from pathlib import Path
 
 from bidsad import __version__, messages
-from bidsad.bids import CLASS_NAMES
+from bidsad.derivatives import (COHORT_TSV, GROUP_DIR, GROUP_FIGURES_DIR, GROUP_HTML, HISTORY_TSV, METRICS_JSON,
+                                MODEL_CARD_JSON, PREDICTIONS_TSV, SALIENCY_DIR, SALIENCY_MAP, SALIENCY_MEAN_INPUT, SPLITS_TSV,
+                                model_dir)
+from bidsad.phenotype import CLASS_NAMES
 
 LOGGER = logging.getLogger("bidsad")
 #: Pooled metrics of the results table: (key, heading, has a bootstrap CI).
@@ -58,12 +61,12 @@ def _figures(group_dir: Path, summary: dict) -> list[dict]:
     predictions, histories = {}, {}
     for kind, names in (("model", models), ("baseline", baselines)):
         for name in names:
-            path = group_dir / f"{kind}-{name}" / "predictions.tsv"
+            path = model_dir(group_dir, name, kind) / PREDICTIONS_TSV
             if path.is_file():
                 # one prediction per participant: probabilities averaged over --repeats, as the pooled metrics
                 predictions[name if kind == "model" else f"{name} (baseline)"] = average_repeats(_read_tsv(path))
     for name in models:
-        for path in sorted((group_dir / f"model-{name}").glob("*fold-*/history.tsv")):  # repeat-<r>_fold-<k> too
+        for path in sorted(model_dir(group_dir, name).glob(f"*fold-*/{HISTORY_TSV}")):  # repeat-<r>_fold-<k> too
             histories.setdefault(name, {})[path.parent.name.removeprefix("fold-")] = _read_tsv(path)
     specs = [
         ("models", "Models and baselines with 95% confidence intervals",
@@ -79,8 +82,8 @@ def _figures(group_dir: Path, summary: dict) -> list[dict]:
          "only where a validation split existed).", lambda: figures.learning_curves(histories)),
     ]
     for name in models:
-        folder = group_dir / f"model-{name}" / "saliency"
-        maps = sorted(folder.glob("*desc-saliency_map.nii.gz"))
+        folder = model_dir(group_dir, name) / SALIENCY_DIR
+        maps = sorted(folder.glob(f"*{SALIENCY_MAP}.nii.gz"))
         if maps:
             import nibabel as nb
 
@@ -89,7 +92,7 @@ def _figures(group_dir: Path, summary: dict) -> list[dict]:
                 for path in maps:
                     label = path.name.split("label-")[1].split("_")[0]
                     data[label] = np.asanyarray(nb.load(path).dataobj)
-                    mean_input = path.with_name(path.name.replace("desc-saliency_map", "desc-meaninput_T1w"))
+                    mean_input = path.with_name(path.name.replace(SALIENCY_MAP, SALIENCY_MEAN_INPUT))
                     if mean_input.is_file():
                         background[label] = np.asanyarray(nb.load(mean_input).dataobj)
                 return figures.saliency_figure(data, background, title=name)
@@ -107,9 +110,10 @@ def _figures(group_dir: Path, summary: dict) -> list[dict]:
             out.append({"id": key, "title": title, "caption": messages.FIGURE_FAILED.format(why=err), "uri": None})
             continue
         if svg:
-            atomic_write_text(group_dir / "figures" / f"{key}.svg", svg)
+            atomic_write_text(group_dir / GROUP_FIGURES_DIR / f"{key}.svg", svg)
             out.append({"id": key, "title": title, "caption": caption, "uri": data_uri(svg)})
-    for stale in set((group_dir / "figures").glob("*.svg")) - {group_dir / "figures" / f"{f['id']}.svg" for f in out if f["uri"]}:
+    figures_dir = group_dir / GROUP_FIGURES_DIR
+    for stale in set(figures_dir.glob("*.svg")) - {figures_dir / f"{f['id']}.svg" for f in out if f["uri"]}:
         stale.unlink()  # figures of an earlier run (other models)
     return out
 
@@ -145,11 +149,11 @@ def write_group_report(out_dir: Path, bids_dir: Path | None = None) -> Path:
     from bidsad.utils import atomic_write_text
 
     out_dir = Path(out_dir)
-    group_dir = out_dir / "group"
-    summary = json.loads((group_dir / "metrics.json").read_text())
-    cohort = _read_tsv(group_dir / "cohort.tsv").fillna("")
+    group_dir = out_dir / GROUP_DIR
+    summary = json.loads((group_dir / METRICS_JSON).read_text())
+    cohort = _read_tsv(group_dir / COHORT_TSV).fillna("")
     cohort["included"] = cohort["included"].astype(str).str.lower() == "true"
-    splits = _read_tsv(group_dir / "splits.tsv")
+    splits = _read_tsv(group_dir / SPLITS_TSV)
     if "cohort" not in splits:  # written before splits were made per sub-cohort
         splits["cohort"] = "all"
     test_sets = splits[splits["role"] == "test"].groupby(["cohort", "fold"])["participant_id"].apply(list).to_dict()
@@ -170,13 +174,13 @@ def write_group_report(out_dir: Path, bids_dir: Path | None = None) -> Path:
         "group.html", version=__version__, summary=summary, results=summary.get("models", {}),
         baselines=summary.get("baselines", {}), classes=classes, table_metrics=TABLE_METRICS,
         baseline_rows=baseline_summary(summary.get("baselines", {})),
-        card=json.loads((group_dir / "model_card.json").read_text()) if (group_dir / "model_card.json").is_file() else None,
+        card=json.loads((group_dir / MODEL_CARD_JSON).read_text()) if (group_dir / MODEL_CARD_JSON).is_file() else None,
         cohort=cohort, n_included=len(included), class_counts=class_counts, test_sets=test_sets, folds=folds,
         warnings=summary.get("warnings", []), paper_protocol=messages.PAPER_PROTOCOL,
         diagnosis_note=diagnosis_description(bids_dir), modalities=MODALITIES, figures=_figures(group_dir, summary),
         methods_html=to_html(text["group"]) if text["group"] else "", counts=counts,
     )
-    return atomic_write_text(group_dir / "group.html", html)
+    return atomic_write_text(group_dir / GROUP_HTML, html)
 
 
 def write_apply_report(out_dir: Path) -> Path:
@@ -185,9 +189,9 @@ def write_apply_report(out_dir: Path) -> Path:
     from bidsad.reports import render
     from bidsad.utils import atomic_write_text
 
-    group_dir = Path(out_dir) / "group"
-    card = json.loads((group_dir / "model_card.json").read_text())
-    predictions = _read_tsv(group_dir / "predictions.tsv").fillna("n/a")
+    group_dir = Path(out_dir) / GROUP_DIR
+    card = json.loads((group_dir / MODEL_CARD_JSON).read_text())
+    predictions = _read_tsv(group_dir / PREDICTIONS_TSV).fillna("n/a")
     html = render("apply.html", version=__version__, card=card, app=card["application"],
                   predictions=predictions.to_dict("records"))
-    return atomic_write_text(group_dir / "group.html", html)
+    return atomic_write_text(group_dir / GROUP_HTML, html)

@@ -12,7 +12,10 @@ import json
 from pathlib import Path
 
 from bidsad import __version__, messages
-from bidsad.bids import ParticipantInputs, bids_uri, relpath
+from bidsad.bids import ParticipantInputs
+from bidsad.derivatives import FRAME_MASK_KEY, SOURCES_KEY
+from bidsad.derivatives.naming import bids_uri
+from bidsad.utils import relpath
 
 #: Reportlet file types embedded in the report, with their MIME types.
 FIGURE_TYPES = {".svg": "image/svg+xml", ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
@@ -53,12 +56,12 @@ def bold_summary(run, bids_dir: Path, outputs: list[dict]) -> dict:
     :data:`NOT_COMPUTED`.
     """
     uri = bids_uri(run.path, bids_dir)
-    metas = [o["meta"] for o in outputs if uri in o["meta"].get("Sources", [])]
+    metas = [o["meta"] for o in outputs if uri in o["meta"].get(SOURCES_KEY, [])]
     summary = {"path": relpath(run.path, bids_dir), "tr": run.repetition_time, "n_volumes": run.n_volumes,
                "kept": NOT_COMPUTED, "dummy_scans": NOT_COMPUTED, "mean_fd": NOT_COMPUTED}
     for meta in metas:
-        if "frame_mask" in meta and summary["kept"] == NOT_COMPUTED:
-            summary["kept"] = sum(bool(v) for v in meta["frame_mask"])
+        if FRAME_MASK_KEY in meta and summary["kept"] == NOT_COMPUTED:
+            summary["kept"] = sum(bool(v) for v in meta[FRAME_MASK_KEY])
         if "NonSteadyStateVolumes" in meta and summary["dummy_scans"] == NOT_COMPUTED:
             value = meta["NonSteadyStateVolumes"]
             summary["dummy_scans"] = len(value) if isinstance(value, list) else value

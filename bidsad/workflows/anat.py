@@ -26,7 +26,7 @@ def init_anat_preproc_wf(*, t1w: Path, bids_dir: Path, out_dir: str, preset: str
     Parameters
     ----------
     t1w : the participant's T1w (one file; see ``collect_participants`` for the choice among several).
-    bids_dir, out_dir : dataset roots; ``preset``: model grid (:data:`bidsad.config.PRESETS`).
+    bids_dir, out_dir : dataset roots; ``preset``: model grid (:data:`bidsad.derivatives.PRESETS`).
     omp_nthreads : threads for deepbet (torch); ``seed``: antsRegistration's random sampling.
 
     Returns a nipype workflow; its ``outputnode`` has ``t1w_preproc`` (N4, native), ``t1w_mask``,
@@ -36,15 +36,15 @@ def init_anat_preproc_wf(*, t1w: Path, bids_dir: Path, out_dir: str, preset: str
     from nipype.interfaces import utility as niu
     from nipype.pipeline import engine as pe
 
-    from bidsad.bids import bids_uri, relpath
-    from bidsad.config import PRESETS
+    from bidsad.derivatives import MRI_TENSORS, PRESETS, TEMPLATE_SPACE
+    from bidsad.derivatives.naming import bids_uri
     from bidsad.interfaces import brainmask, intensity, segmentation
-    from bidsad.interfaces.bids import DerivativesDataSink
     from bidsad.interfaces.images import ConformImage
-    from bidsad.interfaces.registration import TEMPLATE_SPACE, ApplyTransforms, RegisterToTemplate
+    from bidsad.interfaces.registration import ApplyTransforms, RegisterToTemplate
     from bidsad.interfaces.reportlets import Reportlet
     from bidsad.interfaces.tensors import MriTensor
-    from bidsad.workflows.outputs import init_ds_tensor_wf
+    from bidsad.utils import relpath
+    from bidsad.workflows.outputs import ds_node, init_ds_tensor_wf, merge_sidecar
 
     shape = PRESETS[preset]["mri_shape"]
     source = str(t1w)
@@ -71,7 +71,7 @@ def init_anat_preproc_wf(*, t1w: Path, bids_dir: Path, out_dir: str, preset: str
     probs_mni = pe.MapNode(ApplyTransforms(), iterfield=["in_file"], name="probseg_to_mni")
     tensor = pe.Node(MriTensor(shape=shape, meta={"preset": preset, "Modality": "T1w", "Sources": sources},
                                source_file=source), name="t1w_tensor")
-    ds_tensor = init_ds_tensor_wf(out_dir=out_dir, source_file=source, suffix="T1w", preset=preset,
+    ds_tensor = init_ds_tensor_wf(out_dir=out_dir, source_file=source, output=MRI_TENSORS["t1w"], preset=preset,
                                   name="ds_t1w_tensor_wf")
 
     workflow.connect([
@@ -109,10 +109,9 @@ def init_anat_preproc_wf(*, t1w: Path, bids_dir: Path, out_dir: str, preset: str
         (tensor, outputnode, [("out_file", "tensor")]),
     ])
 
-    def sink(node_name, **kwargs):
-        meta = {"Sources": sources, **kwargs.pop("meta", {})}
-        return pe.Node(DerivativesDataSink(base_directory=out_dir, source_file=source, meta_dict=meta, **kwargs),
-                       name=node_name, run_without_submitting=True)
+    def sink(node_name, meta=None, **kwargs):
+        return ds_node(node_name, out_dir=out_dir, source_file=source, meta=merge_sidecar({"Sources": sources}, meta),
+                       **kwargs)
 
     mni = {"space": TEMPLATE_SPACE, "res": "2"}
     ds_preproc = sink("ds_t1w_preproc", datatype="anat", suffix="T1w", desc="preproc",

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from bidsad import __version__
-from bidsad.bids import ParticipantInputs, bids_uri, relpath
+from bidsad.bids import ParticipantInputs
 from bidsad.config import Config
+from bidsad.derivatives.naming import bids_uri
+from bidsad.utils import relpath
 
 
 def workflow_name() -> str:
@@ -56,7 +58,7 @@ def init_single_subject_wf(config: Config, part: ParticipantInputs):
     connectivity.
 
     With ``--derivatives fmriprep=PATH`` the preprocessing is fMRIPrep's
-    (:mod:`bidsad.workflows.fmriprep`); returns ``None`` (errors in ``part.errors``) when the
+    (:mod:`bidsad.workflows.from_fmriprep`); returns ``None`` (errors in ``part.errors``) when the
     participant's fMRIPrep outputs are incomplete.
     """
     from nipype.pipeline import engine as pe
@@ -115,10 +117,10 @@ def _fmriprep_subject_wf(config: Config, part: ParticipantInputs, fmriprep_dir: 
     """Participant workflow on fMRIPrep's outputs: model tensors and features, no preprocessing."""
     from nipype.pipeline import engine as pe
 
-    from bidsad.fmriprep import collect_fmriprep
+    from bidsad.fmriprep_inputs import collect_fmriprep
     from bidsad.interfaces.tensors import FMRIPREP_BOLD_INTERPOLATION
     from bidsad.workflows.features import ANAT_FIELDS, BOLD_FIELDS, init_features_wf
-    from bidsad.workflows.fmriprep import init_fmriprep_anat_wf, init_fmriprep_bold_wf
+    from bidsad.workflows.from_fmriprep import init_fmriprep_anat_wf, init_fmriprep_bold_wf
 
     bids_dir = Path(config.execution.bids_dir)
     found = collect_fmriprep(fmriprep_dir, part, bids_dir)

@@ -8,10 +8,9 @@ from pathlib import Path
 
 def bold_sidecar(base: dict, dummy_scans: int, extra: dict | None = None) -> dict:
     """Sidecar of a functional derivative: ``base`` plus ``NonSteadyStateVolumes`` (and ``extra``)."""
-    meta = dict(base)
-    meta["NonSteadyStateVolumes"] = int(dummy_scans)
-    meta.update(extra or {})
-    return meta
+    from bidsad.workflows.outputs import merge_sidecar
+
+    return merge_sidecar(base, {"NonSteadyStateVolumes": int(dummy_scans)}, extra)
 
 
 def init_func_preproc_wf(*, run, bids_dir: Path, out_dir: str, preset: str, denoise: str = "none",
@@ -36,7 +35,7 @@ def init_func_preproc_wf(*, run, bids_dir: Path, out_dir: str, preset: str, deno
     Parameters
     ----------
     run : :class:`bidsad.bids.BoldRun` (``path``, ``repetition_time`` in s, ``n_volumes``).
-    bids_dir, out_dir : dataset roots; ``preset``: model grid (:data:`bidsad.config.PRESETS`).
+    bids_dir, out_dir : dataset roots; ``preset``: model grid (:data:`bidsad.derivatives.PRESETS`).
     denoise : ``none`` or ``basic`` (:data:`bidsad.interfaces.confounds.DENOISE_METHOD`).
 
     ``inputnode``: ``t1w_preproc``, ``t1w_mask``, ``t1w2mni_xfm``, ``probseg`` (the anatomical
@@ -48,20 +47,20 @@ def init_func_preproc_wf(*, run, bids_dir: Path, out_dir: str, preset: str, deno
     from nipype.interfaces import utility as niu
     from nipype.pipeline import engine as pe
 
-    from bidsad.bids import bids_uri, relpath
-    from bidsad.config import GRID_FOV_MM, PRESETS
+    from bidsad.derivatives import PRESETS, TEMPLATE_SPACE, bold_model_grid
+    from bidsad.derivatives.naming import bids_uri
     from bidsad.interfaces import confounds, motion, resample
-    from bidsad.interfaces.bids import DerivativesDataSink
     from bidsad.interfaces.images import ConformImage
-    from bidsad.interfaces.registration import COREG_METHOD, TEMPLATE_SPACE, CoregisterBold
+    from bidsad.interfaces.registration import COREG_METHOD, CoregisterBold
     from bidsad.interfaces.reportlets import FUNC_KINDS, FuncReportlet
-    from bidsad.interfaces.tensors import TEMPLATE_CENTER_MM, grid_affine
+    from bidsad.utils import relpath
+    from bidsad.workflows.outputs import ds_node
 
     source = str(run.path)
     display = relpath(run.path, bids_dir)
     tr = float(run.repetition_time)
     shape = tuple(PRESETS[preset]["bold_shape"])
-    model_affine = grid_affine(TEMPLATE_CENTER_MM, GRID_FOV_MM, shape)
+    model_affine = bold_model_grid(shape)
     base_meta = {
         "Sources": [bids_uri(run.path, bids_dir)], "RepetitionTime": tr, "TaskName": "rest",
         "SkullStripped": False, "NonSteadyStateMethod": motion.NONSTEADY_METHOD,
@@ -118,8 +117,7 @@ def init_func_preproc_wf(*, run, bids_dir: Path, out_dir: str, preset: str, deno
     ])
 
     def sink(node_name, **kwargs):
-        return pe.Node(DerivativesDataSink(base_directory=out_dir, source_file=source, **kwargs),
-                       name=node_name, run_without_submitting=True)
+        return ds_node(node_name, out_dir=out_dir, source_file=source, **kwargs)
 
     def sidecar(node_name, extra=None):
         node = pe.Node(niu.Function(input_names=["base", "dummy_scans", "extra"], output_names=["meta"],

@@ -13,7 +13,7 @@ def init_fmriprep_anat_wf(*, inputs, t1w_source: str, out_dir: str, preset: str,
                           name: str = "fmriprep_anat_wf"):
     """MRI model tensor and template-space tissue maps from fMRIPrep's anatomical outputs.
 
-    ``inputs``: :class:`bidsad.fmriprep.FmriprepInputs`. The native ``desc-preproc_T1w`` is z-scored inside
+    ``inputs``: :class:`bidsad.fmriprep_inputs.FmriprepInputs`. The native ``desc-preproc_T1w`` is z-scored inside
     fMRIPrep's brain mask (:class:`bidsad.interfaces.intensity.StandardiseIntensity`) and resampled once
     through fMRIPrep's T1w -> template transform onto the model grid (the same
     :class:`bidsad.interfaces.tensors.MriTensor` as bidsad's own T1w); the native tissue maps are resampled
@@ -25,7 +25,7 @@ def init_fmriprep_anat_wf(*, inputs, t1w_source: str, out_dir: str, preset: str,
     from nipype.interfaces import utility as niu
     from nipype.pipeline import engine as pe
 
-    from bidsad.config import PRESETS
+    from bidsad.derivatives import MRI_TENSORS, PREPROCESSING_SOURCE_KEY, PRESETS, SOURCES_KEY
     from bidsad.interfaces.intensity import StandardiseIntensity
     from bidsad.interfaces.registration import ApplyTransforms
     from bidsad.interfaces.tensors import MriTensor
@@ -40,13 +40,13 @@ def init_fmriprep_anat_wf(*, inputs, t1w_source: str, out_dir: str, preset: str,
     outputnode.inputs.mni2t1w_xfm = str(inputs.mni2t1w_xfm)
     std = pe.Node(StandardiseIntensity(in_file=str(inputs.t1w_preproc), mask_file=str(inputs.t1w_mask)),
                   name="standardise")
-    meta = {"preset": preset, "Modality": "T1w", "Sources": sources, "PreprocessingSource": "fmriprep",
+    meta = {"preset": preset, "Modality": "T1w", SOURCES_KEY: sources, PREPROCESSING_SOURCE_KEY: "fmriprep",
             "SourceSpace": inputs.space}
     tensor = pe.Node(MriTensor(shape=PRESETS[preset]["mri_shape"], mask_file=str(inputs.t1w_mask),
                                transform=str(inputs.t1w2mni_xfm), meta=meta), name="t1w_tensor")
     if Path(t1w_source).is_file():  # the raw T1w's content hash (duplicate-scan check)
         tensor.inputs.source_file = t1w_source
-    ds_tensor = init_ds_tensor_wf(out_dir=out_dir, source_file=t1w_source, suffix="T1w", preset=preset,
+    ds_tensor = init_ds_tensor_wf(out_dir=out_dir, source_file=t1w_source, output=MRI_TENSORS["t1w"], preset=preset,
                                   name="ds_t1w_tensor_wf")
     reference = pe.Node(niu.Function(function=_template_2mm, output_names=["out_file"]), name="template_2mm")
     fwd = [str(inputs.t1w2mni_xfm)]
@@ -73,13 +73,13 @@ def _template_2mm():
 
 def init_fmriprep_bold_wf(*, run, repetition_time: float, preset: str, name: str):
     """The functional workflow's outputnode (``bold_std``, ``bold_mask_std``, ``bold_model``, ``confounds``,
-    ``repetition_time``, ``dummy_scans``) from one fMRIPrep run (:class:`bidsad.fmriprep.FmriprepBold`):
+    ``repetition_time``, ``dummy_scans``) from one fMRIPrep run (:class:`bidsad.fmriprep_inputs.FmriprepBold`):
     fMRIPrep's flagged non-steady-state volumes removed, the run resampled onto the fMRI model grid."""
     from nipype.interfaces import utility as niu
     from nipype.pipeline import engine as pe
 
-    from bidsad.config import PRESETS
-    from bidsad.interfaces.fmriprep import PrepareFmriprepBold
+    from bidsad.derivatives import PRESETS
+    from bidsad.interfaces.fmriprep_bold import PrepareFmriprepBold
     from bidsad.workflows.features import BOLD_FIELDS
 
     workflow = pe.Workflow(name=name)

@@ -70,7 +70,7 @@ def collect_fmriprep(path: Path, part, bids_dir: Path) -> FmriprepInputs | None:
     Missing anatomical outputs add an error to ``part.errors`` (and return ``None``: the participant is
     skipped); a raw BOLD run without fMRIPrep outputs adds an error and is dropped from the result.
     """
-    from bidsad.bids import relpath
+    from bidsad.utils import relpath
 
     path = Path(path)
     layout = _layout(path)

@@ -18,7 +18,7 @@ def prepare_fmriprep_bold(bold_file, mask_file, confounds_file, out_dir, *, bold
     import numpy as np
     import pandas as pd
 
-    from bidsad.fmriprep import dummy_scans
+    from bidsad.fmriprep_inputs import dummy_scans
     from bidsad.interfaces.tensors import resample_to_model_grid
 
     out_dir = Path(out_dir)
