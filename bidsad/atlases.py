@@ -57,7 +57,7 @@ ICBM_NOTICE = (
     "copies. The authors and McGill University make no representations about the suitability of this software "
     "for any purpose. It is provided \"as is\" without express or implied warranty."
 )
-#: Recorded in sidecars (``Atlas``) and the README.
+#: Recorded in sidecars (``Atlas``) and docs/outputs.md.
 ATLAS_INFO = {
     ROI_ATLAS: {
         "Name": ROI_ATLAS,
@@ -136,7 +136,7 @@ def build_mtl_atlas(threshold: float = 0.3):
     import numpy as np
     import pandas as pd
 
-    from bidsad.interfaces.registration import template_image
+    from bidsad.templates import template_image
 
     gm = template_image("GM", 2)
     data = np.asarray(gm.dataobj, dtype=np.float32)
@@ -165,7 +165,7 @@ def build_parcellation(n_per_hemisphere: int = 50, threshold: float = 0.3, seed:
     import pandas as pd
     from sklearn.cluster import KMeans
 
-    from bidsad.interfaces.registration import template_image
+    from bidsad.templates import template_image
 
     gm = template_image("GM", 2)
     data = np.asarray(gm.dataobj, dtype=np.float32)

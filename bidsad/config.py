@@ -94,7 +94,7 @@ LR_SCHEDULES = ("constant", "cosine")
 #: Training recipes (``--recipe``): the :class:`Learning` settings each one sets (flags given with it override
 #: single settings). ``paper``: Kujur & Monfared (2026) as published (Adam 1e-5, 20 epochs, batch 2, Dropout
 #: 0.1, no class weights, no early stopping, the models unchanged). ``bidsad`` (the default): chosen by
-#: measurement on OASIS-1 CN vs AD (README, "Training recipe"): class-balanced loss, a larger learning rate
+#: measurement on OASIS-1 CN vs AD (docs/methods.md, "Training recipe"): class-balanced loss, a larger learning rate
 #: with cosine decay, early stopping with the best weights restored, dropout 0.5 on a coarser MRI grid, and no
 #: on-the-fly augmentation (no measured gain there, 3.5x the time per epoch; ``--augmentation`` turns it on).
 RECIPES: dict[str, dict] = {

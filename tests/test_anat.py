@@ -1,7 +1,7 @@
 """Anatomical preprocessing on real images: brain extraction, MNI normalisation, orientation invariance.
 
 Expensive results (N4, deepbet, registrations) are computed once per session. Thresholds are the
-project's (issue 3); the measured values are printed with ``pytest -s`` and listed in README.
+project's (issue 3); the measured values are printed with ``pytest -s`` and listed in docs/methods.md.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import pytest
 from bidsad.interfaces.brainmask import extract_brain
 from bidsad.interfaces.images import conform_image
 from bidsad.interfaces.intensity import n4_correct, standardise_intensity
-from bidsad.interfaces.registration import apply_transforms, register_to_template, template_file, template_image
+from bidsad.interfaces.registration import apply_transforms, register_to_template, template_file
+from bidsad.templates import template_image
 
 from .conftest import DEMO
 from pathlib import Path

@@ -9,7 +9,7 @@ import pytest
 
 from bidsad.derivatives import resize_mri_volume_grid
 from bidsad.interfaces.bids import DerivativesDataSink
-from bidsad.interfaces.registration import template_image
+from bidsad.templates import template_image
 
 from .conftest import DEMO
 

@@ -153,3 +153,20 @@ def test_calibrated_svm_probabilities_do_not_favour_the_larger_class():
     assert prior.mean() < 0.2  # the failure this guards against: the minority class is rarely predicted
     assert 0.35 < balanced.mean() < 0.75
     assert balanced_accuracy_score(y_test, balanced) >= balanced_accuracy_score(y_test, prior) + 0.08
+
+
+def test_grey_matter_voxels_keeps_the_training_gm_mask_without_per_voxel_scaling():
+    """The voxel baseline's feature step: voxels whose training mean is >= 20 % of the largest mean, centred
+    on the training means, divided by one common SD (a noisy edge voxel is not blown up to unit variance)."""
+    from bidsad.learn.baseline_steps import GreyMatterVoxels
+
+    train = np.array([[0.00, 0.04, 0.4, 0.9, 0.2],
+                      [0.00, 0.06, 0.6, 1.1, 0.4]])
+    step = GreyMatterVoxels().fit(train)
+    assert step.keep_.tolist() == [False, False, True, True, True]  # means 0, 0.05 | 0.5, 1.0, 0.3 (>= 0.2)
+    centred = train[:, 2:] - [0.5, 1.0, 0.3]
+    assert step.scale_ == pytest.approx(0.1)  # every kept value is 0.1 from its voxel's mean
+    assert np.allclose(step.transform(train), centred / 0.1)
+    assert np.allclose(step.transform(np.array([[9.0, 9.0, 0.5, 1.2, 0.3]])), [[0.0, 2.0, 0.0]])
+    with pytest.raises(ValueError, match="no voxel has grey matter"):
+        GreyMatterVoxels().fit(np.zeros((2, 3)))

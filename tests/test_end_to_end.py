@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from bidsad.derivatives import PRESETS
-from bidsad.interfaces.registration import template_image
+from bidsad.templates import template_image
 
 from .conftest import DEMO, run_bidsad, tree_checksums
 

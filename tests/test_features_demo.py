@@ -107,7 +107,7 @@ def _check_atrophy_features(anat, label, regional):
     np.testing.assert_allclose(regional["fraction_of_tiv"], regional["volume_ml"] / ml["TIV"], rtol=1e-3)
     # grey matter inside approximate regions (sub-01 1.7-1.8 ml per hippocampus; sub-04, whose Atropos
     # segmentation calls half its brain CSF, 0.7-1.0 ml); region_ml: the whole warped region (2.4-2.9 ml;
-    # sub-06, a smaller head (TIV 1263 ml), 1.89 / 2.16 ml: the regions are approximate, see README)
+    # sub-06, a smaller head (TIV 1263 ml), 1.89 / 2.16 ml: the regions are approximate, see docs/outputs.md)
     for side in ("left", "right"):
         assert 0.5 < ml[f"hippocampus_{side}"] < 4.0 and 1.5 < volumes.region_ml[f"hippocampus_{side}"] < 5.0
         for name in ("amygdala", "entorhinal"):

@@ -7,6 +7,7 @@ from pathlib import Path
 from nipype.interfaces.base import BaseInterfaceInputSpec, File, SimpleInterface, TraitedSpec, traits
 
 from bidsad.derivatives import TEMPLATE_SPACE
+from bidsad.templates import template_image
 
 #: antspyx ``type_of_transform`` per ``--anat-registration`` value.
 TRANSFORMS = {"affine": "Affine", "syn": "SyN"}
@@ -24,19 +25,6 @@ def set_ants_seed(seed: int) -> None:
     from bidsad.seeds import seed_for
 
     ants.config._random_seed = seed_for("ants", seed)
-
-
-def template_image(kind: str = "T1w", resolution: int = 2):
-    """nilearn's MNI152NLin2009aSym image (nibabel, in memory, no download).
-
-    ``kind``: ``T1w`` (skull-stripped template), ``mask`` (its brain mask), ``GM`` or ``WM`` (tissue
-    templates); ``resolution``: 1 or 2 (mm). Shapes: (197, 233, 189) at 1 mm, (99, 117, 95) at 2 mm.
-    """
-    from nilearn import datasets
-
-    loader = {"T1w": datasets.load_mni152_template, "mask": datasets.load_mni152_brain_mask,
-              "GM": datasets.load_mni152_gm_template, "WM": datasets.load_mni152_wm_template}[kind]
-    return loader(resolution=resolution)
 
 
 def template_file(folder: Path, kind: str = "T1w", resolution: int = 2) -> Path:

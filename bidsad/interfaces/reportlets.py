@@ -26,7 +26,7 @@ def plot_reportlet(kind: str, background: Path, overlays: list[Path], out_file: 
     import matplotlib.pyplot as plt
     from nilearn import plotting
 
-    from bidsad.interfaces.registration import template_image
+    from bidsad.templates import template_image
 
     display = plotting.plot_anat(str(background), display_mode="ortho", title=KINDS[kind], dim=-0.3,
                                  draw_cross=False, annotate=True)

@@ -1,6 +1,6 @@
 """Classical baselines beside the deep models, on the same participant-level folds.
 
-Inputs are exactly the participant level's outputs (README, Outputs; named by :mod:`bidsad.derivatives`) and
+Inputs are exactly the participant level's outputs (docs/outputs.md; named by :mod:`bidsad.derivatives`) and
 participants.tsv, and nothing else:
 
 - ``gm-*``: regional grey matter,
@@ -10,14 +10,15 @@ participants.tsv, and nothing else:
   ``sub-<l>/[ses-<s>/]func/..._task-rest[_run-<r>]_space-MNI152NLin2009aSym_atlas-<atlas>_timeseries.tsv``
   (header = region names, one row per volume, ``n/a`` for a constant/empty region);
 - ``voxel-svm``: the Jacobian-modulated grey-matter map at 4 mm in MNI space (:data:`bidsad.derivatives.VOXEL_GM`; the reference
-  linear SVM of Samper-Gonzalez et al. 2018, NeuroImage 183:504-521, on the voxels with any variance among
-  the fold's training participants);
+  linear SVM of Samper-Gonzalez et al. 2018, NeuroImage 183:504-521, on the voxels of a grey-matter mask of
+  the fold's training participants, centred, without per-voxel standardisation:
+  :class:`bidsad.learn.baseline_steps.GreyMatterVoxels`);
 - ``age-sex-logreg``: ``age`` and ``sex`` of participants.tsv, to show how much demography alone predicts.
 
 Each baseline is a scikit-learn pipeline fitted on the training participants of every fold of the same
 participant-level splits as the deep models (inner validation participants count as training):
 feature step (mean imputation; tangent-space connectivity with nilearn ``ConnectivityMeasure(kind="tangent")``,
-Ledoit-Wolf covariances, Varoquaux et al. 2010; or a zero-variance filter for voxels), standardisation and a
+Ledoit-Wolf covariances, Varoquaux et al. 2010), standardisation (voxels: the GM mask step instead) and a
 class-balanced linear classifier (``class_weight="balanced"``: weights ``n / (k * n_class)`` from the rows
 being fitted, i.e. the fold's training participants). The classifier's ``C`` is chosen by
 ``GridSearchCV`` (:data:`C_GRID`, score :func:`macro_ovr_auc`) on stratified inner folds of the training
@@ -33,10 +34,9 @@ import logging
 import re
 from pathlib import Path
 
-from sklearn.base import BaseEstimator, TransformerMixin
-
 from bidsad import messages
 from bidsad.derivatives import GM_MORPH, ROI_TIMESERIES, VOXEL_GM
+from bidsad.learn.baseline_steps import GreyMatterVoxels, TangentConnectivity
 from bidsad.phenotype import CLASS_NAMES
 
 LOGGER = logging.getLogger("bidsad")
@@ -167,22 +167,6 @@ def read_demography(bids_dir: Path, participant_ids):
     return out.loc[:, out.notna().any()].astype(np.float64)
 
 
-class TangentConnectivity(TransformerMixin, BaseEstimator):
-    """A scikit-learn transformer: list of (volumes, regions) arrays -> tangent-space vectors, nilearn's
-    ``ConnectivityMeasure(kind="tangent", vectorize=True, discard_diagonal=True)`` (picklable, so scikit-learn
-    can cache it between the candidates of a grid search)."""
-
-    def fit(self, X, y=None):
-        from nilearn.connectome import ConnectivityMeasure
-
-        self.measure_ = ConnectivityMeasure(kind="tangent", vectorize=True, discard_diagonal=True)
-        self.measure_.fit(list(X))
-        return self
-
-    def transform(self, X):
-        return self.measure_.transform(list(X))
-
-
 def make_pipeline(kind: str, classifier: str, seed: int, calibration_folds: int | None = 3, C: float = DEFAULT_C,
                   memory=None):
     """Unfitted scikit-learn pipeline ``features -> scale -> classifier`` of baseline ``<kind>-<classifier>``
@@ -198,7 +182,6 @@ def make_pipeline(kind: str, classifier: str, seed: int, calibration_folds: int 
     transformer cache (a folder), so that the candidates of a grid share one tangent-space fit per inner fold.
     """
     from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.feature_selection import VarianceThreshold
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
@@ -212,8 +195,9 @@ def make_pipeline(kind: str, classifier: str, seed: int, calibration_folds: int 
                                            ensemble=False)
     else:
         model = LogisticRegression(C=C, class_weight="balanced", max_iter=5000)
-    first = {"connectivity": ("tangent", TangentConnectivity()), "voxel": ("voxels", VarianceThreshold(0.0))}.get(
-        kind, ("impute", SimpleImputer()))
+    if kind == "voxel":  # GM mask, centred, one common scale (no per-voxel standardisation)
+        return Pipeline([("voxels", GreyMatterVoxels()), ("classifier", model)], memory=memory)
+    first = ("tangent", TangentConnectivity()) if kind == "connectivity" else ("impute", SimpleImputer())
     return Pipeline([first, ("scale", StandardScaler()), ("classifier", model)], memory=memory)
 
 
