@@ -7,6 +7,9 @@ those inside functions (the lazy heavy ones) included.
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,12 +21,17 @@ MAX_ORCHESTRATOR_FUNCTION_LINES = 80
 ORCHESTRATORS = ("participant.py", "group")
 
 
-def test_import_layers_hold(monkeypatch):
-    """import-linter: cli -> participant | group -> reports -> workflows | learn -> interfaces -> bottom."""
-    lint = pytest.importorskip("importlinter.cli", reason="import-linter is a test dependency (pip install '.[test]')")
-    monkeypatch.chdir(ROOT)
-    monkeypatch.syspath_prepend(str(ROOT))
-    assert lint.lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True) == 0
+def test_import_layers_hold():
+    """import-linter: cli -> participant | group -> reports -> workflows | learn -> interfaces -> bottom.
+
+    Run in a subprocess: import-linter configures logging with ``disable_existing_loggers`` (bidsad's logger
+    went silent for every later test of the session)."""
+    pytest.importorskip("importlinter", reason="import-linter is a test dependency (pip install '.[test]')")
+    code = ("import sys; from importlinter.cli import lint_imports; "
+            "sys.exit(lint_imports(config_filename='pyproject.toml', no_cache=True))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
 
 
 def test_no_module_over_400_lines():
