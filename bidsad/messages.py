@@ -303,6 +303,13 @@ REPORTS_NO_GROUP = (
     "--reports-only: no group outputs in {group} (metrics.json missing). Run the group level first "
     "(bidsad {bids} {out} group)."
 )
+REPORTS_NO_PARTICIPANT = (
+    "--reports-only: no participant-level outputs in {out} for {labels}. Run the participant level first "
+    "(bidsad {bids} {out} participant)."
+)
+INTERRUPTED = (
+    "bidsad: interrupted. Finished participants and folds are kept; run the same command (same -w) to resume."
+)
 REPORTS_DONE = "Reports rebuilt from existing outputs: {reports}."
 SALIENCY_FAILED = "model {model}: saliency maps failed ({why}); the model's results are kept."
 REPORT_FAILED = "{report} could not be written ({why}); the outputs are kept. Details: {details}"

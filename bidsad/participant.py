@@ -344,14 +344,19 @@ def _write_boilerplate(out_dir: Path) -> None:
 def run_participant_reports(config) -> int:
     """``participant --reports-only``: rebuild every selected participant's ``sub-<label>.html`` and the
     citation boilerplate from existing outputs (errors from the crash files of the work directory, when it
-    is the same); nothing is run. Returns :data:`bidsad.runtime.EXIT_OK`."""
-    from bidsad.bids import collect_participants
+    is the same); nothing is run. Returns :data:`bidsad.runtime.EXIT_OK`; raises
+    :class:`bidsad.bids.InputError` when none of them has outputs in ``out_dir``."""
+    from bidsad.bids import InputError, collect_participants
     from bidsad.reports.participant import write_participant_report
     from bidsad.workflows.base import crash_dir
 
     ex = config.execution
     participants = collect_participants(Path(ex.bids_dir), ex.participant_label, ex.bids_filters,
                                         validate=not ex.skip_bids_validation)
+    out_dir = Path(ex.out_dir)
+    if not any((out_dir / f"sub-{part.label}").is_dir() for part in participants):
+        labels = ", ".join(f"sub-{part.label}" for part in participants) or "the selected participants"
+        raise InputError(messages.REPORTS_NO_PARTICIPANT.format(out=out_dir, labels=labels, bids=ex.bids_dir))
     reports = []
     for part in participants:
         part.errors.extend(_crash_reasons(crash_dir(config, part.label)))

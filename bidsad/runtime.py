@@ -23,6 +23,8 @@ from pathlib import Path
 LOGGER = logging.getLogger("bidsad")
 #: Exit statuses: 0 ok, 1 a participant or model failed, 2 usage (bad arguments or inputs of the whole run).
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: Exit status after Ctrl-C (SIGINT), the shell's convention 128 + 2.
+EXIT_INTERRUPTED = 130
 LOG_FORMAT = "%(asctime)s bidsad %(levelname)s: %(message)s"
 
 #: Environment variables of the caches that libraries write under HOME, and their folder names.

@@ -172,6 +172,31 @@ def test_reports_only_without_group_outputs(tmp_path):
     assert "--reports-only: no group outputs" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_participant_reports_only_without_participant_outputs(tmp_path):
+    """participant --reports-only on an out_dir without any participant's outputs refuses (it wrote six empty
+    reports saying "completed"), naming the participants and the command to run first; nothing is written."""
+    proc = run_bidsad(DEMO, tmp_path / "out", "participant", "--reports-only", "--participant-label", "01", "02",
+                      "-w", tmp_path / "work", check_rc=2)
+    assert "--reports-only: no participant-level outputs" in proc.stderr and "sub-01, sub-02" in proc.stderr
+    assert "participant)." in proc.stderr and "Traceback" not in proc.stderr
+    assert not list((tmp_path / "out").glob("sub-*.html"))
+
+
+def test_interrupt_is_one_line_and_exit_130(monkeypatch, capsys):
+    """Ctrl-C anywhere in a run: exit status 130 and one line saying how to resume, no traceback."""
+    from bidsad.cli import run
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "_run", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        run.main(["x", "y", "participant"])
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err.strip() == "bidsad: interrupted. Finished participants and folds are kept; run " \
+        "the same command (same -w) to resume."
+
+
 def test_group_report_shows_baselines_beside_models(tmp_path):
     """A baseline recorded in metrics.json appears in the results table and the side-by-side figure."""
     import base64

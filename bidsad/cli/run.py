@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from bidsad import runtime
+from bidsad import messages, runtime
 
 LOGGER = logging.getLogger("bidsad")
 
@@ -18,7 +18,11 @@ LOGGER = logging.getLogger("bidsad")
 def main(argv: list[str] | None = None) -> None:
     """Run bidsad and exit with its status (:data:`bidsad.runtime.EXIT_OK`, ``EXIT_FAILED``, ``EXIT_USAGE``)."""
     with runtime.environment():  # every variable the run sets (caches, threads, seeds) is restored after it
-        status = _run(argv)
+        try:
+            status = _run(argv)
+        except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback from inside nipype's scheduler
+            print(messages.INTERRUPTED, file=sys.stderr)
+            status = runtime.EXIT_INTERRUPTED
     sys.exit(status)
 
 
