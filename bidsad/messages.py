@@ -242,7 +242,8 @@ GROUP_KEPT = (
     "Pass --overwrite to replace it instead."
 )
 GROUP_LABELS_MISSING = (
-    "--participant-label: {labels} have no participant-level outputs in out_dir and no row in participants.tsv."
+    "--participant-label: no participant-level outputs in out_dir and no row in participants.tsv for {labels}. "
+    "Participants available: {available}. Check the labels, or run the participant level for them first."
 )
 EXCLUDED_NOT_SELECTED = "not selected by --participant-label"
 EXCLUDED_NO_DIAGNOSIS = "no diagnosis in participants.tsv"

@@ -67,7 +67,8 @@ def test_participant_label_at_the_group_level():
     cohort = select_participants(_cohort(), ["01", "03", "04"])
     assert cohort["included"].tolist() == [True, False, False, True]
     assert cohort["reason"].tolist() == ["", "not selected by --participant-label", "no diagnosis in participants.tsv", ""]
-    with pytest.raises(InputError, match="sub-09 have no participant-level outputs"):
+    with pytest.raises(InputError, match=r"participants.tsv for sub-09\. Participants available: sub-01, sub-02, "
+                                         r"sub-03, sub-04\. Check the labels"):
         select_participants(_cohort(), ["01", "09"])
 
 

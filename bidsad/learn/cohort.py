@@ -200,7 +200,9 @@ def select_participants(cohort, labels: list[str]):
     wanted = {f"sub-{label}" for label in labels}
     missing = sorted(wanted - set(cohort["participant_id"]))
     if missing:
-        raise InputError(messages.GROUP_LABELS_MISSING.format(labels=", ".join(missing)))
+        ids = sorted(cohort["participant_id"])
+        available = ", ".join(ids[:20]) + (f" and {len(ids) - 20} more" if len(ids) > 20 else "") if ids else "none"
+        raise InputError(messages.GROUP_LABELS_MISSING.format(labels=", ".join(missing), available=available))
     cohort = cohort.copy()
     others = ~cohort["participant_id"].isin(wanted)
     cohort.loc[others & cohort["included"], "reason"] = messages.EXCLUDED_NOT_SELECTED
