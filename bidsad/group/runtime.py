@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 
 
@@ -32,13 +31,6 @@ def compute_device(config):
     return tf.distribute.get_strategy(), "1 GPU, mixed_bfloat16"
 
 
-def _restore_env(name: str, value: str | None) -> None:
-    if value is None:
-        os.environ.pop(name, None)
-    else:
-        os.environ[name] = value
-
-
 def _determinism():
     """``(was_enabled, set_enabled)`` of TensorFlow's op determinism. TensorFlow exports only the switch-on
     (``tf.config.experimental.enable_op_determinism``); the state and the switch-off are internal, and a
@@ -60,35 +52,33 @@ def group_runtime(config):
     silenced unless ``config.execution.verbose``), Python, NumPy, TensorFlow and Keras seeded from
     ``config.seeds.random_seed`` (:func:`bidsad.config.seed_everything`, which sets ``PYTHONHASHSEED`` too),
     TensorFlow's logger at ERROR unless verbose, then :func:`compute_device` (Keras precision policy, op
-    determinism). On exit, also after an exception: the environment variables, the Python and NumPy random
-    states, the TensorFlow logger level, the Keras global policy and op determinism as they were, so the
+    determinism). On exit, also after an exception: the environment (:func:`bidsad.runtime.environment`), the
+    Python and NumPy random states, the TensorFlow logger level, the Keras global policy and op determinism as
+    they were, so the
     group level can run again in the same process. (TensorFlow's global seed stays set: every run sets it on entry.)
     """
     import numpy as np
 
     from bidsad.config import seed_everything
+    from bidsad.runtime import environment
     from bidsad.utils import native_stderr_silenced
 
-    saved_env = {name: os.environ.get(name) for name in ("TF_CPP_MIN_LOG_LEVEL", "PYTHONHASHSEED")}
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with native_stderr_silenced(not config.execution.verbose):
-        import keras
-        import tensorflow as tf
+    with environment({"TF_CPP_MIN_LOG_LEVEL": "2"}, only_unset=True):
+        with native_stderr_silenced(not config.execution.verbose):
+            import keras
+            import tensorflow as tf
 
-    python_state, numpy_state = random.getstate(), np.random.get_state()
-    logger_level, policy = tf.get_logger().level, keras.mixed_precision.global_policy().name
-    deterministic, set_determinism = _determinism()
-    try:
-        seed_everything(config.seeds.random_seed)
-        if not config.execution.verbose:
-            tf.get_logger().setLevel("ERROR")
-        keras.utils.set_random_seed(config.seeds.random_seed)
-        yield compute_device(config)
-    finally:
-        set_determinism(deterministic)
-        keras.mixed_precision.set_global_policy(policy)
-        tf.get_logger().setLevel(logger_level)
-        random.setstate(python_state)
-        np.random.set_state(numpy_state)
-        for name, value in saved_env.items():
-            _restore_env(name, value)
+        python_state, numpy_state = random.getstate(), np.random.get_state()
+        logger_level, policy = tf.get_logger().level, keras.mixed_precision.global_policy().name
+        deterministic, set_determinism = _determinism()
+        try:
+            seed_everything(config.seeds.random_seed)  # Keras and TensorFlow too: imported above
+            if not config.execution.verbose:
+                tf.get_logger().setLevel("ERROR")
+            yield compute_device(config)
+        finally:
+            set_determinism(deterministic)
+            keras.mixed_precision.set_global_policy(policy)
+            tf.get_logger().setLevel(logger_level)
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
