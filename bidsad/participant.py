@@ -119,6 +119,7 @@ def _conclude(config, participants: list, log_file: Path) -> int:
     """Name the failed participants, write the boilerplate, the dataset description (the ``res-`` labels
     now written) and the run summary; return the exit status."""
     from bidsad.derivatives.description import write_dataset_description
+    from bidsad.reports.boilerplate import write_boilerplate_or_warn
 
     ex = config.execution
     out_dir = Path(ex.out_dir)
@@ -128,7 +129,7 @@ def _conclude(config, participants: list, log_file: Path) -> int:
             failed.append(part.label)
             for error in part.errors:
                 LOGGER.error(messages.PARTICIPANT_FAILED.format(label=part.label, why=error))
-    _write_boilerplate(out_dir)
+    write_boilerplate_or_warn(out_dir)
     write_dataset_description(out_dir, Path(ex.bids_dir), ex.derivatives)
     _write_summary(out_dir / "logs" / f"summary-participant-{ex.run_uuid}.json", participants, failed)
     if failed:
@@ -331,22 +332,13 @@ def _write_summary(path: Path, participants, failed: list[str]) -> None:
         "warnings": p.warnings, "errors": p.errors} for p in participants})
 
 
-def _write_boilerplate(out_dir: Path) -> None:
-    """Write logs/CITATION.*; a failure is logged, never fatal (the outputs are already written)."""
-    from bidsad.reports.boilerplate import write_boilerplate
-
-    try:
-        write_boilerplate(out_dir)
-    except Exception as err:  # the boilerplate must never cost the run
-        LOGGER.warning(messages.BOILERPLATE_FAILED.format(why=err))
-
-
 def run_participant_reports(config) -> int:
     """``participant --reports-only``: rebuild every selected participant's ``sub-<label>.html`` and the
     citation boilerplate from existing outputs (errors from the crash files of the work directory, when it
     is the same); nothing is run. Returns :data:`bidsad.runtime.EXIT_OK`; raises
     :class:`bidsad.bids.InputError` when none of them has outputs in ``out_dir``."""
     from bidsad.bids import InputError, collect_participants
+    from bidsad.reports.boilerplate import write_boilerplate_or_warn
     from bidsad.reports.participant import write_participant_report
     from bidsad.workflows.base import crash_dir
 
@@ -361,6 +353,6 @@ def run_participant_reports(config) -> int:
     for part in participants:
         part.errors.extend(_crash_reasons(crash_dir(config, part.label)))
         reports.append(write_participant_report(config, part))
-    _write_boilerplate(Path(ex.out_dir))
+    write_boilerplate_or_warn(Path(ex.out_dir))
     LOGGER.info(messages.REPORTS_DONE.format(reports=", ".join(str(r) for r in reports)))
     return runtime.EXIT_OK

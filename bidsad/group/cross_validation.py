@@ -245,7 +245,7 @@ def _write_metrics(run: _Run, device: str) -> dict:
 
 def _finish(run: _Run, summary: dict) -> int:
     """Model card, group report and citation boilerplate; return the run's exit status (1 without a report)."""
-    from bidsad.reports.boilerplate import write_boilerplate
+    from bidsad.reports.boilerplate import write_boilerplate_or_warn
     from bidsad.reports.group import write_group_report
     from bidsad.utils import atomic_write_text
 
@@ -266,10 +266,7 @@ def _finish(run: _Run, summary: dict) -> int:
         atomic_write_text(group_dir / "group.err", f"group report failed: {err!r}\n\n{traceback.format_exc()}")
         return 1
     (group_dir / "group.err").unlink(missing_ok=True)
-    try:
-        write_boilerplate(run.out_dir)
-    except Exception as err:  # never fatal: the outputs are written
-        LOGGER.warning(messages.BOILERPLATE_FAILED.format(why=err))
+    write_boilerplate_or_warn(run.out_dir)
     LOGGER.info(messages.GROUP_DONE.format(report=report))
     if run.paper:
         LOGGER.warning(messages.SPLIT_PROTOCOL_PAPER)

@@ -22,7 +22,7 @@ def run_group_reports(config) -> int:
         The group level has no outputs in ``out_dir``.
     """
     from bidsad.bids import InputError
-    from bidsad.reports.boilerplate import write_boilerplate
+    from bidsad.reports.boilerplate import write_boilerplate_or_warn
     from bidsad.reports.group import write_apply_report, write_group_report
 
     bids_dir, out_dir = Path(config.execution.bids_dir), Path(config.execution.out_dir)
@@ -33,9 +33,6 @@ def run_group_reports(config) -> int:
     if not (group_dir / METRICS_JSON).is_file():
         raise InputError(messages.REPORTS_NO_GROUP.format(group=group_dir, bids=bids_dir, out=out_dir))
     report = write_group_report(out_dir, bids_dir)
-    try:
-        write_boilerplate(out_dir)
-    except Exception as err:  # the boilerplate must never cost the run
-        LOGGER.warning(messages.BOILERPLATE_FAILED.format(why=err))
+    write_boilerplate_or_warn(out_dir)
     LOGGER.info(messages.REPORTS_DONE.format(reports=str(report)))
     return runtime.EXIT_OK

@@ -294,3 +294,18 @@ def write_boilerplate(out_dir: Path) -> list[Path]:
         except (subprocess.SubprocessError, OSError) as err:
             logging.getLogger("bidsad").warning("pandoc could not write CITATION.html: %s", err)
     return written
+
+
+def write_boilerplate_or_warn(out_dir: Path) -> list[Path]:
+    """:func:`write_boilerplate` for the orchestrators: any failure is logged as a warning
+    (:data:`bidsad.messages.BOILERPLATE_FAILED`) and nothing is returned, since the citation text must never cost
+    a run whose outputs are written."""
+    import logging
+
+    from bidsad import messages
+
+    try:
+        return write_boilerplate(out_dir)
+    except Exception as err:
+        logging.getLogger("bidsad").warning(messages.BOILERPLATE_FAILED.format(why=err))
+        return []
