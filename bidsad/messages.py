@@ -338,7 +338,8 @@ BASELINES_NO_BOLD = "connectivity baselines: no participant has BOLD features (a
 MODEL_NO_INPUTS = "model {model}: no participant has {modalities} features (e.g. a T1w-only dataset); not trained."
 BASELINES_SKIPPED = (
     "Baselines on {what} skipped: {why}. They need the participant level's outputs "
-    "(*_desc-gm_morph.tsv, *_atlas-<atlas>_timeseries.tsv, *_res-4_label-GM_desc-modulated_probseg.nii.gz); rerun the participant "
+    "(*_desc-gm_morph.tsv, *_atlas-<atlas>_timeseries.tsv, *_res-4_label-GM_desc-modulated_probseg.nii.gz, "
+    "*_desc-volumes_morph.tsv); rerun the participant "
     "level with this version of bidsad to make them."
 )
 

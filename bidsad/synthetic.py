@@ -279,7 +279,7 @@ def make_synthetic_derivatives(root: Path, n_participants: int = 60, *, preset: 
     (``MRI_TENSORS["t1w"]``, ``features/sub-<l>_res-<preset>_desc-model_T1w.npy``; its sidecar has the fields and
     ``ParametersHash`` of :func:`bidsad.interfaces.tensors.finish_meta`), optionally the fMRI tensor
     (``BOLD_TENSOR``), and the baselines' inputs: regional GM volumes (``GM_MORPH``, atlas ``synthetic``; ``index``,
-    ``name``, ``volume_ml``), a coarse "modulated grey-matter" map (``VOXEL_GM``: every 4th voxel of the MRI
+    ``name``, ``volume_ml``), tissue volumes (``VOLUMES_MORPH``: TIV, GM and the two "hippocampi"), a coarse "modulated grey-matter" map (``VOXEL_GM``: every 4th voxel of the MRI
     tensor, mapped into [0, 1]) and, with BOLD, ROI time series (``ROI_TIMESERIES``, ``n_volumes`` rows x
     :data:`N_REGIONS` regions).
 
@@ -292,7 +292,7 @@ def make_synthetic_derivatives(root: Path, n_participants: int = 60, *, preset: 
     import numpy as np
 
     from bidsad.derivatives import (BOLD_TENSOR, CONTENT_HASH_KEY, FRAME_MASK_KEY, GM_MORPH, GRID_FOV_MM, MRI_TENSORS,
-                                    PRESETS, ROI_TIMESERIES, TEMPLATE_FOV_MM, TEMPLATE_SPACE, VOXEL_GM,
+                                    PRESETS, ROI_TIMESERIES, TEMPLATE_FOV_MM, TEMPLATE_SPACE, VOLUMES_MORPH, VOXEL_GM,
                                     array_content_hash, bold_model_grid, resize_mri_volume_grid)
     from bidsad.derivatives.naming import derivative_path
     from bidsad.interfaces.tensors import finish_meta
@@ -337,6 +337,10 @@ def make_synthetic_derivatives(root: Path, n_participants: int = 60, *, preset: 
         volumes[:2] *= 1 - 0.4 * severity * effect  # "hippocampi" shrink with severity
         pd_rows = ["index\tname\tvolume_ml"] + [f"{i + 1}\t{n}\t{v:.4f}" for i, (n, v) in enumerate(zip(names, volumes))]
         morph.write_text("\n".join(pd_rows) + "\n")
+        tissues = {"TIV": 1500.0, "GM": 600.0 * volumes[2:].mean() / 10.0, "hippocampus_left": volumes[0] / 3,
+                   "hippocampus_right": volumes[1] / 3}  # no new draws: the tissue table follows the regional one
+        derivative_path(out_dir, t1w_source, **VOLUMES_MORPH.sink_args()).write_text("\n".join(
+            ["name\tvolume_ml\tfraction_of_tiv\tregion_ml"] + [f"{n}\t{v:.4f}\t{v / 1500.0:.6f}\tn/a" for n, v in tissues.items()]) + "\n")
         coarse = mri[::4, ::4, ::4]  # a "grey-matter map at 4 mm" carrying the same class effect as the tensor
         gm = np.where(coarse != 0, np.clip(0.5 + 0.25 * coarse, 0.0, 1.0), 0.0).astype(np.float32)
         nb.save(nb.Nifti1Image(gm, np.diag([4.0, 4.0, 4.0, 1.0])),

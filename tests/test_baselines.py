@@ -40,7 +40,36 @@ def _features(out, ids, kind):
         return baselines.read_voxels(found["voxel"])[0]
     if kind == "demography":
         return baselines.read_demography(out.parent / "bids", ids)
+    if kind == "volumes":
+        return baselines.read_volumes(found["volumes"])
     return baselines.read_gm(found["gm"])
+
+
+def test_volumes_baseline_reads_fractions_of_tiv_without_tiv(tmp_path):
+    """The participant level's tissue table (desc-volumes_morph.tsv): every row but TIV, as fraction_of_tiv."""
+    table = tmp_path / "sub-01_desc-volumes_morph.tsv"
+    table.write_text("name\tvolume_ml\tfraction_of_tiv\tregion_ml\nTIV\t1892.92\t1\tn/a\nCSF\t365.092\t0.192872\tn/a\n"
+                     "GM\t755.519\t0.399129\tn/a\nhippocampus_left\t2.15184\t0.00113678\t3.384\n"
+                     "amygdala_left\tn/a\tn/a\t1.352\n")
+    features = baselines.read_volumes({"sub-01": table})
+    assert list(features.columns) == ["CSF", "GM", "hippocampus_left", "amygdala_left"]
+    np.testing.assert_allclose(features.loc["sub-01"].to_numpy()[:3], [0.192872, 0.399129, 0.00113678])
+    assert np.isnan(features.loc["sub-01", "amygdala_left"])
+
+
+def test_volumes_baseline_learns_global_atrophy(cohort):
+    """On the synthetic cohort the "hippocampi" shrink with severity: the volumes baseline separates CN from AD."""
+    from sklearn.metrics import roc_auc_score
+
+    out, table = cohort
+    pair = table[table["diagnosis"].isin(["CN", "AD"])]
+    ids = list(pair["participant_id"])
+    labels = {i: int(d == "AD") for i, d in zip(ids, pair["diagnosis"])}
+    features = baselines.read_volumes(baselines.find_inputs(out, ids)["volumes"])
+    assert set(features.columns) == {"GM", "hippocampus_left", "hippocampus_right"}
+    train, test = ids[:8], ids[8:]  # CN and AD alternate: 4 + 4 in training
+    _, proba, _ = baselines.fit_predict_fold("volumes", "logreg", features, labels, train, test, seed=0, n_classes=2)
+    assert roc_auc_score([labels[i] for i in test], proba[:, 1]) >= 0.9
 
 
 @pytest.mark.parametrize("name", list(baselines.BASELINES))
@@ -91,8 +120,9 @@ def test_baselines_skipped_with_a_message_without_regional_tables(cohort, tmp_pa
     empty.mkdir()
     results, rows, notes = baselines.run_baselines(empty, table, splits, Config())
     assert not results and not rows
-    assert len(notes) == 4 and all("skipped" in n for n in notes)  # regional GM, connectivity, voxels, age + sex
-    assert "desc-gm_morph.tsv" in notes[0] and "desc-modulated_probseg" in notes[2] and "'age'" in notes[3]
+    assert len(notes) == 5 and all("skipped" in n for n in notes)  # regional GM, connectivity, voxels, volumes, age + sex
+    assert "desc-gm_morph.tsv" in notes[0] and "desc-modulated_probseg" in notes[2] and "desc-volumes_morph.tsv" in notes[3]
+    assert "'age'" in notes[4]
 
 
 @pytest.mark.parametrize("classifier", baselines.CLASSIFIERS)

@@ -100,7 +100,7 @@ def test_repeated_folds_and_baselines_in_every_output(tmp_path, quick_config):
     assert len(predictions) == 18 and sorted(predictions.groupby("repeat").size()) == [9, 9]
     summary = json.loads((group / "metrics.json").read_text())
     assert summary["repeats"] == 2 and summary["deterministic"] is False and summary["leaks"] is False
-    assert set(summary["baselines"]) == {"gm-svm", "gm-logreg", "connectivity-svm", "connectivity-logreg", "voxel-svm",
+    assert set(summary["baselines"]) == {"gm-svm", "gm-logreg", "connectivity-svm", "connectivity-logreg", "voxel-svm", "volumes-logreg",
                                          "age-sex-logreg"}
     assert summary["models"]["3dcnn-gap"]["n_participants"] == 9  # probabilities averaged over repeats
     scores = _pooled(out)

@@ -13,6 +13,9 @@ participants.tsv, and nothing else:
   linear SVM of Samper-Gonzalez et al. 2018, NeuroImage 183:504-521, on the voxels of a grey-matter mask of
   the fold's training participants, centred, without per-voxel standardisation:
   :class:`bidsad.learn.baseline_steps.GreyMatterVoxels`);
+- ``volumes-logreg``: global tissue (GM, WM, CSF) and medial-temporal grey-matter volumes as fractions of the
+  total intracranial volume (:data:`bidsad.derivatives.VOLUMES_MORPH`, column ``fraction_of_tiv``): how much
+  global atrophy alone predicts;
 - ``age-sex-logreg``: ``age`` and ``sex`` of participants.tsv, to show how much demography alone predicts.
 
 Each baseline is a scikit-learn pipeline fitted on the training participants of every fold of the same
@@ -35,7 +38,7 @@ import re
 from pathlib import Path
 
 from bidsad import messages
-from bidsad.derivatives import GM_MORPH, ROI_TIMESERIES, VOXEL_GM
+from bidsad.derivatives import GM_MORPH, ROI_TIMESERIES, VOLUMES_MORPH, VOXEL_GM
 from bidsad.learn.baseline_steps import GreyMatterVoxels, TangentConnectivity
 from bidsad.phenotype import CLASS_NAMES
 
@@ -46,12 +49,14 @@ CLASSIFIERS = ("svm", "logreg")
 #: Every baseline: name -> (input kind, classifier).
 BASELINES = {"gm-svm": ("gm", "svm"), "gm-logreg": ("gm", "logreg"),
              "connectivity-svm": ("connectivity", "svm"), "connectivity-logreg": ("connectivity", "logreg"),
-             "voxel-svm": ("voxel", "svm"), "age-sex-logreg": ("demography", "logreg")}
+             "voxel-svm": ("voxel", "svm"), "volumes-logreg": ("volumes", "logreg"),
+             "age-sex-logreg": ("demography", "logreg")}
 #: Input kinds: (participant-level file of :mod:`bidsad.derivatives`, what for messages, preferred cohorts of the
 #: splits). Time series are those of the ``task-rest`` runs.
 KINDS = {"gm": (GM_MORPH, "regional grey matter", ["mri"]),
          "connectivity": (ROI_TIMESERIES, "connectivity", ["mri+bold", "mri"]),
          "voxel": (VOXEL_GM, "the voxel-wise grey-matter map", ["mri"]),
+         "volumes": (VOLUMES_MORPH, "tissue and medial-temporal volumes (fractions of TIV)", ["mri"]),
          "demography": (None, "age and sex", ["mri"])}
 #: Candidate inverse regularisation strengths per classifier (log-spaced; voxel features need small C).
 C_GRID = {"svm": tuple(10.0 ** e for e in range(-6, 2)), "logreg": tuple(10.0 ** e for e in range(-5, 3))}
@@ -68,7 +73,7 @@ def _atlas(path: Path) -> str:
 
 def find_inputs(out_dir: Path, participant_ids) -> dict:
     """Participant-level inputs per participant: ``{"gm": {pid: path}, "connectivity": {pid: path},
-    "voxel": {pid: path}, "atlas": {...}}``.
+    "voxel": {pid: path}, "volumes": {pid: path}, "atlas": {...}}``.
 
     Per kind, one atlas is used for everyone: :data:`DEFAULT_ROI_ATLAS` for time series when present,
     else the atlas most participants have. A participant with several sessions/runs uses the first
@@ -77,12 +82,12 @@ def find_inputs(out_dir: Path, participant_ids) -> dict:
     from collections import Counter
 
     out_dir = Path(out_dir)
-    found = {"gm": {}, "connectivity": {}, "voxel": {}, "atlas": {}}
-    for kind in ("gm", "connectivity", "voxel"):
+    found = {"gm": {}, "connectivity": {}, "voxel": {}, "volumes": {}, "atlas": {}}
+    for kind in ("gm", "connectivity", "voxel", "volumes"):
         output = KINDS[kind][0]
         source = "task-rest" if kind == "connectivity" else ""
         candidates = {pid: output.find(out_dir / f"sub-{pid.removeprefix('sub-')}", source) for pid in participant_ids}
-        if kind == "voxel":
+        if kind in ("voxel", "volumes"):  # no atlas
             found[kind] = {pid: paths[0] for pid, paths in candidates.items() if paths}
             continue
         atlases = Counter(_atlas(p) for paths in candidates.values() for p in paths)
@@ -105,6 +110,19 @@ def read_gm(paths: dict):
     for pid, path in paths.items():
         table = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
         rows[pid] = pd.to_numeric(table.set_index("name")["volume_ml"], errors="coerce")
+    return pd.DataFrame(rows).T
+
+
+def read_volumes(paths: dict):
+    """Tissue and medial-temporal volumes as fractions of the total intracranial volume: DataFrame (participants
+    x names of the table other than ``TIV``, e.g. ``GM``, ``WM``, ``CSF``, ``hippocampus_left``; float64, unitless;
+    NaN where ``n/a`` or absent)."""
+    import pandas as pd
+
+    rows = {}
+    for pid, path in paths.items():
+        table = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False).set_index("name")
+        rows[pid] = pd.to_numeric(table["fraction_of_tiv"], errors="coerce").drop("TIV", errors="ignore")
     return pd.DataFrame(rows).T
 
 
@@ -288,12 +306,13 @@ def _read_kind(kind: str, inputs: dict, bids_dir: Path | None, ids: list) -> tup
         return table, list(table.index[table.notna().any(axis=1)]), []
     paths = inputs[kind]
     if not paths:
-        why = "no participant has the map" if kind == "voxel" else "no participant has the regional table"
+        why = "no participant has the map" if kind == "voxel" else f"no participant has the table ({KINDS[kind][0].ending()})"
         return None, [], [messages.BASELINES_SKIPPED.format(what=what, why=why)]
     if kind == "voxel":
         features, notes = read_voxels(paths)
         return features, list(features.index), notes
-    return (read_gm(paths) if kind == "gm" else read_timeseries(paths)), list(paths), []
+    readers = {"gm": read_gm, "volumes": read_volumes, "connectivity": read_timeseries}
+    return readers[kind](paths), list(paths), []
 
 
 def run_baselines(out_dir: Path, included, splits, config, classes=CLASS_NAMES):
