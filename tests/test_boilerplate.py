@@ -129,7 +129,7 @@ def test_methods_name_the_recipe_and_its_settings(tmp_path):
     summary.update(recipe=recipe_summary(learning), inner_validation=True, class_weight="balanced")
     (out / "group" / "metrics.json").write_text(json.dumps(summary))
     text = " ".join(methods(out)["group"].split())
-    assert "trained for 40 epoch(s) per fold at most with bidsad's `bidsad` training recipe (changed: l2 0.001, batch_norm True)" in text
+    assert "trained for 40 epoch(s) per fold at most with the training recipe `bidsad` (bidsad's default; changed: l2 0.001, batch_norm True)" in text
     assert "cosine schedule [@loshchilov2017sgdr]" in text and "an L2 penalty of 0.001" in text
     assert "averaged over 2x2x2 voxel blocks" in text and "[@ioffe2015batch]" in text
     assert "also weighting the validation loss" in text
@@ -137,4 +137,4 @@ def test_methods_name_the_recipe_and_its_settings(tmp_path):
     summary.update(recipe=recipe_summary(learning), inner_validation=False, class_weight="none")
     (out / "group" / "metrics.json").write_text(json.dumps(summary))
     text = " ".join(methods(out)["group"].split())
-    assert "`paper` training recipe:" in text and "cosine" not in text and "voxel blocks" not in text
+    assert "training recipe `paper` (the paper's settings):" in text and "cosine" not in text and "voxel blocks" not in text

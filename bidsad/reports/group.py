@@ -69,7 +69,7 @@ def _figures(group_dir: Path, summary: dict) -> list[dict]:
         for path in sorted(model_dir(group_dir, name).glob(f"*fold-*/{HISTORY_TSV}")):  # repeat-<r>_fold-<k> too
             histories.setdefault(name, {})[path.parent.name.removeprefix("fold-")] = _read_tsv(path)
     specs = [
-        ("models", "Models and baselines with 95% confidence intervals",
+        ("models", f"Models{' and baselines' if baselines else ''} with 95% confidence intervals",
          "Pooled out-of-fold value (marker) and participant-bootstrap 95% CI (bars); dashed line: chance.",
          lambda: figures.model_comparison(models, baselines)),
         ("roc", "ROC curves (one-vs-rest, pooled over folds)", "Per class, one line per model; AUC in the legend.",
