@@ -1,27 +1,30 @@
 """On-the-fly augmentation as seeded TensorFlow ops (usable inside ``tf.data`` on CPU or GPU).
 
 Function names are those of Kujur & Monfared (2026), arXiv:2603.13367, which names the transforms but
-gives no parameter ranges; the defaults below are ours (:data:`DEFAULTS`) and configurable. Unlike the
+gives no parameter ranges; the ranges are ours, in the ``[augmentation]`` section of the configuration
+(:class:`bidsad.config.Augmentation`, :data:`DEFAULTS` here) and recorded in ``metrics.json``. Unlike the
 paper, bidsad applies them only to training participants, after the participant-level split.
+
+Geometry is physical: the model grids are anisotropic (paper MRI grid 1.54 x 1.82 x 1.07 mm, fMRI grid
+2.8 x 3.4 x 5.6 mm), so rotations are rigid in millimetres about the grid centre, through the grid's voxel
+size ``voxel_mm`` (the diagonal of its axis-aligned affine, sidecar ``voxel_size_mm``): the voxel-index map
+is ``S^-1 R S`` with ``S = diag(voxel_mm)``; shifts are in mm. A rotation on voxel indices would stretch
+the content by up to +-10 % on these grids at 10 degrees.
 
 Every random op is *stateless*: it takes ``seed``, an int32/int64 tensor of shape (2,), so the same seed
 gives the same result on any device. Volumes are float32 tensors in RAS axis order: an MRI volume
-``(x, y, z)`` and an fMRI run ``(frames, x, y, z)``. Angles are in degrees, shifts in voxels.
+``(x, y, z)`` and an fMRI run ``(frames, x, y, z)``. Angles are in degrees, shifts in mm.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
-#: Default parameter ranges (ours; the paper gives none).
-DEFAULTS = {
-    "max_rotation_deg": 10.0,  # uniform in [-10, 10] degrees about each axis
-    "max_shift_vox": 4.0,  # uniform in [-4, 4] voxels along each axis
-    "intensity_scale": (0.9, 1.1),  # multiplicative factor, uniform
-    "noise_std": 0.05,  # additive Gaussian noise, in units of the standardised intensity
-    "max_temporal_shift": 2,  # frames, uniform integer in [-2, 2]
-    "motion_max_shift_vox": 0.5,  # synthetic motion: per-frame translation, uniform in +-0.5 voxel
-}
+from bidsad.config import Augmentation
+
+#: Default parameter ranges (ours; the paper gives none): :class:`bidsad.config.Augmentation`.
+DEFAULTS = dataclasses.asdict(Augmentation())
 
 
 def _tf():
@@ -64,14 +67,36 @@ def resize_mri_volume(volume, shape=(128, 128, 176)):
 
 
 def _rotation_matrix(angles_rad):
-    """3x3 rotation (float32) R = Rz @ Ry @ Rx from angles about x, y, z (radians)."""
+    """Rotations R = Rz @ Ry @ Rx (float32, (..., 3, 3)) from angles about x, y, z (radians, (..., 3))."""
     tf = _tf()
-    ax, ay, az = tf.unstack(tf.cast(angles_rad, tf.float32))
-    one, zero = tf.ones(()), tf.zeros(())
-    rx = tf.stack([[one, zero, zero], [zero, tf.cos(ax), -tf.sin(ax)], [zero, tf.sin(ax), tf.cos(ax)]])
-    ry = tf.stack([[tf.cos(ay), zero, tf.sin(ay)], [zero, one, zero], [-tf.sin(ay), zero, tf.cos(ay)]])
-    rz = tf.stack([[tf.cos(az), -tf.sin(az), zero], [tf.sin(az), tf.cos(az), zero], [zero, zero, one]])
+    a = tf.cast(angles_rad, tf.float32)
+    c, s = tf.unstack(tf.cos(a), axis=-1), tf.unstack(tf.sin(a), axis=-1)
+    one, zero = tf.ones_like(c[0]), tf.zeros_like(c[0])
+
+    def matrix(rows):
+        return tf.stack([tf.stack(row, -1) for row in rows], -2)
+
+    rx = matrix([[one, zero, zero], [zero, c[0], -s[0]], [zero, s[0], c[0]]])
+    ry = matrix([[c[1], zero, s[1]], [zero, one, zero], [-s[1], zero, c[1]]])
+    rz = matrix([[c[2], -s[2], zero], [s[2], c[2], zero], [zero, zero, one]])
     return rz @ ry @ rx
+
+
+def voxel_map(rotation, voxel_mm):
+    """The voxel-index matrix ``S^-1 R S`` (``S = diag(voxel_mm)``) of a physical rotation ``R`` ((..., 3, 3)).
+
+    On a grid of ``voxel_mm`` (3,) mm voxels it moves content rigidly in mm; float32, shape of ``rotation``.
+    """
+    tf = _tf()
+    size = tf.cast(voxel_mm, tf.float32)
+    return tf.cast(rotation, tf.float32) * size[None, :] / size[:, None]
+
+
+def _grid(dims):
+    """Voxel indices (N, 3) of a grid of ``dims`` (float32 (3,)) relative to its centre ``(dims - 1) / 2``."""
+    tf = _tf()
+    grid = tf.stack(tf.meshgrid(tf.range(dims[0]), tf.range(dims[1]), tf.range(dims[2]), indexing="ij"), -1)
+    return tf.reshape(grid, (-1, 3)) - (dims - 1.0) / 2.0
 
 
 def _trilinear(volume, source, batch=None):
@@ -109,11 +134,12 @@ def _trilinear(volume, source, batch=None):
 
 
 def affine_resample_3d(volume, matrix, shift):
-    """Resample ``volume`` ``(x, y, z[, channels])`` under a rigid/affine map about the grid centre.
+    """Resample ``volume`` ``(x, y, z[, channels])`` under an affine map of voxel indices about the grid centre.
 
     Output voxel ``p`` takes the input value at ``matrix^-1 (p - c - shift) + c`` (c: grid centre),
-    i.e. the content is rotated by ``matrix`` and moved by ``shift`` voxels. Trilinear interpolation,
-    zero outside. float32, same shape as the input.
+    i.e. the content is mapped by ``matrix`` ((3, 3), voxel indices) and moved by ``shift`` ((3,) voxels).
+    Trilinear interpolation, zero outside. float32, same shape as the input. :func:`rigid_resample_3d` is the
+    same in mm.
     """
     tf = _tf()
     volume = tf.convert_to_tensor(volume, tf.float32)
@@ -122,31 +148,36 @@ def affine_resample_3d(volume, matrix, shift):
         volume = volume[..., None]
     shape = tf.shape(volume)
     dims = tf.cast(shape[:3], tf.float32)
-    grid = tf.stack(tf.meshgrid(tf.range(dims[0]), tf.range(dims[1]), tf.range(dims[2]), indexing="ij"), -1)
-    centre = (dims - 1.0) / 2.0
-    points = tf.reshape(grid, (-1, 3)) - centre - tf.cast(shift, tf.float32)
-    source = tf.linalg.matvec(tf.linalg.inv(tf.cast(matrix, tf.float32)), points) + centre
+    points = _grid(dims) - tf.cast(shift, tf.float32)
+    source = tf.linalg.matvec(tf.linalg.inv(tf.cast(matrix, tf.float32)), points) + (dims - 1.0) / 2.0
     out = tf.reshape(_trilinear(volume, source), shape)
     return out[..., 0] if squeeze else out
 
 
-def affine_resample_frames(run, matrix, shifts):
-    """Resample every frame of ``run`` ``(frames, x, y, z)`` with one ``matrix`` and its own shift.
+def rigid_resample_3d(volume, rotation, shift_mm, voxel_mm):
+    """Rotate ``volume`` ``(x, y, z[, channels])`` by ``rotation`` ((3, 3), physical) about the grid centre and
+    move it by ``shift_mm`` ((3,) mm), on a grid of ``voxel_mm`` ((3,) mm) voxels: rigid in mm whatever the
+    voxel anisotropy. Trilinear, zero outside; float32, same shape."""
+    tf = _tf()
+    size = tf.cast(voxel_mm, tf.float32)
+    return affine_resample_3d(volume, voxel_map(rotation, size), tf.cast(shift_mm, tf.float32) / size)
 
-    Frame ``t`` becomes ``affine_resample_3d(run[t], matrix, shifts[t])`` (``shifts``: (frames, 3)
-    voxels), computed in one batched trilinear pass (one interpolation per frame). float32, same shape.
-    """
+
+def rigid_resample_frames(run, rotations, shifts_mm, voxel_mm):
+    """Move every frame of ``run`` ``(frames, x, y, z)`` rigidly by its own rotation (``rotations``:
+    (frames, 3, 3), physical, about the grid centre) and shift (``shifts_mm``: (frames, 3) mm), on a grid of
+    ``voxel_mm`` ((3,) mm) voxels, in one batched trilinear pass (one interpolation per frame; zero outside).
+    float32, same shape."""
     tf = _tf()
     run = tf.convert_to_tensor(run, tf.float32)
     shape = tf.shape(run)
     dims = tf.cast(shape[1:4], tf.float32)
-    grid = tf.stack(tf.meshgrid(tf.range(dims[0]), tf.range(dims[1]), tf.range(dims[2]), indexing="ij"), -1)
-    centre = (dims - 1.0) / 2.0
-    inverse = tf.linalg.inv(tf.cast(matrix, tf.float32))
-    source = tf.linalg.matvec(inverse, tf.reshape(grid, (-1, 3)) - centre) + centre  # (N, 3)
-    moved = source[None] - tf.linalg.matvec(inverse, tf.cast(shifts, tf.float32))[:, None, :]  # (F, N, 3)
-    frames = tf.broadcast_to(tf.range(shape[0])[:, None], tf.shape(moved)[:2])
-    return tf.reshape(_trilinear(run, moved, frames), shape)
+    size = tf.cast(voxel_mm, tf.float32)
+    inverse = tf.linalg.inv(voxel_map(rotations, size))  # (F, 3, 3)
+    offset = (dims - 1.0) / 2.0 - tf.linalg.matvec(inverse, tf.cast(shifts_mm, tf.float32) / size)  # (F, 3)
+    source = tf.einsum("fij,nj->fni", inverse, _grid(dims)) + offset[:, None, :]  # (F, N, 3)
+    frames = tf.broadcast_to(tf.range(shape[0])[:, None], tf.shape(source)[:2])
+    return tf.reshape(_trilinear(run, source, frames), shape)
 
 
 def _random_rotation(seed, max_degrees):
@@ -157,27 +188,33 @@ def _random_rotation(seed, max_degrees):
 
 
 def _random_shift(seed, max_shift):
-    """Shift (3,) in voxels, uniform in ``[-max, max]`` per axis (stateless ``seed``)."""
+    """Shift (3,), uniform in ``[-max, max]`` per axis (stateless ``seed``; units of ``max_shift``)."""
     tf = _tf()
     return tf.random.stateless_uniform((3,), seed, -float(max_shift), float(max_shift))
 
 
-def random_rotate_3d(volume, seed, max_degrees=DEFAULTS["max_rotation_deg"]):
-    """Rotate ``(x, y, z[, channels])`` about the grid centre by angles uniform in ``[-max, max]`` degrees
-    about each axis (one draw for all channels). float32, same shape."""
+def _voxel_mm(voxel_mm):
     tf = _tf()
-    return affine_resample_3d(volume, _random_rotation(seed, max_degrees), tf.zeros(3))
+    return tf.ones(3) if voxel_mm is None else tf.cast(voxel_mm, tf.float32)
 
 
-def random_shift_3d(volume, seed, max_shift=DEFAULTS["max_shift_vox"]):
-    """Translate ``(x, y, z[, channels])`` by a shift uniform in ``[-max, max]`` voxels per axis
-    (trilinear, zero fill). float32, same shape."""
+def random_rotate_3d(volume, seed, max_degrees=DEFAULTS["rotation_deg"], voxel_mm=None):
+    """Rotate ``(x, y, z[, channels])`` rigidly in mm about the grid centre by angles uniform in ``[-max, max]``
+    degrees about each axis (one draw for all channels). ``voxel_mm``: (3,) voxel size in mm (``None``: 1 mm).
+    float32, same shape."""
     tf = _tf()
-    return affine_resample_3d(volume, tf.eye(3), _random_shift(seed, max_shift))
+    return rigid_resample_3d(volume, _random_rotation(seed, max_degrees), tf.zeros(3), _voxel_mm(voxel_mm))
+
+
+def random_shift_3d(volume, seed, max_shift_mm=DEFAULTS["shift_mm"], voxel_mm=None):
+    """Translate ``(x, y, z[, channels])`` by a shift uniform in ``[-max, max]`` mm per axis on a grid of
+    ``voxel_mm`` (3,) mm voxels (``None``: 1 mm); trilinear, zero fill. float32, same shape."""
+    tf = _tf()
+    return rigid_resample_3d(volume, tf.eye(3), _random_shift(seed, max_shift_mm), _voxel_mm(voxel_mm))
 
 
 def random_intensity_scale(volume, seed, scale_range=DEFAULTS["intensity_scale"]):
-    """Multiply every voxel by one factor uniform in ``scale_range``."""
+    """Multiply every voxel by one factor uniform in ``scale_range`` (low, high). float32, same shape."""
     tf = _tf()
     factor = tf.random.stateless_uniform((), seed, float(scale_range[0]), float(scale_range[1]))
     return tf.convert_to_tensor(volume, tf.float32) * factor
@@ -190,43 +227,84 @@ def add_gaussian_noise(volume, seed, std=DEFAULTS["noise_std"]):
     return volume + tf.random.stateless_normal(tf.shape(volume), seed, stddev=float(std))
 
 
-def augment_mri(volume, seed, params=None):
-    """The paper's MRI augmentations in sequence: rotation, shift, intensity scale, Gaussian noise."""
+def augment_mri(volume, seed, params=None, voxel_mm=None):
+    """The paper's MRI augmentations in sequence: rotation, shift, intensity scale, Gaussian noise.
+
+    ``volume`` (x, y, z) float32 on a grid of ``voxel_mm`` ((3,) mm; ``None``: 1 mm); ``params``: overrides
+    of :data:`DEFAULTS`. The rotation and shift (rigid in mm) are one resampling. float32, same shape.
+    """
     p = {**DEFAULTS, **(params or {})}
     s = _split(seed, 4)
-    # rotation then shift, composed into one resampling (one interpolation; same draws as
-    # random_rotate_3d(s[0]) followed by random_shift_3d(s[1]))
-    volume = affine_resample_3d(volume, _random_rotation(s[0], p["max_rotation_deg"]),
-                                _random_shift(s[1], p["max_shift_vox"]))
+    volume = rigid_resample_3d(volume, _random_rotation(s[0], p["rotation_deg"]), _random_shift(s[1], p["shift_mm"]),
+                               _voxel_mm(voxel_mm))
     volume = random_intensity_scale(volume, s[2], p["intensity_scale"])
     return add_gaussian_noise(volume, s[3], p["noise_std"])
 
 
-def augment_fmri(run, seed, params=None):
-    """The paper's fMRI augmentation for a run ``(frames, x, y, z)``, float32, same shape out.
+def synthetic_motion(seed, frames, step_deg=DEFAULTS["motion_step_deg"], step_mm=DEFAULTS["motion_step_mm"]):
+    """Smooth rigid head motion over ``frames`` volumes, a random walk as real head motion is.
 
-    1. One rotation and one shift for the whole run.
-    2. Temporal shift: ``tf.roll`` along frames by an integer uniform in ``[-k, k]``
-       (``max_temporal_shift``), i.e. misalignment in time.
-    3. Synthetic motion: every frame moved by its own translation, uniform in
-       ``+-motion_max_shift_vox`` voxels per axis.
-    4. Intensity scale and Gaussian noise.
+    Frame 0 is the reference; each later frame adds to the previous one's 3 angles and 3 translations a
+    Gaussian step of standard deviation ``step_deg`` degrees and ``step_mm`` mm (stateless ``seed``). Returns
+    ``(angles_deg, shifts_mm)``, float32, each of shape (frames, 3).
+    """
+    tf = _tf()
+    s = _split(seed, 2)
+    walks = []
+    for part, std in zip(s, (step_deg, step_mm)):
+        steps = tf.random.stateless_normal((frames - 1, 3), part, stddev=float(std))
+        walks.append(tf.cumsum(tf.concat([tf.zeros((1, 3)), steps], 0), axis=0))
+    return walks[0], walks[1]
 
-    Steps 1-3 are composed into one batched resampling per frame (:func:`affine_resample_frames`:
-    one interpolation, several times faster than resampling twice); the roll is applied first, which
-    commutes with the spatial transforms shared by all frames.
+
+def temporal_shift(run, frame_mask, frames):
+    """Move ``run`` ``(T, x, y, z)`` by ``frames`` (int scalar) in time without wrap-around.
+
+    Frames moved out are dropped and empty (zero) frames fill the gap, marked false in the returned mask
+    (``frame_mask``: bool (T,), true on real frames, which come first). Later (``frames`` > 0) or earlier
+    (< 0), the real frames are kept at the start (the mask stays right-padded, as cuDNN's LSTM/GRU require;
+    a masked recurrent layer skips empty frames wherever they are); at least one real frame is kept.
+    Returns ``(run, frame_mask)`` (float32 (T, x, y, z), bool (T,)).
+    """
+    tf = _tf()
+    run = tf.convert_to_tensor(run, tf.float32)
+    mask = tf.cast(frame_mask, tf.bool)
+    total, real = tf.shape(run)[0], tf.reduce_sum(tf.cast(mask, tf.int32))
+    drop = tf.minimum(tf.abs(frames), tf.maximum(real - 1, 0))  # real frames lost at one end
+    start = tf.where(frames > 0, drop, 0)  # a later start drops the first frames, an earlier one the last
+    order = tf.range(total) + start
+    keep = (tf.range(total) < real - drop) & (order < total)
+    out = tf.gather(run, tf.minimum(order, total - 1)) * tf.cast(keep, tf.float32)[:, None, None, None]
+    return out, keep
+
+
+def augment_fmri(run, seed, params=None, voxel_mm=None, frame_mask=None):
+    """The paper's fMRI augmentation of a run ``(frames, x, y, z)`` on a grid of ``voxel_mm`` ((3,) mm).
+
+    1. One rotation and one shift (mm) for the whole run, rigid in mm about the grid centre.
+    2. Temporal shift (:func:`temporal_shift`): an integer uniform in +-``temporal_shift_frames``, no
+       wrap-around; the padded frames are false in the returned mask.
+    3. Synthetic motion (:func:`synthetic_motion`): a smooth rigid random walk per frame, composed after 1.
+    4. Intensity scale and Gaussian noise on the real frames (empty frames stay zero).
+
+    Steps 1 and 3 are one batched resampling per frame (:func:`rigid_resample_frames`). ``frame_mask``:
+    bool (frames,), ``None``: every frame real. Returns ``(run, frame_mask)``: float32 of the input's shape
+    and bool (frames,).
     """
     tf = _tf()
     p = {**DEFAULTS, **(params or {})}
     s = _split(seed, 6)
     run = tf.convert_to_tensor(run, tf.float32)
-    k = int(p["max_temporal_shift"])
+    total = tf.shape(run)[0]
+    mask = tf.ones(total, tf.bool) if frame_mask is None else tf.cast(frame_mask, tf.bool)
+    k = int(p["temporal_shift_frames"])
     if k:
-        run = tf.roll(run, tf.random.stateless_uniform((), s[2], -k, k + 1, dtype=tf.int32), axis=0)
-    limit = float(p["motion_max_shift_vox"])
-    shifts = tf.broadcast_to(_random_shift(s[1], p["max_shift_vox"]), (tf.shape(run)[0], 3))
-    if limit:
-        shifts = shifts + tf.random.stateless_uniform((tf.shape(run)[0], 3), s[3], -limit, limit)
-    run = affine_resample_frames(run, _random_rotation(s[0], p["max_rotation_deg"]), shifts)
+        run, mask = temporal_shift(run, mask, tf.random.stateless_uniform((), s[2], -k, k + 1, dtype=tf.int32))
+    angles, shifts = synthetic_motion(s[3], total, p["motion_step_deg"], p["motion_step_mm"])
+    motion = _rotation_matrix(angles * (math.pi / 180.0))  # (F, 3, 3)
+    rotation, shift = _random_rotation(s[0], p["rotation_deg"]), _random_shift(s[1], p["shift_mm"])
+    # frame t: x -> M_t (R x + t0) + m_t, i.e. rotation M_t R and shift M_t t0 + m_t
+    run = rigid_resample_frames(run, motion @ rotation, tf.linalg.matvec(motion, shift) + shifts, _voxel_mm(voxel_mm))
     run = random_intensity_scale(run, s[4], p["intensity_scale"])
-    return add_gaussian_noise(run, s[5], p["noise_std"])
+    run = add_gaussian_noise(run, s[5], p["noise_std"]) * tf.cast(mask, tf.float32)[:, None, None, None]
+    return run, mask

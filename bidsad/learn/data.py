@@ -12,6 +12,18 @@ def tensor_shapes(out_dir: Path, row, modalities) -> dict:
     return {m: (*np.load(Path(out_dir) / row[m], mmap_mode="r").shape, 1) for m in modalities}
 
 
+def voxel_sizes(out_dir: Path, row, modalities) -> dict:
+    """Voxel size (mm, (3,) floats) of each modality's grid, from the tensor sidecar's ``voxel_size_mm`` of one
+    cohort row; ``None`` for a tensor without a sidecar (then augmentation assumes 1 mm voxels)."""
+    import json
+
+    sizes = {}
+    for m in modalities:
+        sidecar = (Path(out_dir) / row[m]).with_suffix(".json")
+        sizes[m] = json.loads(sidecar.read_text()).get("voxel_size_mm") if sidecar.is_file() else None
+    return sizes
+
+
 def make_dataset(out_dir: Path, rows, modalities, *, batch_size: int, shuffle: bool, seed: int,
                  with_labels: bool = True, augment: dict | None = None):
     """A ``tf.data.Dataset`` of ``({modality: float32 tensor}, label)`` batches.
@@ -22,7 +34,8 @@ def make_dataset(out_dir: Path, rows, modalities, *, batch_size: int, shuffle: b
     whatever the cohort's size; the channel axis is added on the fly.
     ``augment`` (training data only): parameters for :func:`bidsad.learn.augment.augment_mri` and
     :func:`~bidsad.learn.augment.augment_fmri`, applied on the fly with per-sample stateless seeds
-    drawn from ``seed`` (a new draw every epoch, the same sequence for the same seed).
+    drawn from ``seed`` (a new draw every epoch, the same sequence for the same seed), rigid in mm on the
+    grid's voxel size (:func:`voxel_sizes`).
 
     Rows with a ``copy`` column > 0 (the paper's augment-then-split protocol,
     :func:`bidsad.learn.splits.make_paper_splits`) are fixed augmented copies: copy ``c`` of a
@@ -40,6 +53,7 @@ def make_dataset(out_dir: Path, rows, modalities, *, batch_size: int, shuffle: b
     labels = [int(v) for v in rows["label"]] if with_labels else [0] * len(rows)
     shapes = tensor_shapes(out_dir, rows.iloc[0], modalities)
     copies = [int(c) for c in rows["copy"]] if "copy" in rows else [0] * len(rows)
+    voxels = voxel_sizes(out_dir, rows.iloc[0], modalities)
     keys = [zlib.crc32(str(p).encode()) for p in rows["participant_id"]] if any(copies) else [0] * len(rows)
 
     def read(index):
@@ -67,9 +81,12 @@ def make_dataset(out_dir: Path, rows, modalities, *, batch_size: int, shuffle: b
             inputs, label = sample
             out = {}
             for modality in modalities:
-                function = augment_mri if modality == "mri" else augment_fmri
                 volume = inputs[modality][..., 0]
-                out[modality] = tf.cond(key[1] > 0, lambda v=volume, f=function: f(v, key, {}),
+                if modality == "mri":
+                    function = lambda v, k: augment_mri(v, k, {}, voxels["mri"])  # noqa: E731
+                else:
+                    function = lambda v, k: augment_fmri(v, k, {}, voxels["bold"])[0]  # noqa: E731
+                out[modality] = tf.cond(key[1] > 0, lambda v=volume, f=function: f(v, key),
                                         lambda v=volume: v)[..., None]
             return out, label
 
@@ -88,9 +105,9 @@ def make_dataset(out_dir: Path, rows, modalities, *, batch_size: int, shuffle: b
             for index, modality in enumerate(modalities):
                 pair = seed_pair + index
                 if modality == "mri":
-                    out[modality] = augment_mri(inputs[modality][..., 0], pair, augment)[..., None]
+                    out[modality] = augment_mri(inputs[modality][..., 0], pair, augment, voxels["mri"])[..., None]
                 else:
-                    out[modality] = augment_fmri(inputs[modality][..., 0], pair, augment)[..., None]
+                    out[modality] = augment_fmri(inputs[modality][..., 0], pair, augment, voxels["bold"])[0][..., None]
             return out, label
 
         dataset = tf.data.Dataset.zip((dataset, seeds)).map(augmented, num_parallel_calls=tf.data.AUTOTUNE,

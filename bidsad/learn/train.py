@@ -5,6 +5,7 @@ models, evaluation, reports) is :mod:`bidsad.group`."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -66,6 +67,8 @@ def _fold_parameters(config, out_dir: Path, fold) -> str:
     settings = {k: getattr(learning, k) for k in ("epochs", "batch_size", "learning_rate", "dropout", "augment",
                                                   "patience", "class_weight", "deterministic", "lr_schedule", "l2",
                                                   "batch_norm", "mri_downsample")}
+    if learning.augment:
+        settings["augmentation"] = dataclasses.asdict(config.augmentation)
     return params_hash({"model": fold.model, "fold": fold.tag, "seed": config.seeds.random_seed,
                         "preset": config.features.preset, "settings": settings, "members": members})
 
@@ -147,7 +150,7 @@ def _fit(model, config, out_dir: Path, fold, state, state_dir: Path | None, clas
 
     learning, modalities = config.learning, MODALITIES[fold.model]
     paper_copies = "copy" in fold.train and fold.train["copy"].astype(int).any()
-    augment = {} if learning.augment and not paper_copies else None
+    augment = dataclasses.asdict(config.augmentation) if learning.augment and not paper_copies else None
     train_ds = make_dataset(out_dir, fold.train, modalities, batch_size=learning.batch_size, shuffle=True,
                             seed=fold.seed + state.epoch, augment=augment)
     validation = fold.validation is not None and len(fold.validation) > 0
