@@ -29,7 +29,6 @@ def run_config(model_name, shapes, samples, epochs, batch_size, xla, cudnn, pool
     import numpy as np
     import tensorflow as tf
 
-    from bidsad.config import MODALITIES
     from bidsad.learn.models import build_model
 
     keras.backend.clear_session()
@@ -37,7 +36,6 @@ def run_config(model_name, shapes, samples, epochs, batch_size, xla, cudnn, pool
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         tf.config.experimental.reset_memory_stats("GPU:0")
-    modalities = MODALITIES[model_name]
     model = build_model(model_name, shapes, 3)
     def walk(layers):
         for layer in layers:
@@ -53,9 +51,9 @@ def run_config(model_name, shapes, samples, epochs, batch_size, xla, cudnn, pool
     def generate():
         for index in range(samples):
             sample = pool[index % len(pool)]
-            yield {m: sample[m] for m in modalities}, np.int32(index % 3)
+            yield dict(sample), np.int32(index % 3)
 
-    signature = ({m: tf.TensorSpec(shapes[m], tf.float32) for m in modalities}, tf.TensorSpec((), tf.int32))
+    signature = ({m: tf.TensorSpec(shape, tf.float32) for m, shape in shapes.items()}, tf.TensorSpec((), tf.int32))
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(samples)).batch(batch_size).prefetch(4)
 
@@ -106,8 +104,11 @@ def main(argv=None) -> None:
     samples = opts.samples or (8 if opts.small else 319)
     shapes = {"mri": (*preset["mri_shape"], 1), "bold": (preset["frames"], *preset["bold_shape"], 1)}
     shapes = {m: shapes[m] for m in MODALITIES[opts.model]}
+    if "bold" in shapes:  # the recurrent layers' frame mask: every frame real
+        shapes["frame_mask"] = (preset["frames"],)
     rng = np.random.default_rng(0)
-    pool = [{m: rng.standard_normal(shape, dtype=np.float32) for m, shape in shapes.items()} for _ in range(4)]
+    pool = [{m: rng.standard_normal(shape, dtype=np.float32) if m != "frame_mask" else np.ones(shape, np.float32)
+             for m, shape in shapes.items()} for _ in range(4)]
     device = ", ".join(tf.config.experimental.get_device_details(g).get("device_name", "GPU") for g in gpus) or "CPU only"
     print(f"device: {device}; TensorFlow {tf.__version__}, Keras {keras.__version__}; precision {precision}")
     print(f"model {opts.model}, input shapes {shapes}, {samples} samples per epoch, batch {opts.batch_size}, "

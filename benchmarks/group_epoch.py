@@ -67,7 +67,7 @@ def main(argv=None) -> None:
                       metrics=["accuracy"])
         import numpy as np
 
-        inputs = {m: np.concatenate([b[0][m].numpy() for b in batches]) for m in modalities}
+        inputs = {m: np.concatenate([b[0][m].numpy() for b in batches]) for m in batches[0][0]}
         labels = np.concatenate([b[1].numpy() for b in batches])
         in_memory = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(opts.batch_size)
         model.fit(in_memory, epochs=1, verbose=0)  # warm-up: traces the training step

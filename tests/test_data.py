@@ -122,3 +122,55 @@ def test_balanced_class_weights():
     weights = class_weights([0, 0, 0, 1], "balanced")
     assert weights == pytest.approx({0: 4 / 6, 1: 2.0, 2: 1.0})
     assert class_weights([0, 1], "none") is None
+
+
+def test_frame_masks_come_from_the_sidecars_and_follow_the_temporal_shift(tensors):
+    import json
+
+    root, rows = tensors
+    for i in range(4):  # runs of 3, 2, 3, 2 real frames padded to 3
+        np.save(root / f"b{i}.npy", np.where(np.arange(3)[:, None, None, None] < 3 - i % 2,
+                                             np.load(root / f"b{i}.npy"), 0.0).astype(np.float32))
+        (root / f"b{i}.json").write_text(json.dumps({"frame_mask": [True, True, i % 2 == 0],
+                                                      "voxel_size_mm": [2.8, 3.4, 5.6]}))
+    inputs = next(iter(make_dataset(root, rows, ("bold",), batch_size=4, shuffle=False, seed=0)))[0]
+    assert inputs["frame_mask"].numpy().tolist() == [[1, 1, 1], [1, 1, 0], [1, 1, 1], [1, 1, 0]]
+    shifted = set()
+    for seed in range(4):
+        augmented = next(iter(make_dataset(root, rows, ("bold",), batch_size=4, shuffle=False, seed=seed,
+                                           augment={"temporal_shift_frames": 1})))[0]
+        mask, bold = augmented["frame_mask"].numpy(), augmented["bold"].numpy()
+        assert mask[:, 0].all() and (mask.sum(axis=1) <= [3, 2, 3, 2]).all()  # never more real frames than before
+        assert not bold[mask == 0].any()  # padded frames empty
+        shifted.update(mask.sum(axis=1) < [3, 2, 3, 2])
+    assert shifted == {True, False}
+
+
+def test_saliency_and_apply_feed_the_frame_mask_and_old_models_without_it_still_predict(tensors, tmp_path):
+    import json
+
+    import keras
+
+    import bidsad.learn.layers  # noqa: F401  (registers the custom layers for loading)
+    from bidsad.learn.apply import ensemble_predict
+    from bidsad.learn.models import build_model
+    from bidsad.learn.saliency import SaliencyAccumulator, fold_saliency
+
+    root, rows = tensors
+    for i in range(4):  # grids the frame CNN can pool twice
+        np.save(root / f"b{i}.npy", np.random.default_rng(i).normal(size=(3, 12, 12, 12)).astype(np.float32))
+    (root / "b1.json").write_text(json.dumps({"frame_mask": [True, True, False]}))
+    shapes = {"mri": (10, 12, 10, 1), "bold": (3, 12, 12, 12, 1)}
+    fusion = build_model("3dcnn-lstm-gap", shapes, 3)
+    accumulator = SaliencyAccumulator()
+    fold_saliency(fusion, root, rows, ("mri", "bold"), 2, accumulator)
+    assert sum(accumulator.counts.values()) == 4
+    mri = keras.Input(shapes["mri"], name="mri")  # a model saved before the frame mask was an input
+    old = keras.Model({"mri": mri}, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(mri)))
+    fusion.save(tmp_path / "fusion.keras")
+    old.save(tmp_path / "old.keras")
+    for name, modalities, model in (("fusion", ("mri", "bold"), fusion), ("old", ("mri",), old)):
+        proba = ensemble_predict(tmp_path, [f"{name}.keras"], root, rows, modalities, 2)
+        data = make_dataset(root, rows, modalities, batch_size=4, shuffle=False, seed=0, with_labels=False)
+        inputs = {k: v for k, v in next(iter(data)).items() if k in {t.name for t in model.inputs}}
+        np.testing.assert_allclose(proba, model.predict(inputs, verbose=0), rtol=1e-5, atol=1e-6)

@@ -40,3 +40,19 @@ class FramesToBatch(keras.layers.Layer):
     def from_config(cls, config):
         config["frame_model"] = keras.saving.deserialize_keras_object(config["frame_model"])
         return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="bidsad")
+class FrameMask(keras.layers.Layer):
+    """The frame mask of an fMRI run as the boolean Keras mask of the recurrent layers.
+
+    Input: float (batch, frames), 1 on real frames and 0 on padded ones (the tensor sidecar's ``frame_mask``);
+    output: bool (batch, frames), true where the input is above 0.5, passed as ``mask=`` to the LSTM/GRU
+    layers so that padded frames are skipped (the state carries over them).
+    """
+
+    def call(self, frame_mask):
+        return ops.greater(frame_mask, 0.5)
+
+    def compute_output_spec(self, frame_mask):
+        return keras.KerasTensor(frame_mask.shape, dtype="bool")
