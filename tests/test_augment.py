@@ -166,9 +166,9 @@ def test_augment_fmri_moves_each_frame_by_its_motion_in_mm():
     assert out.shape == run.shape and mask.numpy().all()
     coords = _physical(frame.shape, voxel).reshape(-1, 3)
     centroids = np.array([coords.T @ f.ravel() / f.sum() for f in out])
-    seeds = augment._split(SEED, 6)  # the seed augment_fmri gives the motion
-    _, expected = augment.synthetic_motion(seeds[3], 6, 0.0, 0.5)
-    assert np.allclose(centroids - centroids[0], expected.numpy(), atol=0.02)  # each frame moved by its walk, in mm
+    seeds = augment._split(SEED, 6)  # the seed augment_fmri gives the motion (a batch of one run)
+    _, expected = augment.synthetic_motion(seeds[3], 6, 0.0, 0.5, batch=1)
+    assert np.allclose(centroids - centroids[0], expected.numpy()[0], atol=0.02)  # each frame moved by its walk, in mm
     assert np.allclose(out.reshape(6, -1).sum(axis=1), 64.0, atol=1e-3)  # sub-voxel moves of an interior cube
     again, _ = augment.augment_fmri(run, SEED, params, voxel_mm=voxel)
     assert np.array_equal(out, again.numpy())

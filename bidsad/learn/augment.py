@@ -22,6 +22,7 @@ import dataclasses
 import math
 
 from bidsad.config import Augmentation
+from bidsad.derivatives import FRAME_MASK_KEY
 
 #: Default parameter ranges (ours; the paper gives none): :class:`bidsad.config.Augmentation`.
 DEFAULTS = dataclasses.asdict(Augmentation())
@@ -180,17 +181,17 @@ def rigid_resample_frames(run, rotations, shifts_mm, voxel_mm):
     return tf.reshape(_trilinear(run, source, frames), shape)
 
 
-def _random_rotation(seed, max_degrees):
-    """3x3 rotation with angles uniform in ``[-max, max]`` degrees about each axis (stateless ``seed``)."""
+def _random_rotation(seed, max_degrees, batch=None):
+    """Rotations ((3, 3), or (batch, 3, 3)) with angles uniform in ``[-max, max]`` degrees about each axis."""
     tf = _tf()
     limit = math.radians(float(max_degrees))
-    return _rotation_matrix(tf.random.stateless_uniform((3,), seed, -limit, limit))
+    return _rotation_matrix(tf.random.stateless_uniform((3,) if batch is None else (batch, 3), seed, -limit, limit))
 
 
-def _random_shift(seed, max_shift):
-    """Shift (3,), uniform in ``[-max, max]`` per axis (stateless ``seed``; units of ``max_shift``)."""
+def _random_shift(seed, max_shift, batch=None):
+    """Shifts ((3,), or (batch, 3)), uniform in ``[-max, max]`` per axis (units of ``max_shift``)."""
     tf = _tf()
-    return tf.random.stateless_uniform((3,), seed, -float(max_shift), float(max_shift))
+    return tf.random.stateless_uniform((3,) if batch is None else (batch, 3), seed, -float(max_shift), float(max_shift))
 
 
 def _voxel_mm(voxel_mm):
@@ -227,55 +228,101 @@ def add_gaussian_noise(volume, seed, std=DEFAULTS["noise_std"]):
     return volume + tf.random.stateless_normal(tf.shape(volume), seed, stddev=float(std))
 
 
+def _scale_and_noise(batch, seeds, p):
+    """``batch`` (B, ...) times a factor per sample uniform in ``intensity_scale``, plus Gaussian noise."""
+    tf = _tf()
+    low, high = (float(v) for v in p["intensity_scale"])
+    factor = tf.random.stateless_uniform(tf.shape(batch)[:1], seeds[0], low, high)
+    factor = tf.reshape(factor, tf.concat([tf.shape(batch)[:1], tf.ones(tf.rank(batch) - 1, tf.int32)], 0))
+    return batch * factor + tf.random.stateless_normal(tf.shape(batch), seeds[1], stddev=float(p["noise_std"]))
+
+
+def augment_mri_batch(volumes, seed, params=None, voxel_mm=None):
+    """:func:`augment_mri` of a batch ``(B, x, y, z)`` float32 in one resampling (one set of draws per sample from
+    the stateless ``seed`` (2,)); every op batched, so it runs where the batch is (on a GPU inside the model)."""
+    tf = _tf()
+    p = {**DEFAULTS, **(params or {})}
+    s = _split(seed, 4)
+    volumes = tf.convert_to_tensor(volumes, tf.float32)
+    batch = tf.shape(volumes)[0]
+    rotation, shift = _random_rotation(s[0], p["rotation_deg"], batch), _random_shift(s[1], p["shift_mm"], batch)
+    return _scale_and_noise(rigid_resample_frames(volumes, rotation, shift, _voxel_mm(voxel_mm)), s[2:], p)
+
+
 def augment_mri(volume, seed, params=None, voxel_mm=None):
     """The paper's MRI augmentations in sequence: rotation, shift, intensity scale, Gaussian noise.
 
     ``volume`` (x, y, z) float32 on a grid of ``voxel_mm`` ((3,) mm; ``None``: 1 mm); ``params``: overrides
     of :data:`DEFAULTS`. The rotation and shift (rigid in mm) are one resampling. float32, same shape.
     """
-    p = {**DEFAULTS, **(params or {})}
-    s = _split(seed, 4)
-    volume = rigid_resample_3d(volume, _random_rotation(s[0], p["rotation_deg"]), _random_shift(s[1], p["shift_mm"]),
-                               _voxel_mm(voxel_mm))
-    volume = random_intensity_scale(volume, s[2], p["intensity_scale"])
-    return add_gaussian_noise(volume, s[3], p["noise_std"])
+    return augment_mri_batch(volume[None], seed, params, voxel_mm)[0]
 
 
-def synthetic_motion(seed, frames, step_deg=DEFAULTS["motion_step_deg"], step_mm=DEFAULTS["motion_step_mm"]):
+def synthetic_motion(seed, frames, step_deg=DEFAULTS["motion_step_deg"], step_mm=DEFAULTS["motion_step_mm"],
+                     batch=None):
     """Smooth rigid head motion over ``frames`` volumes, a random walk as real head motion is.
 
     Frame 0 is the reference; each later frame adds to the previous one's 3 angles and 3 translations a
     Gaussian step of standard deviation ``step_deg`` degrees and ``step_mm`` mm (stateless ``seed``). Returns
-    ``(angles_deg, shifts_mm)``, float32, each of shape (frames, 3).
+    ``(angles_deg, shifts_mm)``, float32, each of shape (frames, 3), or (batch, frames, 3) with ``batch``.
     """
     tf = _tf()
-    s = _split(seed, 2)
+    n = 1 if batch is None else batch
     walks = []
-    for part, std in zip(s, (step_deg, step_mm)):
-        steps = tf.random.stateless_normal((frames - 1, 3), part, stddev=float(std))
-        walks.append(tf.cumsum(tf.concat([tf.zeros((1, 3)), steps], 0), axis=0))
-    return walks[0], walks[1]
+    for part, std in zip(_split(seed, 2), (step_deg, step_mm)):
+        steps = tf.random.stateless_normal((n, frames - 1, 3), part, stddev=float(std))
+        walks.append(tf.cumsum(tf.concat([tf.zeros((n, 1, 3)), steps], 1), axis=1))
+    return tuple(w[0] for w in walks) if batch is None else tuple(walks)
 
 
 def temporal_shift(run, frame_mask, frames):
-    """Move ``run`` ``(T, x, y, z)`` by ``frames`` (int scalar) in time without wrap-around.
+    """Move a run ``(T, x, y, z)`` (or a batch ``(B, T, x, y, z)``) by ``frames`` (int, or (B,)) in time without
+    wrap-around.
 
     Frames moved out are dropped and empty (zero) frames fill the gap, marked false in the returned mask
-    (``frame_mask``: bool (T,), true on real frames, which come first). Later (``frames`` > 0) or earlier
-    (< 0), the real frames are kept at the start (the mask stays right-padded, as cuDNN's LSTM/GRU require;
-    a masked recurrent layer skips empty frames wherever they are); at least one real frame is kept.
-    Returns ``(run, frame_mask)`` (float32 (T, x, y, z), bool (T,)).
+    (``frame_mask``: bool (T,) or (B, T), true on real frames, which come first). Later (``frames`` > 0) or
+    earlier (< 0), the real frames are kept at the start (the mask stays right-padded, as cuDNN's LSTM/GRU
+    require; a masked recurrent layer skips empty frames wherever they are); at least one real frame is kept.
+    Returns ``(run, frame_mask)``: float32 of the run's shape and bool of the mask's.
     """
     tf = _tf()
-    run = tf.convert_to_tensor(run, tf.float32)
-    mask = tf.cast(frame_mask, tf.bool)
-    total, real = tf.shape(run)[0], tf.reduce_sum(tf.cast(mask, tf.int32))
+    run, mask = tf.convert_to_tensor(run, tf.float32), tf.cast(frame_mask, tf.bool)
+    single = mask.shape.rank == 1
+    if single:
+        run, mask, frames = run[None], mask[None], tf.reshape(frames, (1,))
+    frames = tf.cast(frames, tf.int32)
+    total, real = tf.shape(mask)[1], tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
     drop = tf.minimum(tf.abs(frames), tf.maximum(real - 1, 0))  # real frames lost at one end
     start = tf.where(frames > 0, drop, 0)  # a later start drops the first frames, an earlier one the last
-    order = tf.range(total) + start
-    keep = (tf.range(total) < real - drop) & (order < total)
-    out = tf.gather(run, tf.minimum(order, total - 1)) * tf.cast(keep, tf.float32)[:, None, None, None]
-    return out, keep
+    order = tf.range(total)[None] + start[:, None]  # (B, T)
+    keep = (tf.range(total)[None] < (real - drop)[:, None]) & (order < total)
+    out = tf.gather(run, tf.minimum(order, total - 1), batch_dims=1) * tf.cast(keep, tf.float32)[..., None, None, None]
+    return (out[0], keep[0]) if single else (out, keep)
+
+
+def augment_fmri_batch(runs, seed, params=None, voxel_mm=None, frame_masks=None):
+    """:func:`augment_fmri` of a batch of runs ``(B, T, x, y, z)`` (masks bool (B, T), ``None``: all real) in one
+    batched resampling of every frame; one set of draws per sample from the stateless ``seed`` (2,). Returns
+    ``(runs, frame_masks)``: float32 (B, T, x, y, z) and bool (B, T)."""
+    tf = _tf()
+    p = {**DEFAULTS, **(params or {})}
+    s = _split(seed, 6)
+    runs = tf.convert_to_tensor(runs, tf.float32)
+    shape = tf.shape(runs)
+    batch, total = shape[0], shape[1]
+    masks = tf.ones((batch, total), tf.bool) if frame_masks is None else tf.cast(frame_masks, tf.bool)
+    k = int(p["temporal_shift_frames"])
+    if k:
+        runs, masks = temporal_shift(runs, masks, tf.random.stateless_uniform((batch,), s[2], -k, k + 1, dtype=tf.int32))
+    angles, walks = synthetic_motion(s[3], total, p["motion_step_deg"], p["motion_step_mm"], batch)  # (B, T, 3)
+    motion = _rotation_matrix(angles * (math.pi / 180.0))  # (B, T, 3, 3)
+    rotation, shift = _random_rotation(s[0], p["rotation_deg"], batch), _random_shift(s[1], p["shift_mm"], batch)
+    # frame t: x -> M_t (R x + t0) + m_t, i.e. rotation M_t R and shift M_t t0 + m_t
+    rotations = tf.reshape(motion @ rotation[:, None], (-1, 3, 3))
+    shifts = tf.reshape(tf.linalg.matvec(motion, shift[:, None, :]) + walks, (-1, 3))
+    frames = tf.reshape(runs, tf.concat([[-1], shape[2:]], 0))
+    runs = tf.reshape(rigid_resample_frames(frames, rotations, shifts, _voxel_mm(voxel_mm)), shape)
+    return _scale_and_noise(runs, s[4:], p) * tf.cast(masks, tf.float32)[..., None, None, None], masks
 
 
 def augment_fmri(run, seed, params=None, voxel_mm=None, frame_mask=None):
@@ -287,24 +334,29 @@ def augment_fmri(run, seed, params=None, voxel_mm=None, frame_mask=None):
     3. Synthetic motion (:func:`synthetic_motion`): a smooth rigid random walk per frame, composed after 1.
     4. Intensity scale and Gaussian noise on the real frames (empty frames stay zero).
 
-    Steps 1 and 3 are one batched resampling per frame (:func:`rigid_resample_frames`). ``frame_mask``:
+    Steps 1 and 3 are one batched resampling of every frame (:func:`rigid_resample_frames`). ``frame_mask``:
     bool (frames,), ``None``: every frame real. Returns ``(run, frame_mask)``: float32 of the input's shape
     and bool (frames,).
     """
+    masks = None if frame_mask is None else _tf().cast(frame_mask, "bool")[None]
+    runs, masks = augment_fmri_batch(_tf().convert_to_tensor(run, "float32")[None], seed, params, voxel_mm, masks)
+    return runs[0], masks[0]
+
+
+def augment_batch(inputs: dict, seed, params=None, voxel_mm=None) -> dict:
+    """A batch of model inputs augmented: ``{"mri": (B, x, y, z, 1), "bold": (B, T, x, y, z, 1), "frame_mask":
+    (B, T) float 1/0}`` (any subset; other keys passed through) with :func:`augment_mri_batch` and
+    :func:`augment_fmri_batch` (stateless ``seed`` (2,); ``voxel_mm``: ``{"mri": (3,), "bold": (3,)}`` mm, a
+    missing one 1 mm); the frame mask follows the temporal shift. Returns a dict of the same keys, float32."""
     tf = _tf()
-    p = {**DEFAULTS, **(params or {})}
-    s = _split(seed, 6)
-    run = tf.convert_to_tensor(run, tf.float32)
-    total = tf.shape(run)[0]
-    mask = tf.ones(total, tf.bool) if frame_mask is None else tf.cast(frame_mask, tf.bool)
-    k = int(p["temporal_shift_frames"])
-    if k:
-        run, mask = temporal_shift(run, mask, tf.random.stateless_uniform((), s[2], -k, k + 1, dtype=tf.int32))
-    angles, shifts = synthetic_motion(s[3], total, p["motion_step_deg"], p["motion_step_mm"])
-    motion = _rotation_matrix(angles * (math.pi / 180.0))  # (F, 3, 3)
-    rotation, shift = _random_rotation(s[0], p["rotation_deg"]), _random_shift(s[1], p["shift_mm"])
-    # frame t: x -> M_t (R x + t0) + m_t, i.e. rotation M_t R and shift M_t t0 + m_t
-    run = rigid_resample_frames(run, motion @ rotation, tf.linalg.matvec(motion, shift) + shifts, _voxel_mm(voxel_mm))
-    run = random_intensity_scale(run, s[4], p["intensity_scale"])
-    run = add_gaussian_noise(run, s[5], p["noise_std"]) * tf.cast(mask, tf.float32)[:, None, None, None]
-    return run, mask
+    voxel_mm, s = voxel_mm or {}, _split(seed, 2)
+    out = dict(inputs)
+    if "mri" in inputs:
+        out["mri"] = augment_mri_batch(inputs["mri"][..., 0], s[0], params, voxel_mm.get("mri"))[..., None]
+    if "bold" in inputs:
+        masks = inputs[FRAME_MASK_KEY] > 0.5 if FRAME_MASK_KEY in inputs else None
+        runs, masks = augment_fmri_batch(inputs["bold"][..., 0], s[1], params, voxel_mm.get("bold"), masks)
+        out["bold"] = runs[..., None]
+        if FRAME_MASK_KEY in inputs:
+            out[FRAME_MASK_KEY] = tf.cast(masks, tf.float32)
+    return out

@@ -44,25 +44,8 @@ def frame_masks(out_dir: Path, paths, frames: int):
     return masks
 
 
-def augment_inputs(inputs: dict, seed, params: dict, voxels: dict) -> dict:
-    """One sample's model inputs (``{"mri": (x, y, z, 1), "bold": (T, x, y, z, 1), "frame_mask": (T,)}``, any
-    subset) augmented with :func:`bidsad.learn.augment.augment_mri` / ``augment_fmri`` (stateless ``seed`` (2,),
-    ``params``, grid voxel sizes ``voxels`` in mm); the frame mask follows the temporal shift."""
-    import tensorflow as tf
-
-    from bidsad.learn.augment import augment_fmri, augment_mri
-
-    out = dict(inputs)
-    if "mri" in inputs:
-        out["mri"] = augment_mri(inputs["mri"][..., 0], seed, params, voxels["mri"])[..., None]
-    if "bold" in inputs:
-        run, mask = augment_fmri(inputs["bold"][..., 0], seed + 1, params, voxels["bold"], inputs[FRAME_MASK_KEY] > 0.5)
-        out["bold"], out[FRAME_MASK_KEY] = run[..., None], tf.cast(mask, tf.float32)
-    return out
-
-
 def make_dataset(out_dir: Path, rows, modalities, *, batch_size: int, shuffle: bool, seed: int,
-                 with_labels: bool = True, augment: dict | None = None):
+                 with_labels: bool = True):
     """A ``tf.data.Dataset`` of ``({input: float32 tensor}, label)`` batches.
 
     ``rows`` is a cohort DataFrame (columns ``mri``, ``bold`` relative to ``out_dir``, ``label``).
@@ -70,14 +53,11 @@ def make_dataset(out_dir: Path, rows, modalities, *, batch_size: int, shuffle: b
     indices are shuffled (seeded), so host memory holds a few samples in flight and two prefetched batches
     whatever the cohort's size; the channel axis is added on the fly. With ``bold``, the input
     ``frame_mask`` (batch, frames) holds each run's frame mask (:func:`frame_masks`; 1 real, 0 padding).
-    ``augment`` (training data only): parameters for :func:`bidsad.learn.augment.augment_mri` and
-    :func:`~bidsad.learn.augment.augment_fmri`, applied on the fly with per-sample stateless seeds
-    drawn from ``seed`` (a new draw every epoch, the same sequence for the same seed), rigid in mm on the
-    grid's voxel size (:func:`voxel_sizes`).
+    On-the-fly augmentation is not here but inside the model, on its device (:class:`bidsad.learn.layers.Augment`).
 
     Rows with a ``copy`` column > 0 (the paper's augment-then-split protocol,
     :func:`bidsad.learn.splits.make_paper_splits`) are fixed augmented copies: copy ``c`` of a
-    participant is :func:`~bidsad.learn.augment.augment_mri` / ``augment_fmri`` with the stateless seed
+    participant is :func:`~bidsad.learn.augment.augment_batch` of that participant alone with the stateless seed
     ``(crc32(participant_id), c)``, the same in every epoch, fold and split; they are made once and
     kept in memory (this comparison-only mode does not stream).
     """
@@ -85,6 +65,8 @@ def make_dataset(out_dir: Path, rows, modalities, *, batch_size: int, shuffle: b
 
     import numpy as np
     import tensorflow as tf
+
+    from bidsad.learn.augment import augment_batch
 
     out_dir = Path(out_dir)
     paths = {m: [str(out_dir / p) for p in rows[m]] for m in modalities}
@@ -119,21 +101,14 @@ def make_dataset(out_dir: Path, rows, modalities, *, batch_size: int, shuffle: b
 
         def copied(sample, key):
             inputs, label = sample
-            return tf.cond(key[1] > 0, lambda: augment_inputs(inputs, key, {}, voxels), lambda: inputs), label
+            batch = {k: v[None] for k, v in inputs.items()}
+            copy = lambda: {k: v[0] for k, v in augment_batch(batch, key, {}, voxels).items()}  # noqa: E731
+            return tf.cond(key[1] > 0, copy, lambda: inputs), label
 
         dataset = tf.data.Dataset.zip((dataset, fixed)).map(copied, num_parallel_calls=tf.data.AUTOTUNE,
                                                              deterministic=True).cache()  # fixed copies: made once
         if shuffle:
             dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
-    if augment is not None:
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-
-        def augmented(sample, seed_pair):
-            inputs, label = sample
-            return augment_inputs(inputs, seed_pair, augment, voxels), label
-
-        dataset = tf.data.Dataset.zip((dataset, seeds)).map(augmented, num_parallel_calls=tf.data.AUTOTUNE,
-                                                              deterministic=True)
     if not with_labels:
         dataset = dataset.map(lambda x, y: x)
     return dataset.batch(batch_size).prefetch(2)

@@ -100,6 +100,12 @@ def _predict(model, out_dir: Path, fold, batch_size: int, classes):
     return predictions
 
 
+def _augments(learning, fold) -> bool:
+    """On-the-fly augmentation of this fold's training batches: ``learning.augment``, unless the rows are the
+    paper protocol's fixed augmented copies."""
+    return learning.augment and not ("copy" in fold.train and fold.train["copy"].astype(int).any())
+
+
 def _model(config, out_dir: Path, fold, state, state_dir: Path | None, strategy, n_classes: int):
     """The checkpoint of an interrupted run (``state`` has finished epochs), else a new compiled model."""
     import keras
@@ -121,6 +127,12 @@ def _model(config, out_dir: Path, fold, state, state_dir: Path | None, strategy,
         shapes = tensor_shapes(out_dir, fold.train.iloc[0], MODALITIES[fold.model])
         model = build_model(fold.model, shapes, n_classes, dropout=learning.dropout, l2=learning.l2,
                             batch_norm=learning.batch_norm, mri_downsample=learning.mri_downsample)
+        if _augments(learning, fold):  # training batches augmented inside the model, on its device
+            from bidsad.learn.data import voxel_sizes
+            from bidsad.learn.layers import with_augmentation
+
+            model = with_augmentation(model, dataclasses.asdict(config.augmentation),
+                                      voxel_sizes(out_dir, fold.train.iloc[0], MODALITIES[fold.model]), seed=fold.seed)
         model.compile(optimizer=make_optimizer(learning, len(fold.train)),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
@@ -149,10 +161,8 @@ def _fit(model, config, out_dir: Path, fold, state, state_dir: Path | None, clas
     from bidsad.learn.data import make_dataset
 
     learning, modalities = config.learning, MODALITIES[fold.model]
-    paper_copies = "copy" in fold.train and fold.train["copy"].astype(int).any()
-    augment = dataclasses.asdict(config.augmentation) if learning.augment and not paper_copies else None
     train_ds = make_dataset(out_dir, fold.train, modalities, batch_size=learning.batch_size, shuffle=True,
-                            seed=fold.seed + state.epoch, augment=augment)
+                            seed=fold.seed + state.epoch)
     validation = fold.validation is not None and len(fold.validation) > 0
     weights = class_weights(fold.train["label"].astype(int), learning.class_weight, len(classes))  # training rows only
     fit_args = {"class_weight": weights}
@@ -180,9 +190,10 @@ def train_fold(config, out_dir: Path, fold, model_dir: Path, *, saliency=None, s
     categorical cross-entropy, the model's regularisation (``dropout``, ``l2``, ``batch_norm``,
     ``mri_downsample``; :func:`bidsad.learn.models.build_model`) and optional ``balanced`` class weights
     (:func:`class_weights`), computed from ``fold.train`` alone: validation and test participants never change
-    them. Weights, shuffling and augmentation are seeded with ``fold.seed``. Training data are augmented on the
-    fly unless ``config.learning.augment`` is off (rows with ``copy`` > 0 are the paper protocol's fixed copies
-    and are not augmented again); with ``fold.validation`` rows (training participants held out, never test
+    them. Weights, shuffling and augmentation are seeded with ``fold.seed``. Training batches are augmented on the
+    fly inside the model (:class:`bidsad.learn.layers.Augment`, on the model's device; ranges
+    ``config.augmentation``) unless ``config.learning.augment`` is off (rows with ``copy`` > 0 are the paper
+    protocol's fixed copies and are not augmented again); with ``fold.validation`` rows (training participants held out, never test
     ones), the validation loss is weighted with the same class weights and training stops early when it has not
     improved for ``config.learning.patience`` epochs, keeping the best weights.
 
