@@ -208,3 +208,19 @@ def test_train_fold_augments_inside_the_model_and_saves_a_loadable_model(tensors
     test = make_dataset(root, rows.iloc[3:], ("mri", "bold"), batch_size=1, shuffle=False, seed=0, with_labels=False)
     proba = model.predict(test, verbose=0)  # the augmentation is off at inference
     assert np.allclose(proba[0], predictions.filter(like="probability_").to_numpy()[0], atol=1e-5)
+
+
+def test_paper_protocol_copies_are_made_with_the_configured_ranges(tensors):
+    root, rows = tensors
+    copies = pd.concat([rows.iloc[:2].assign(copy=c) for c in (0, 1)], ignore_index=True)  # sub-0, sub-1, copies 1
+
+    def first_batch(ranges):
+        return next(iter(make_dataset(root, copies, ("mri", "bold"), batch_size=4, shuffle=False, seed=0,
+                                      copy_ranges=ranges)))[0]
+
+    still = {"rotation_deg": 0, "shift_mm": 0, "intensity_scale": [1, 1], "noise_std": 0, "temporal_shift_frames": 0,
+             "motion_step_deg": 0, "motion_step_mm": 0}
+    unchanged, default = first_batch(still), first_batch(None)
+    assert np.allclose(unchanged["mri"][2, ..., 0], np.load(root / "m0.npy"), atol=1e-5)  # copy 1 with zero ranges
+    assert not np.allclose(default["mri"][2, ..., 0], np.load(root / "m0.npy"), atol=1e-2)  # with the defaults
+    assert np.array_equal(default["mri"][0, ..., 0], np.load(root / "m0.npy"))  # copy 0 is the original

@@ -45,7 +45,7 @@ def frame_masks(out_dir: Path, paths, frames: int):
 
 
 def make_dataset(out_dir: Path, rows, modalities, *, batch_size: int, shuffle: bool, seed: int,
-                 with_labels: bool = True):
+                 with_labels: bool = True, copy_ranges: dict | None = None):
     """A ``tf.data.Dataset`` of ``({input: float32 tensor}, label)`` batches.
 
     ``rows`` is a cohort DataFrame (columns ``mri``, ``bold`` relative to ``out_dir``, ``label``).
@@ -58,8 +58,9 @@ def make_dataset(out_dir: Path, rows, modalities, *, batch_size: int, shuffle: b
     Rows with a ``copy`` column > 0 (the paper's augment-then-split protocol,
     :func:`bidsad.learn.splits.make_paper_splits`) are fixed augmented copies: copy ``c`` of a
     participant is :func:`~bidsad.learn.augment.augment_batch` of that participant alone with the stateless seed
-    ``(crc32(participant_id), c)``, the same in every epoch, fold and split; they are made once and
-    kept in memory (this comparison-only mode does not stream).
+    ``(crc32(participant_id), c)`` and the ranges ``copy_ranges`` (:class:`bidsad.config.Augmentation` as a dict;
+    ``None``: the defaults), the same in every epoch, fold and split; they are made once and kept in memory
+    (this comparison-only mode does not stream).
     """
     import zlib
 
@@ -102,7 +103,7 @@ def make_dataset(out_dir: Path, rows, modalities, *, batch_size: int, shuffle: b
         def copied(sample, key):
             inputs, label = sample
             batch = {k: v[None] for k, v in inputs.items()}
-            copy = lambda: {k: v[0] for k, v in augment_batch(batch, key, {}, voxels).items()}  # noqa: E731
+            copy = lambda: {k: v[0] for k, v in augment_batch(batch, key, copy_ranges, voxels).items()}  # noqa: E731
             return tf.cond(key[1] > 0, copy, lambda: inputs), label
 
         dataset = tf.data.Dataset.zip((dataset, fixed)).map(copied, num_parallel_calls=tf.data.AUTOTUNE,
