@@ -1,4 +1,5 @@
-"""On-the-fly augmentation as seeded TensorFlow ops (usable inside ``tf.data`` on CPU or GPU).
+"""On-the-fly augmentation as seeded TensorFlow ops, per sample (the paper's functions) or per batch
+(:func:`augment_batch`, which :class:`bidsad.learn.layers.Augment` runs inside the model, on its device).
 
 Function names are those of Kujur & Monfared (2026), arXiv:2603.13367, which names the transforms but
 gives no parameter ranges; the ranges are ours, in the ``[augmentation]`` section of the configuration
