@@ -11,7 +11,9 @@ and are fed through ``tf.data`` with prefetch, so the figure is the model's, not
 Prints, per configuration, the seconds of each epoch (the first includes graph tracing and XLA
 compilation) and the peak GPU memory (``tf.config.experimental.get_memory_info``; on a CPU the
 process's peak RSS instead). ``--small`` runs the same code at the small preset with 8 samples, so
-that it is tested on a CPU. Target (issue 10): <= 5 s per epoch on one H200.
+that it is tested on a CPU. ``--augmentation`` trains with the on-the-fly augmentation inside the model
+(``bidsad.learn.layers.Augment``, on the device; default ranges, the grids' voxel sizes). Target (issue 10):
+<= 5 s per epoch on one H200.
 """
 
 from __future__ import annotations
@@ -23,13 +25,12 @@ import resource
 import time
 
 
-def run_config(model_name, shapes, samples, epochs, batch_size, xla, cudnn, pool):
+def run_config(model_name, shapes, samples, epochs, batch_size, xla, cudnn, pool, voxels=None):
     """Train one configuration; return (seconds per epoch list, peak memory in MB, memory kind)."""
     import keras
     import numpy as np
     import tensorflow as tf
 
-    from bidsad.config import MODALITIES
     from bidsad.learn.models import build_model
 
     keras.backend.clear_session()
@@ -37,7 +38,6 @@ def run_config(model_name, shapes, samples, epochs, batch_size, xla, cudnn, pool
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         tf.config.experimental.reset_memory_stats("GPU:0")
-    modalities = MODALITIES[model_name]
     model = build_model(model_name, shapes, 3)
     def walk(layers):
         for layer in layers:
@@ -47,15 +47,22 @@ def run_config(model_name, shapes, samples, epochs, batch_size, xla, cudnn, pool
     for layer in walk(model.layers):
         if isinstance(layer, (keras.layers.LSTM, keras.layers.GRU)):
             layer.use_cudnn = "auto" if cudnn else False  # read when the layer is called (traced) in fit
+    if voxels is not None:  # augmentation of the training batches on the device
+        import dataclasses
+
+        from bidsad.config import Augmentation
+        from bidsad.learn.layers import with_augmentation
+
+        model = with_augmentation(model, dataclasses.asdict(Augmentation()), voxels, seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-5), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"], jit_compile=xla)
 
     def generate():
         for index in range(samples):
             sample = pool[index % len(pool)]
-            yield {m: sample[m] for m in modalities}, np.int32(index % 3)
+            yield dict(sample), np.int32(index % 3)
 
-    signature = ({m: tf.TensorSpec(shapes[m], tf.float32) for m in modalities}, tf.TensorSpec((), tf.int32))
+    signature = ({m: tf.TensorSpec(shape, tf.float32) for m, shape in shapes.items()}, tf.TensorSpec((), tf.int32))
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(samples)).batch(batch_size).prefetch(4)
 
@@ -84,6 +91,7 @@ def main(argv=None) -> None:
     parser.add_argument("--samples", type=int, help="samples per epoch (default 319; 8 with --small)")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--augmentation", action="store_true", help="augment the training batches on the device")
     parser.add_argument("--xla", choices=["on", "off", "both"], default="both")
     parser.add_argument("--cudnn", choices=["on", "off", "both"], default="both")
     parser.add_argument("--precision", choices=["auto", "bf16", "float32"], default="auto",
@@ -95,7 +103,7 @@ def main(argv=None) -> None:
     import tensorflow as tf
 
     from bidsad.config import MODALITIES
-    from bidsad.derivatives import PRESETS
+    from bidsad.derivatives import PRESETS, bold_model_grid, resize_mri_volume_grid
 
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
@@ -106,18 +114,26 @@ def main(argv=None) -> None:
     samples = opts.samples or (8 if opts.small else 319)
     shapes = {"mri": (*preset["mri_shape"], 1), "bold": (preset["frames"], *preset["bold_shape"], 1)}
     shapes = {m: shapes[m] for m in MODALITIES[opts.model]}
+    voxels = None
+    if opts.augmentation:
+        voxels = {"mri": np.diag(resize_mri_volume_grid(preset["mri_shape"]))[:3].tolist(),
+                  "bold": np.diag(bold_model_grid(preset["bold_shape"]))[:3].tolist()}
+    if "bold" in shapes:  # the recurrent layers' frame mask: every frame real
+        shapes["frame_mask"] = (preset["frames"],)
     rng = np.random.default_rng(0)
-    pool = [{m: rng.standard_normal(shape, dtype=np.float32) for m, shape in shapes.items()} for _ in range(4)]
+    pool = [{m: rng.standard_normal(shape, dtype=np.float32) if m != "frame_mask" else np.ones(shape, np.float32)
+             for m, shape in shapes.items()} for _ in range(4)]
     device = ", ".join(tf.config.experimental.get_device_details(g).get("device_name", "GPU") for g in gpus) or "CPU only"
     print(f"device: {device}; TensorFlow {tf.__version__}, Keras {keras.__version__}; precision {precision}")
     print(f"model {opts.model}, input shapes {shapes}, {samples} samples per epoch, batch {opts.batch_size}, "
-          f"{opts.epochs} epochs")
+          f"{opts.epochs} epochs, augmentation {'on the device' if voxels else 'off'}")
     choices = {"on": [True], "off": [False], "both": [True, False]}
     best = None
     for xla, cudnn in itertools.product(choices[opts.xla], choices[opts.cudnn]):
         label = f"XLA {'on' if xla else 'off'}, cuDNN RNN {'on' if cudnn else 'off'}"
         try:
-            seconds, memory, kind = run_config(opts.model, shapes, samples, opts.epochs, opts.batch_size, xla, cudnn, pool)
+            seconds, memory, kind = run_config(opts.model, shapes, samples, opts.epochs, opts.batch_size, xla, cudnn, pool,
+                                               voxels)
         except Exception as err:  # one configuration failing (e.g. XLA unsupported) must not hide the others
             print(f"{label}: FAILED ({type(err).__name__}: {str(err).splitlines()[0][:200]})")
             continue

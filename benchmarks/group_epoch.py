@@ -3,10 +3,12 @@
 Writes a synthetic cohort as group-level inputs (``bidsad.synthetic.make_synthetic_derivatives``,
 preprocessing bypassed), then for one model (default ``3dcnn-lstm``, MRI + fMRI):
 
-- loader: one pass of the training ``tf.data`` pipeline (memory-mapped tensors + on-the-fly
-  augmentation, batch 2), no model: samples per second;
-- training step: one epoch of ``model.fit`` on the same batches already in memory (loader excluded);
-- epoch: one epoch of ``model.fit`` on the real pipeline (loader + augmentation + training), as the
+- loader: one pass of the training ``tf.data`` pipeline (memory-mapped tensors, batch 2), no model:
+  samples per second;
+- training step: one epoch of ``model.fit`` on the same batches already in memory (loader excluded), with the
+  on-the-fly augmentation inside the model (``bidsad.learn.layers.Augment``, on the model's device) unless
+  ``--no-augmentation``;
+- epoch: one epoch of ``model.fit`` on the real pipeline (loader + training with augmentation), as the
   group level runs it (after one warm-up epoch that traces the graphs).
 
 Run: ``python benchmarks/group_epoch.py [--participants 40] [--model 3dcnn-lstm] [--threads 2]``.
@@ -16,6 +18,7 @@ Targets (issue 10): loader >= 3x the training step; one epoch over 40 participan
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import tempfile
 import time
@@ -39,21 +42,22 @@ def main(argv=None) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(opts.threads)
 
     from bidsad.learn.cohort import build_cohort
-    from bidsad.learn.data import make_dataset, tensor_shapes
+    from bidsad.config import Augmentation
+    from bidsad.learn.data import make_dataset, tensor_shapes, voxel_sizes
+    from bidsad.learn.layers import with_augmentation
     from bidsad.config import MODALITIES
     from bidsad.learn.models import build_model
     from bidsad.synthetic import make_synthetic_derivatives
 
     modalities = MODALITIES[opts.model]
-    augment = None if opts.no_augmentation else {}
+    augment = None if opts.no_augmentation else dataclasses.asdict(Augmentation())
     with tempfile.TemporaryDirectory() as tmp:
         bids_dir, out_dir = make_synthetic_derivatives(Path(tmp), opts.participants, preset="small", seed=0)
         rows = build_cohort(out_dir, bids_dir, "small")
         n = len(rows)
 
         def pipeline():
-            return make_dataset(out_dir, rows, modalities, batch_size=opts.batch_size, shuffle=True, seed=0,
-                                augment=augment)
+            return make_dataset(out_dir, rows, modalities, batch_size=opts.batch_size, shuffle=True, seed=0)
 
         for _ in pipeline().take(1):  # build the pipeline's functions once
             pass
@@ -63,11 +67,13 @@ def main(argv=None) -> None:
 
         keras.utils.set_random_seed(0)
         model = build_model(opts.model, tensor_shapes(out_dir, rows.iloc[0], modalities), 3)
+        if augment is not None:
+            model = with_augmentation(model, augment, voxel_sizes(out_dir, rows.iloc[0], modalities), seed=0)
         model.compile(optimizer=keras.optimizers.Adam(1e-5), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
         import numpy as np
 
-        inputs = {m: np.concatenate([b[0][m].numpy() for b in batches]) for m in modalities}
+        inputs = {m: np.concatenate([b[0][m].numpy() for b in batches]) for m in batches[0][0]}
         labels = np.concatenate([b[1].numpy() for b in batches])
         in_memory = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(opts.batch_size)
         model.fit(in_memory, epochs=1, verbose=0)  # warm-up: traces the training step

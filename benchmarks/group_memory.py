@@ -13,6 +13,7 @@ Target (issue 10): peak RSS with 40 participants <= 1.2 x that with 10.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -36,18 +37,21 @@ def child(n: int, model_name: str, root: Path) -> None:
     import keras
 
     from bidsad.learn.cohort import build_cohort
-    from bidsad.learn.data import make_dataset, tensor_shapes
-    from bidsad.config import MODALITIES
+    from bidsad.config import MODALITIES, Augmentation
+    from bidsad.learn.data import make_dataset, tensor_shapes, voxel_sizes
+    from bidsad.learn.layers import with_augmentation
     from bidsad.learn.models import build_model
 
     modalities = MODALITIES[model_name]
     rows = build_cohort(root / "derivatives", root / "bids", "small").head(n)
     keras.utils.set_random_seed(0)
     model = build_model(model_name, tensor_shapes(root / "derivatives", rows.iloc[0], modalities), 3)
+    model = with_augmentation(model, dataclasses.asdict(Augmentation()),
+                              voxel_sizes(root / "derivatives", rows.iloc[0], modalities), seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-5), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     before = _rss_mb()
     start = time.perf_counter()
-    model.fit(make_dataset(root / "derivatives", rows, modalities, batch_size=2, shuffle=True, seed=0, augment={}),
+    model.fit(make_dataset(root / "derivatives", rows, modalities, batch_size=2, shuffle=True, seed=0),
               epochs=1, verbose=0)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB

@@ -212,6 +212,28 @@ class Learning:
 
 
 @dataclass
+class Augmentation:
+    """Ranges of the on-the-fly augmentation (``bidsad.learn.augment``; ours, the paper gives none). Geometry
+    is in mm and degrees, rigid in physical space on the anisotropic model grids."""
+
+    rotation_deg: float = 10.0
+    """Rotation about each axis through the grid centre, uniform in +-this (degrees; MRI volume and fMRI run)."""
+    shift_mm: float = 5.0
+    """Translation along each axis, uniform in +-this (mm)."""
+    intensity_scale: list[float] = field(default_factory=lambda: [0.9, 1.1])
+    """Multiplicative intensity factor, uniform in [low, high]."""
+    noise_std: float = 0.05
+    """Standard deviation of additive Gaussian noise (units of the standardised intensity)."""
+    temporal_shift_frames: int = 2
+    """fMRI: the run moved in time by an integer uniform in +-this (frames), empty frames filling the gap."""
+    motion_step_deg: float = 0.05
+    """fMRI synthetic head motion, a random walk from frame to frame: standard deviation of each frame's rotation
+    step about each axis (degrees)."""
+    motion_step_mm: float = 0.1
+    """Standard deviation of each frame's translation step along each axis (mm)."""
+
+
+@dataclass
 class Seeds:
     """Random seeds. One master seed drives everything."""
 
@@ -228,6 +250,7 @@ class Config:
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     features: Features = field(default_factory=Features)
     learning: Learning = field(default_factory=Learning)
+    augmentation: Augmentation = field(default_factory=Augmentation)
     seeds: Seeds = field(default_factory=Seeds)
 
     def to_dict(self) -> dict:
@@ -296,6 +319,11 @@ class Config:
             ("learning", "patience", integer(self.learning.patience, 1), "an integer >= 1"),
             ("learning", "augment", isinstance(self.learning.augment, bool), "true or false"),
             ("learning", "validation", isinstance(self.learning.validation, bool), "true or false"),
+            *[("augmentation", f.name, isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, "a number >= 0")
+              for f in dataclasses.fields(Augmentation) if not isinstance(v := getattr(self.augmentation, f.name), list)],
+            ("augmentation", "intensity_scale", isinstance(self.augmentation.intensity_scale, list)
+             and len(self.augmentation.intensity_scale) == 2 and 0 < self.augmentation.intensity_scale[0]
+             <= self.augmentation.intensity_scale[1], "[low, high] with 0 < low <= high"),
             ("learning", "learning_rate", isinstance(self.learning.learning_rate, (int, float))
              and self.learning.learning_rate > 0, "a number > 0"),
             ("learning", "dropout", isinstance(self.learning.dropout, (int, float)) and 0 <= self.learning.dropout < 1,

@@ -138,3 +138,20 @@ def test_methods_name_the_recipe_and_its_settings(tmp_path):
     (out / "group" / "metrics.json").write_text(json.dumps(summary))
     text = " ".join(methods(out)["group"].split())
     assert "training recipe `paper` (the paper's settings):" in text and "cosine" not in text and "voxel blocks" not in text
+
+
+def test_methods_state_the_augmentation_ranges(tmp_path):
+    import dataclasses
+
+    from bidsad.config import Augmentation
+
+    out = _group_out(tmp_path / "a", 20, ["3dcnn-lstm"])
+    summary = json.loads((out / "group" / "metrics.json").read_text())
+    summary.update(augmentation=True, augmentation_parameters=dataclasses.asdict(Augmentation(rotation_deg=8.0)))
+    (out / "group" / "metrics.json").write_text(json.dumps(summary))
+    text = " ".join(methods(out)["group"].split())
+    assert "random rigid rotations (up to 8.0 degrees about each axis, in millimetre space), shifts (up to 5.0 mm)" in text
+    assert "temporal shifts (up to 2 volumes, padded with masked empty volumes)" in text
+    summary.update(augmentation=False)
+    (out / "group" / "metrics.json").write_text(json.dumps(summary))
+    assert "No data augmentation was used." in methods(out)["group"]

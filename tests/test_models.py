@@ -16,6 +16,8 @@ def test_every_model_outputs_probabilities(name):
     model = build_model(name, SMALL)
     rng = np.random.default_rng(0)
     batch = {m: rng.normal(size=(2, *SMALL[m])).astype("float32") for m in MODALITIES[name]}
+    if "bold" in batch:
+        batch["frame_mask"] = np.ones((2, SMALL["bold"][0]), "float32")
     proba = np.asarray(model(batch, training=False))
     assert proba.shape == (2, 3) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
 
@@ -69,9 +71,31 @@ def test_saved_model_round_trip(tmp_path):
 
     model = build_model("3dcnn-gru", SMALL)
     x = {m: np.random.default_rng(4).normal(size=(1, *SMALL[m])).astype("float32") for m in ("mri", "bold")}
+    x["frame_mask"] = np.array([[1, 1, 1, 0]], "float32")  # the last frame padding: the mask is part of the model
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     assert np.allclose(np.asarray(model(x)), np.asarray(loaded(x)), atol=1e-6)
+    assert np.allclose(np.asarray(model.predict(x, verbose=0)), np.asarray(loaded.predict(x, verbose=0)), atol=1e-6)
+    assert loaded.get_layer("bold_frame_mask").__class__.__name__ == "FrameMask"
+
+
+@pytest.mark.parametrize("name", ["3dlstm", "3dcnn-gru"])
+def test_a_run_padded_with_masked_empty_frames_predicts_as_the_unpadded_run(name):
+    frames, pad = 5, 3
+    rng = np.random.default_rng(7)
+    short = build_model(name, {"mri": SMALL["mri"], "bold": (frames, *SMALL["bold"][1:])})
+    padded = build_model(name, {"mri": SMALL["mri"], "bold": (frames + pad, *SMALL["bold"][1:])})
+    padded.set_weights(short.get_weights())  # the same weights: none depends on the number of frames
+    run = rng.normal(size=(2, frames, *SMALL["bold"][1:])).astype("float32")
+    x = {"mri": rng.normal(size=(2, *SMALL["mri"])).astype("float32"), "bold": run,
+         "frame_mask": np.ones((2, frames), "float32")}
+    x = {k: v for k, v in x.items() if k in MODALITIES[name] or k == "frame_mask"}
+    expected = short.predict(x, verbose=0)
+    x_padded = {**x, "bold": np.concatenate([run, np.zeros((2, pad, *run.shape[2:]), "float32")], axis=1),
+                "frame_mask": np.concatenate([np.ones((2, frames)), np.zeros((2, pad))], axis=1).astype("float32")}
+    np.testing.assert_allclose(padded.predict(x_padded, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    unmasked = padded.predict({**x_padded, "frame_mask": np.ones((2, frames + pad), "float32")}, verbose=0)
+    assert np.abs(unmasked - expected).max() > 1e-4  # without the mask the empty frames change the prediction
 
 
 def test_regularisation_options():

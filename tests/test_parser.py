@@ -163,6 +163,9 @@ def test_existing_file_as_output_folder_refused(capsys, demo_dir, tmp_path, whic
     ("[learning]\nmodels = [\"nope\"]\n", "[learning] models = ['nope']: must be a list from 3dcnn-lstm"),
     ("[features]\npreset = \"huge\"\n", "[features] preset = 'huge'"),
     ("[learning]\nfolds = 1\n", "[learning] folds = 1"),
+    ("[augmentation]\nrotation_deg = -5\n", "[augmentation] rotation_deg = -5: must be a number >= 0"),
+    ("[augmentation]\nintensity_scale = [1.1, 0.9]\n", "[augmentation] intensity_scale = [1.1, 0.9]"),
+    ("[augmentation]\nshift_voxels = 2\n", "unknown setting 'shift_voxels' in section [augmentation]"),
 ])
 def test_config_file_values_checked(capsys, demo_dir, tmp_path, text, words):
     path = tmp_path / "c.toml"

@@ -96,3 +96,23 @@ def test_cosine_schedule_decays_to_zero_over_the_epoch_budget():
     assert rates == pytest.approx([1e-3, 5e-4, 0.0], abs=1e-9)
     learning.lr_schedule = "constant"
     assert float(make_optimizer(learning, 10).learning_rate) == pytest.approx(1e-3)
+
+
+def test_augmentation_ranges_come_from_the_config_and_are_recorded_in_metrics_json(tmp_path):
+    from bidsad.group.summary import run_summary
+
+    config = Config()
+    config.update({"augmentation": {"rotation_deg": 5.0, "shift_mm": 3.0}})
+    splits = pd.DataFrame({"cohort": ["all", "all"], "fold": [1, 2]})
+
+    def summary():
+        return run_summary(config, results={}, baselines={}, classes=["CN", "AD"], splits=splits, device="CPU",
+                           warnings=[])
+
+    assert summary()["augmentation_parameters"] is None  # the bidsad recipe does not augment
+    config.learning.augment = True
+    recorded = summary()["augmentation_parameters"]
+    assert recorded == {"rotation_deg": 5.0, "shift_mm": 3.0, "intensity_scale": [0.9, 1.1], "noise_std": 0.05,
+                        "temporal_shift_frames": 2, "motion_step_deg": 0.05, "motion_step_mm": 0.1}
+    saved = Config.load(config.save(tmp_path / "config.toml"))
+    assert saved.augmentation == config.augmentation

@@ -4,6 +4,7 @@ read ``metrics.json``; its keys are defined here and only here (:func:`run_summa
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from bidsad.derivatives import METRICS_TSV
@@ -56,7 +57,9 @@ def run_summary(config, *, results: dict, baselines: dict, classes, splits, devi
         "batch_size": learning.batch_size, "split_protocol": split_protocol(learning),
         "split_protocol_name": learning.split_protocol,
         "leaks": paper, "paper_protocol_warning": messages.SPLIT_PROTOCOL_PAPER if paper else None,
-        "augmentation": learning.augment, "inner_validation": learning.validation, "patience": learning.patience,
+        "augmentation": learning.augment,
+        "augmentation_parameters": dataclasses.asdict(config.augmentation) if learning.augment else None,
+        "inner_validation": learning.validation, "patience": learning.patience,
         "class_weight": learning.class_weight, "deterministic": learning.deterministic, "device": device,
         "versions": software_versions(), "warnings": warnings, "models_requested": list(dict.fromkeys(learning.models)),
         "dropout": learning.dropout, "n_bootstrap": learning.n_bootstrap, "n_permutations": learning.n_permutations,

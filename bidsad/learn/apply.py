@@ -21,7 +21,8 @@ from pathlib import Path
 
 from bidsad import messages
 from bidsad.bids import InputError
-from bidsad.derivatives import CONTENT_HASH_KEY, GROUP_DIR, MODEL_CARD_JSON, MODEL_FILE, PREDICTIONS_TSV, model_dir
+from bidsad.derivatives import (CONTENT_HASH_KEY, FRAME_MASK_KEY, GROUP_DIR, MODEL_CARD_JSON, MODEL_FILE, PREDICTIONS_TSV,
+                                model_dir)
 
 LOGGER = logging.getLogger("bidsad")
 #: Version of the model card layout (readers refuse newer major versions).
@@ -188,7 +189,8 @@ def check_parameters(out_dir: Path, cohort, card: dict, modalities) -> None:
 def ensemble_predict(group_dir: Path, fold_models, out_dir: Path, rows, modalities, batch_size: int):
     """Mean class probabilities of ``fold_models`` (paths relative to ``group_dir``) over ``rows``.
 
-    Returns a float64 array (n_rows, n_classes). Models are loaded one at a time (memory: one model).
+    Returns a float64 array (n_rows, n_classes). Models are loaded one at a time (memory: one model). A model
+    without the ``frame_mask`` input (saved by an earlier bidsad) gets its other inputs only.
     """
     import keras
     import numpy as np
@@ -200,6 +202,9 @@ def ensemble_predict(group_dir: Path, fold_models, out_dir: Path, rows, modaliti
     for relative in fold_models:
         model = keras.models.load_model(Path(group_dir) / relative)
         dataset = make_dataset(out_dir, rows, modalities, batch_size=batch_size, shuffle=False, seed=0, with_labels=False)
+        names = {tensor.name for tensor in model.inputs}
+        if FRAME_MASK_KEY not in names:  # a model saved before the recurrent layers took the frame mask
+            dataset = dataset.map(lambda inputs: {k: v for k, v in inputs.items() if k in names})
         proba = model.predict(dataset, verbose=0).astype(np.float64)
         total = proba if total is None else total + proba
         keras.backend.clear_session()

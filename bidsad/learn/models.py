@@ -2,8 +2,9 @@
 
 Every builder is ``build_<name>(input_shapes, n_classes=3, *, dropout=0.1) -> keras.Model``, where
 ``input_shapes`` maps ``"mri"`` to ``(x, y, z, 1)`` and/or ``"bold"`` to ``(frames, x, y, z, 1)``
-(float32 tensors, RAS axis order). The models output class probabilities (softmax) over
-CN = 0, MCI = 1, AD = 2.
+(float32 tensors, RAS axis order); models with ``bold`` take a second fMRI input ``frame_mask`` (frames,),
+float32 1 on real frames and 0 on padded ones, the Keras mask of their recurrent layers. The models output
+class probabilities (softmax) over CN = 0, MCI = 1, AD = 2.
 
 Reading of the paper's unstated details (see ``../shared/reference/method.md``): the MRI branch is
 Conv3D(32, 3x3x3, stride 2, 'same') + ReLU (half size), MaxPool3D(2) (quarter), Conv3D(32, 3x3x3,
@@ -23,6 +24,7 @@ same tensors).
 from __future__ import annotations
 
 from bidsad.config import MODALITIES, MODEL_NAMES  # the registry's names and inputs (config: the --models vocabulary)
+from bidsad.derivatives import FRAME_MASK_KEY
 
 
 def _regulariser(reg: dict):
@@ -85,17 +87,28 @@ def _frame_cnn(frame_shape, gap: bool, reg: dict):
     return keras.Model(frame, _conv_stack(frame, "frame", gap, reg), name="frame_cnn")
 
 
-def _bold_branch(inputs, cell: str, gap: bool, reg: dict):
-    """fMRI branch: (frames, x, y, z, 1) -> 32 features (three stacked LSTM or GRU layers of 32)."""
+def _bold_inputs(input_shapes):
+    """The fMRI inputs: the run ``bold`` (frames, x, y, z, 1) and its ``frame_mask`` (frames,), float32
+    1 on real frames and 0 on padding (:data:`bidsad.derivatives.FRAME_MASK_KEY`)."""
+    import keras
+
+    shape = tuple(input_shapes["bold"])
+    return keras.Input(shape, name="bold"), keras.Input(shape[:1], name=FRAME_MASK_KEY)
+
+
+def _bold_branch(inputs, frame_mask, cell: str, gap: bool, reg: dict):
+    """fMRI branch: (frames, x, y, z, 1) -> 32 features (three stacked LSTM or GRU layers of 32); padded
+    frames (``frame_mask`` 0) are masked out of the recurrent layers."""
     from keras import layers
 
-    from bidsad.learn.layers import FramesToBatch
+    from bidsad.learn.layers import FrameMask, FramesToBatch
 
     recurrent = {"lstm": layers.LSTM, "gru": layers.GRU}[cell]
+    mask = FrameMask(name="bold_frame_mask")(frame_mask)
     h = FramesToBatch(_frame_cnn(tuple(inputs.shape[2:]), gap, reg), name="bold_frames")(inputs)
-    h = recurrent(32, return_sequences=True, name=f"bold_{cell}1")(h)
-    h = recurrent(32, return_sequences=True, name=f"bold_{cell}2")(h)
-    return recurrent(32, name=f"bold_{cell}3")(h)
+    h = recurrent(32, return_sequences=True, name=f"bold_{cell}1")(h, mask=mask)
+    h = recurrent(32, return_sequences=True, name=f"bold_{cell}2")(h, mask=mask)
+    return recurrent(32, name=f"bold_{cell}3")(h, mask=mask)
 
 
 def _head(features, n_classes: int, dropout: float, reg: dict):
@@ -111,16 +124,17 @@ def _fusion(input_shapes, n_classes, dropout, cell, name, gap, reg):
     from keras import layers
 
     mri = keras.Input(tuple(input_shapes["mri"]), name="mri")
-    bold = keras.Input(tuple(input_shapes["bold"]), name="bold")
-    fused = layers.Concatenate(name="fusion")([_mri_branch(mri, gap, reg), _bold_branch(bold, cell, gap, reg)])
-    return keras.Model({"mri": mri, "bold": bold}, _head(fused, n_classes, dropout, reg), name=name)
+    bold, mask = _bold_inputs(input_shapes)
+    fused = layers.Concatenate(name="fusion")([_mri_branch(mri, gap, reg), _bold_branch(bold, mask, cell, gap, reg)])
+    return keras.Model({"mri": mri, "bold": bold, FRAME_MASK_KEY: mask}, _head(fused, n_classes, dropout, reg), name=name)
 
 
 def _bold_only(input_shapes, n_classes, dropout, cell, name, gap, reg):
     import keras
 
-    bold = keras.Input(tuple(input_shapes["bold"]), name="bold")
-    return keras.Model({"bold": bold}, _head(_bold_branch(bold, cell, gap, reg), n_classes, dropout, reg), name=name)
+    bold, mask = _bold_inputs(input_shapes)
+    return keras.Model({"bold": bold, FRAME_MASK_KEY: mask},
+                       _head(_bold_branch(bold, mask, cell, gap, reg), n_classes, dropout, reg), name=name)
 
 
 def build_3dcnn_lstm(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1, gap: bool = False, **reg):

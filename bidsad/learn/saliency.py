@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bidsad.derivatives import SALIENCY_MAP, SALIENCY_MEAN_INPUT
+from bidsad.derivatives import FRAME_MASK_KEY, SALIENCY_MAP, SALIENCY_MEAN_INPUT
 from bidsad.phenotype import CLASS_NAMES
 
 METHOD = ("vanilla gradient saliency (Simonyan et al. 2014): |d p(true class) / d MRI input|, scaled to a "
@@ -26,7 +26,8 @@ def gradient_saliency(model, inputs: dict, labels):
     Parameters
     ----------
     model : keras.Model with an ``"mri"`` input (x, y, z, 1) and softmax output (n, n_classes).
-    inputs : dict of float32 arrays, ``"mri"`` (n, x, y, z, 1) and, for fusion models, ``"bold"``.
+    inputs : dict of float32 arrays, ``"mri"`` (n, x, y, z, 1) and, for fusion models, ``"bold"`` and
+        ``"frame_mask"`` (n, frames).
     labels : int array (n,), the class whose probability is differentiated.
 
     Returns float32 array (n, x, y, z), each map scaled to a maximum of 1 (all-zero maps stay 0).
@@ -73,11 +74,15 @@ def fold_saliency(model, out_dir: Path, test_rows, modalities, batch_size: int, 
     """Add the saliency maps of one fold's test participants (``test_rows``: cohort rows) to ``accumulator``."""
     import numpy as np
 
+    from bidsad.learn.data import frame_masks
+
     out_dir = Path(out_dir)
     rows = test_rows.reset_index(drop=True)
     for start in range(0, len(rows), batch_size):
         batch = rows.iloc[start:start + batch_size]
         inputs = {m: np.stack([np.load(out_dir / p)[..., None].astype(np.float32) for p in batch[m]]) for m in modalities}
+        if "bold" in modalities:
+            inputs[FRAME_MASK_KEY] = frame_masks(out_dir, batch["bold"], inputs["bold"].shape[1])
         labels = batch["label"].astype(int).to_numpy()
         accumulator.add(gradient_saliency(model, inputs, labels), inputs["mri"][..., 0], labels)
 

@@ -5,6 +5,7 @@ models, evaluation, reports) is :mod:`bidsad.group`."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -66,11 +67,15 @@ def _fold_parameters(config, out_dir: Path, fold) -> str:
     settings = {k: getattr(learning, k) for k in ("epochs", "batch_size", "learning_rate", "dropout", "augment",
                                                   "patience", "class_weight", "deterministic", "lr_schedule", "l2",
                                                   "batch_norm", "mri_downsample")}
+    if learning.augment or "copy" in fold.train:  # on-the-fly augmentation, or the paper protocol's fixed copies
+        settings["augmentation"] = dataclasses.asdict(config.augmentation)
+    if "bold" in MODALITIES[fold.model]:  # models saved before the recurrent layers took the frame mask never resume
+        settings["frame_mask_input"] = True
     return params_hash({"model": fold.model, "fold": fold.tag, "seed": config.seeds.random_seed,
                         "preset": config.features.preset, "settings": settings, "members": members})
 
 
-def _predict(model, out_dir: Path, fold, batch_size: int, classes):
+def _predict(model, out_dir: Path, fold, batch_size: int, classes, copy_ranges: dict):
     """The fold's predictions (DataFrame, one row per test participant or sample; see :func:`train_fold`)."""
     import pandas as pd
 
@@ -79,7 +84,7 @@ def _predict(model, out_dir: Path, fold, batch_size: int, classes):
 
     test_rows = fold.test
     test_ds = make_dataset(out_dir, test_rows, MODALITIES[fold.model], batch_size=batch_size, shuffle=False,
-                           seed=fold.seed, with_labels=False)
+                           seed=fold.seed, with_labels=False, copy_ranges=copy_ranges)
     proba = model.predict(test_ds, verbose=0).astype("float64")
     predictions = pd.DataFrame({
         "participant_id": test_rows["participant_id"].to_list(),
@@ -95,6 +100,12 @@ def _predict(model, out_dir: Path, fold, batch_size: int, classes):
     for code, name in enumerate(classes):
         predictions[f"probability_{name}"] = proba[:, code].round(6)
     return predictions
+
+
+def _augments(learning, fold) -> bool:
+    """On-the-fly augmentation of this fold's training batches: ``learning.augment``, unless the rows are the
+    paper protocol's fixed augmented copies."""
+    return learning.augment and not ("copy" in fold.train and fold.train["copy"].astype(int).any())
 
 
 def _model(config, out_dir: Path, fold, state, state_dir: Path | None, strategy, n_classes: int):
@@ -118,6 +129,12 @@ def _model(config, out_dir: Path, fold, state, state_dir: Path | None, strategy,
         shapes = tensor_shapes(out_dir, fold.train.iloc[0], MODALITIES[fold.model])
         model = build_model(fold.model, shapes, n_classes, dropout=learning.dropout, l2=learning.l2,
                             batch_norm=learning.batch_norm, mri_downsample=learning.mri_downsample)
+        if _augments(learning, fold):  # training batches augmented inside the model, on its device
+            from bidsad.learn.data import voxel_sizes
+            from bidsad.learn.layers import with_augmentation
+
+            model = with_augmentation(model, dataclasses.asdict(config.augmentation),
+                                      voxel_sizes(out_dir, fold.train.iloc[0], MODALITIES[fold.model]), seed=fold.seed)
         model.compile(optimizer=make_optimizer(learning, len(fold.train)),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
@@ -146,16 +163,15 @@ def _fit(model, config, out_dir: Path, fold, state, state_dir: Path | None, clas
     from bidsad.learn.data import make_dataset
 
     learning, modalities = config.learning, MODALITIES[fold.model]
-    paper_copies = "copy" in fold.train and fold.train["copy"].astype(int).any()
-    augment = {} if learning.augment and not paper_copies else None
+    ranges = dataclasses.asdict(config.augmentation)  # of the paper protocol's fixed copies
     train_ds = make_dataset(out_dir, fold.train, modalities, batch_size=learning.batch_size, shuffle=True,
-                            seed=fold.seed + state.epoch, augment=augment)
+                            seed=fold.seed + state.epoch, copy_ranges=ranges)
     validation = fold.validation is not None and len(fold.validation) > 0
     weights = class_weights(fold.train["label"].astype(int), learning.class_weight, len(classes))  # training rows only
     fit_args = {"class_weight": weights}
     if validation:
         validation_ds = make_dataset(out_dir, fold.validation, modalities, batch_size=learning.batch_size,
-                                     shuffle=False, seed=fold.seed)
+                                     shuffle=False, seed=fold.seed, copy_ranges=ranges)
         if weights:  # the early-stopping loss weighs the classes as training does
             table = tf.constant([weights[c] for c in range(len(classes))], tf.float32)
             validation_ds = validation_ds.map(lambda x, y: (x, y, tf.gather(table, y)))
@@ -177,9 +193,10 @@ def train_fold(config, out_dir: Path, fold, model_dir: Path, *, saliency=None, s
     categorical cross-entropy, the model's regularisation (``dropout``, ``l2``, ``batch_norm``,
     ``mri_downsample``; :func:`bidsad.learn.models.build_model`) and optional ``balanced`` class weights
     (:func:`class_weights`), computed from ``fold.train`` alone: validation and test participants never change
-    them. Weights, shuffling and augmentation are seeded with ``fold.seed``. Training data are augmented on the
-    fly unless ``config.learning.augment`` is off (rows with ``copy`` > 0 are the paper protocol's fixed copies
-    and are not augmented again); with ``fold.validation`` rows (training participants held out, never test
+    them. Weights, shuffling and augmentation are seeded with ``fold.seed``. Training batches are augmented on the
+    fly inside the model (:class:`bidsad.learn.layers.Augment`, on the model's device; ranges
+    ``config.augmentation``) unless ``config.learning.augment`` is off (rows with ``copy`` > 0 are the paper
+    protocol's fixed copies and are not augmented again); with ``fold.validation`` rows (training participants held out, never test
     ones), the validation loss is weighted with the same class weights and training stops early when it has not
     improved for ``config.learning.patience`` epochs, keeping the best weights.
 
@@ -220,7 +237,8 @@ def train_fold(config, out_dir: Path, fold, model_dir: Path, *, saliency=None, s
     else:
         model = _model(config, out_dir, fold, state, state_dir, strategy, len(classes))
         _fit(model, config, out_dir, fold, state, state_dir, classes, extra_callbacks)
-        predictions = _predict(model, out_dir, fold, learning.batch_size, classes)
+        predictions = _predict(model, out_dir, fold, learning.batch_size, classes,
+                               dataclasses.asdict(config.augmentation))
         if state_dir is not None:
             tmp = state_dir / ".model.tmp.keras"
             model.save(tmp)

@@ -228,6 +228,7 @@ def group_facts(out_dir: Path) -> dict | None:
     return {
         **{k: summary.get(k) for k in ("epochs", "learning_rate", "batch_size", "dropout", "random_seed",
                                        "preset", "n_bootstrap", "n_permutations", "augmentation",
+                                       "augmentation_parameters",
                                        "inner_validation", "patience", "repeats", "class_weight", "deterministic",
                                        "leaks", "paper_protocol_warning", "device", "mri_input")},
         "baselines": {name: r.get("atlas", "") for name, r in summary.get("baselines", {}).items() if r.get("pooled")},
