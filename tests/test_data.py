@@ -68,7 +68,8 @@ def test_train_fold_uses_the_inner_validation_split(tensors, tmp_path):
     assert list(predictions.participant_id) == ["sub-3"]
 
 
-def test_interrupted_fold_resumes_after_its_last_epoch_and_a_finished_fold_is_reused(tensors, tmp_path):
+@pytest.mark.parametrize("model_name", ["3dcnn-gap", "2dcnn"])  # 2dcnn: its saved checkpoints reload too
+def test_interrupted_fold_resumes_after_its_last_epoch_and_a_finished_fold_is_reused(tensors, tmp_path, model_name):
     import keras
 
     from bidsad.config import Config
@@ -79,7 +80,7 @@ def test_interrupted_fold_resumes_after_its_last_epoch_and_a_finished_fold_is_re
     config = Config()
     config.learning.epochs, config.learning.patience = 4, 10
     config.learning.mri_downsample = 1  # 10x12x10 tensors: too small to halve
-    state = tmp_path / "work" / "model-3dcnn-gap" / "fold-1"
+    state = tmp_path / "work" / f"model-{model_name}" / "fold-1"
 
     class Interrupt(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -95,7 +96,7 @@ def test_interrupted_fold_resumes_after_its_last_epoch_and_a_finished_fold_is_re
             self.seen.append(epoch + 1)
 
     def run(*callbacks, out="model"):
-        fold = make_fold("3dcnn-gap", config.seeds.random_seed, rows.iloc[:2], rows.iloc[3:], rows.iloc[2:3])
+        fold = make_fold(model_name, config.seeds.random_seed, rows.iloc[:2], rows.iloc[3:], rows.iloc[2:3])
         return train_fold(config, root, fold, tmp_path / out, state_dir=state, extra_callbacks=callbacks)
 
     with pytest.raises(RuntimeError, match="after epoch 2"):

@@ -40,3 +40,26 @@ class FramesToBatch(keras.layers.Layer):
     def from_config(cls, config):
         config["frame_model"] = keras.saving.deserialize_keras_object(config["frame_model"])
         return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="bidsad")
+class AxialSlices(keras.layers.Layer):
+    """Axial slices of a volume as a sequence of 2-D images.
+
+    ``(batch, x, y, z, c)`` -> ``(batch, len(indices), x, y, c)``: the slices ``z = indices`` (voxel indices along
+    the third axis, in the given order). A serialisable replacement for a ``Lambda`` (saved models reload with
+    ``keras.models.load_model`` and its default ``safe_mode``).
+    """
+
+    def __init__(self, indices, **kwargs):
+        super().__init__(**kwargs)
+        self.indices = [int(i) for i in indices]
+
+    def call(self, inputs):
+        return ops.transpose(ops.take(inputs, self.indices, axis=3), (0, 3, 1, 2, 4))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], len(self.indices), input_shape[1], input_shape[2], input_shape[4])
+
+    def get_config(self):
+        return {**super().get_config(), "indices": self.indices}

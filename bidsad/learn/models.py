@@ -162,10 +162,12 @@ def build_2dcnn(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1,
     import keras
     from keras import layers
 
+    from bidsad.learn.layers import AxialSlices
+
     mri = keras.Input(tuple(input_shapes["mri"]), name="mri")
     h = _mri_input(mri, reg)
-    z = int(h.shape[3]) // 2
-    h = layers.Lambda(lambda v: v[:, :, :, z, :], name="axial_slice")(h)
+    h = AxialSlices([int(h.shape[3]) // 2], name="axial_slices")(h)
+    h = layers.Reshape(tuple(h.shape[2:]), name="axial_slice")(h)
     h = _conv(h, 2, 32, "conv1", reg)
     h = layers.MaxPooling2D(2, name="pool1")(h)
     h = _conv(h, 2, 64, "conv2", reg)
