@@ -123,3 +123,13 @@ def test_balanced_class_weights():
     weights = class_weights([0, 0, 0, 1], "balanced")
     assert weights == pytest.approx({0: 4 / 6, 1: 2.0, 2: 1.0})
     assert class_weights([0, 1], "none") is None
+
+
+def test_slice_protocol_rows_are_one_axial_slice(tensors):
+    """A ``slice`` row is its participant's slice z in every z position (the 2dcnn then reads that slice alone)."""
+    root, rows = tensors
+    samples = rows.iloc[[0, 0, 1]].assign(slice=[2, 7, 2]).reset_index(drop=True)
+    batch = _epoch(make_dataset(root, samples, ("mri",), batch_size=3, shuffle=False, seed=0))[0][0][..., 0]
+    m0, m1 = np.load(root / "m0.npy"), np.load(root / "m1.npy")
+    for got, volume, z in zip(batch, (m0, m0, m1), (2, 7, 2)):
+        assert got.shape == volume.shape and all(np.array_equal(got[:, :, k], volume[:, :, z]) for k in range(10))

@@ -29,7 +29,9 @@ MODEL_TEXT = {
     "3dlstm": ("3DLSTM", "the fMRI branch alone: a time-distributed 3D CNN and three stacked LSTM layers of 32 units"),
     "3dgru": ("3DGRU", "the fMRI branch alone with GRU layers"),
     "3dcnn": ("3DCNN", "the 3D convolutional MRI branch alone"),
-    "2dcnn": ("2DCNN", "a 2D CNN on the central axial slice of the MRI volume"),
+    "2dcnn": ("2DCNN", ("a 2D CNN shared by axial slices of the MRI volume (by default every 5 mm from MNI z = -30 "
+                        "to -5 mm, through the medial temporal lobes), the participant's class probabilities being the "
+                        "mean of its slices'")),
 }
 MODEL_TEXT.update({
     f"{name}-gap": (f"{title}-GAP", f"{text}, with global average pooling instead of flattening (not in the paper)")
@@ -229,7 +231,8 @@ def group_facts(out_dir: Path) -> dict | None:
         **{k: summary.get(k) for k in ("epochs", "learning_rate", "batch_size", "dropout", "random_seed",
                                        "preset", "n_bootstrap", "n_permutations", "augmentation",
                                        "inner_validation", "patience", "repeats", "class_weight", "deterministic",
-                                       "leaks", "paper_protocol_warning", "device", "mri_input")},
+                                       "leaks", "paper_protocol_warning", "device", "mri_input",
+                                       "split_protocol_name")},
         "baselines": {name: r.get("atlas", "") for name, r in summary.get("baselines", {}).items() if r.get("pooled")},
         "cross_validation": _cross_validation(summary.get("folds")),
         "classes": classes,
