@@ -163,3 +163,26 @@ def test_gpu_check_script_runs_on_a_cpu_with_small():
     assert proc.returncode == 0, proc.stderr
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith("B4 3dcnn-lstm small sizes, 2 samples, float32") and "s/epoch" in last and "MB" in last
+
+
+@pytest.mark.slow  # about a minute on 2 cores: kept out of the default suite; run with -m slow
+@pytest.mark.integration
+def test_slice_protocol_is_flagged_in_every_output_and_scored_per_participant(tmp_path, quick_config):
+    bids, out = make_synthetic_derivatives(tmp_path / "c", 6, preset="small", seed=0, with_bold=False)
+    proc = run_bidsad(bids, out, "group", "--preset", "small", "--models", "2dcnn", "--epochs", "1", "--folds", "2",
+                      "--split-protocol", "slice", "--no-validation", "--config-file", quick_config,
+                      "-w", tmp_path / "w", check_rc=0)
+    assert proc.stderr.count("LEAKS") >= 2 and "Leakage check bypassed (--split-protocol slice)" in proc.stderr
+    group = out / "group"
+    splits = pd.read_csv(group / "splits.tsv", sep="\t")
+    assert sorted(set(splits["slice"])) == [10, 12, 13, 14, 15, 17] and len(splits[splits.fold == 1]) == 36
+    metrics = pd.read_csv(group / "metrics.tsv", sep="\t")
+    assert metrics["split_protocol"].str.contains("LEAKS").all()
+    assert metrics[(metrics.fold == "pooled") & (metrics.metric == "n")].value.astype(int).tolist() == [6]
+    summary = json.loads((group / "metrics.json").read_text())
+    assert summary["leaks"] is True and "'slice'" in summary["paper_protocol_warning"] and summary["baselines"] == {}
+    assert summary["models"]["2dcnn"]["n_participants"] == 6  # slices averaged back per participant
+    assert "Split protocol <code>slice</code>" in (group / "group.html").read_text()
+    assert "LEAKS" in (out / "logs" / "CITATION.md").read_text()
+    predictions = pd.read_csv(group / "model-2dcnn" / "predictions.tsv", sep="\t")
+    assert len(predictions) == 36 and set(predictions.groupby("participant_id").size()) == {6}
