@@ -160,7 +160,7 @@ def build_2dcnn(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1,
     The slices are those nearest to the MNI z positions ``slices_mm`` (mm;
     :func:`bidsad.derivatives.mri_axial_slices`): by default :data:`bidsad.config.AXIAL_SLICES_MM`, every 5 mm from
     z = -30 to -5 mm through the hippocampi and amygdalae (K = 6 at the ``paper`` and ``small`` grids, whose slices
-    are 1.07 and 3.9 mm apart). They are taken inside the model (layer ``axial_slices``, (batch, K, x, y, 1)) and
+    are 1.07 and 3.9 mm thick). They are taken inside the model (layer ``axial_slices``, (batch, K, x, y, 1)) and
     folded into the batch axis (:class:`bidsad.learn.layers.FramesToBatch`) through the slice CNN ``slice_cnn``:
     [AveragePooling2D(``mri_downsample``), in-plane], Conv2D(32) + MaxPool, Conv2D(64) + MaxPool, Flatten,
     Dense(128), the head (Dense 64, Dropout, softmax) -> (batch, K, n_classes); their mean is the output
