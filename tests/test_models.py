@@ -113,10 +113,11 @@ def test_2dcnn_reads_the_documented_slices_and_averages_their_probabilities():
     x = np.random.default_rng(6).normal(size=(2, *shape)).astype("float32")
     slice_cnn = model.get_layer("slice_probabilities").frame_model
     per_slice = np.asarray(slice_cnn(np.moveaxis(x[:, :, :, indices], 3, 1).reshape(12, 48, 56, 1)))
-    np.testing.assert_allclose(np.asarray(model(x)), per_slice.reshape(2, 6, 3).mean(axis=1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(model({"mri": x})), per_slice.reshape(2, 6, 3).mean(axis=1),
+                               rtol=1e-5, atol=1e-6)
     elsewhere, inside = x.copy(), x.copy()
     elsewhere[:, :, :, [0, 11, 16, 30]] += 3.0
     inside[:, :, :, 12] += 3.0
-    assert np.allclose(np.asarray(model(elsewhere)), np.asarray(model(x)), atol=1e-6)
-    assert not np.allclose(np.asarray(model(inside)), np.asarray(model(x)), atol=1e-4)
+    assert np.allclose(np.asarray(model({"mri": elsewhere})), np.asarray(model({"mri": x})), atol=1e-6)
+    assert not np.allclose(np.asarray(model({"mri": inside})), np.asarray(model({"mri": x})), atol=1e-4)
     assert build_model("2dcnn", {"mri": shape}, slices_mm=[22.0]).get_layer("axial_slices").indices == [24]

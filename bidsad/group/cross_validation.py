@@ -160,8 +160,9 @@ def _train_fold(run: _Run, fold, saliency, strategy):
         overlap = set(trained_on) & set(fold.test["participant_id"])
         if overlap:
             protocol = run.config.learning.split_protocol
-            run.warn(messages.LEAKAGE_BYPASSED.format(protocol=protocol, fold=fold.label.removeprefix("fold "),
-                                                      what="copies" if protocol == "paper" else "slices", n=len(overlap)))
+            what = "copies" if protocol == "paper" else "slices"
+            run.warn(messages.LEAKAGE_BYPASSED.format(protocol=protocol, fold=fold.label.removeprefix("fold "), what=what,
+                                                      n=len(overlap)))
     else:
         check_no_leakage(trained_on, fold.test["participant_id"], fold.label.removeprefix("fold "))
     LOGGER.info("model %s, %s: training on %d, testing on %d %s", fold.model, fold.label, len(fold.train),
