@@ -85,8 +85,12 @@ class Nipype:
 #: Values of ``--denoise`` (see :mod:`bidsad.interfaces.confounds`).
 DENOISE_STRATEGIES = ("none", "basic")
 #: Values of ``--split-protocol`` (see :mod:`bidsad.learn.splits`) and ``--class-weight``.
-SPLIT_PROTOCOLS = ("participant", "paper")
+SPLIT_PROTOCOLS = ("participant", "paper", "slice")
 CLASS_WEIGHTS = ("none", "balanced")
+
+#: Default MNI z positions (mm) of the ``2dcnn``'s axial slices (``--slices-mm``): every 5 mm through the medial
+#: temporal lobes (hippocampi and amygdalae, about z = -30 to -5 mm in MNI152).
+AXIAL_SLICES_MM = (-30.0, -25.0, -20.0, -15.0, -10.0, -5.0)
 
 #: Values of ``--lr-schedule`` (see :func:`bidsad.learn.train.make_optimizer`).
 LR_SCHEDULES = ("constant", "cosine")
@@ -177,7 +181,11 @@ class Learning:
     split_protocol: str = "participant"
     """``participant`` (default): split by participant, then augment training participants only.
     ``paper``: the paper's augment-then-split protocol, which LEAKS (copies of test participants in
-    training); for comparison only, flagged in every output."""
+    training); ``slice`` (``2dcnn`` only): the 2dcnn's axial slices split as samples, which LEAKS (slices of test
+    participants in training). Both for comparison only, flagged in every output."""
+    slices_mm: list[float] = field(default_factory=lambda: list(AXIAL_SLICES_MM))
+    """MNI z positions (mm) of the axial slices the ``2dcnn`` reads (the nearest slice of the grid to each;
+    :data:`AXIAL_SLICES_MM`)."""
     class_weight: str = RECIPES["bidsad"]["class_weight"]
     """``none`` or ``balanced`` (loss weights ``n / (k * n_class)`` from each fold's training participants only;
     the inner validation loss is weighted the same way)."""
@@ -309,6 +317,9 @@ class Config:
             ("learning", "repeats", integer(self.learning.repeats, 1), "an integer >= 1"),
             ("learning", "split_protocol", self.learning.split_protocol in SPLIT_PROTOCOLS,
              f"one of {', '.join(SPLIT_PROTOCOLS)}"),
+            ("learning", "slices_mm", isinstance(self.learning.slices_mm, list) and bool(self.learning.slices_mm)
+             and all(isinstance(z, (int, float)) and not isinstance(z, bool) for z in self.learning.slices_mm),
+             "a non-empty list of MNI z positions in mm"),
             ("learning", "class_weight", self.learning.class_weight in CLASS_WEIGHTS, f"one of {', '.join(CLASS_WEIGHTS)}"),
             ("learning", "deterministic", isinstance(self.learning.deterministic, bool), "true or false"),
             ("learning", "recipe", self.learning.recipe in RECIPES, f"one of {', '.join(RECIPES)}"),

@@ -326,8 +326,15 @@ SPLIT_PROTOCOL_PAPER = (
     "must not be reported as performance. The leakage check is knowingly bypassed. Use the default "
     "(--split-protocol participant) for results."
 )
+SPLIT_PROTOCOL_SLICE = (
+    "SPLIT PROTOCOL 'slice' (comparison only): the 2dcnn's axial slices, not participants, were split, so "
+    "slices of test participants are in training. This LEAKS: its scores are inflated and must not be reported "
+    "as performance. The leakage check is knowingly bypassed. Use the default (--split-protocol participant) for results."
+)
+SPLIT_PROTOCOL_SLICE_MODELS = "--split-protocol slice splits the 2dcnn's slices: use it with --models 2dcnn only (got: {models})."
+BASELINES_SLICE_PROTOCOL = "Baselines not run: --split-protocol slice splits slices, not participants."
 LEAKAGE_BYPASSED = (
-    "Leakage check bypassed (--split-protocol paper): fold {fold} trains on copies of {n} of its test "
+    "Leakage check bypassed (--split-protocol {protocol}): fold {fold} trains on {what} of {n} of its test "
     "participant(s)."
 )
 FOLD_RESUMED = "model {model}, {fold}: resuming from the checkpoint after epoch {epoch} in {path}."

@@ -34,6 +34,7 @@ def test_methods_follow_epochs_and_models(tmp_path):
     assert "trained for 2 epoch(s)" in first and "trained for 7 epoch(s)" in second
     assert "3DCNN (" in first and "3DCNN-LSTM" not in first
     assert "3DCNN-LSTM" in second and "2DCNN" in second and "3DCNN (" not in second
+    assert "axial slices of the MRI volume nearest to MNI z = -30, -25, -20, -15, -10, -5 mm" in second
     assert "random seed 3" in second and "TensorFlow 2.99.0" in second  # versions of the run, not of today
     assert "12 participant(s)" in first and "5-fold" in first
 

@@ -75,7 +75,8 @@ def test_train_fold_uses_the_inner_validation_split(tensors, tmp_path):
     assert list(predictions.participant_id) == ["sub-3"]
 
 
-def test_interrupted_fold_resumes_after_its_last_epoch_and_a_finished_fold_is_reused(tensors, tmp_path):
+@pytest.mark.parametrize("model_name", ["3dcnn-gap", "2dcnn"])  # 2dcnn: its saved checkpoints reload too
+def test_interrupted_fold_resumes_after_its_last_epoch_and_a_finished_fold_is_reused(tensors, tmp_path, model_name):
     import keras
 
     from bidsad.config import Config
@@ -86,7 +87,7 @@ def test_interrupted_fold_resumes_after_its_last_epoch_and_a_finished_fold_is_re
     config = Config()
     config.learning.epochs, config.learning.patience = 4, 10
     config.learning.mri_downsample = 1  # 10x12x10 tensors: too small to halve
-    state = tmp_path / "work" / "model-3dcnn-gap" / "fold-1"
+    state = tmp_path / "work" / f"model-{model_name}" / "fold-1"
 
     class Interrupt(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -102,7 +103,7 @@ def test_interrupted_fold_resumes_after_its_last_epoch_and_a_finished_fold_is_re
             self.seen.append(epoch + 1)
 
     def run(*callbacks, out="model"):
-        fold = make_fold("3dcnn-gap", config.seeds.random_seed, rows.iloc[:2], rows.iloc[3:], rows.iloc[2:3])
+        fold = make_fold(model_name, config.seeds.random_seed, rows.iloc[:2], rows.iloc[3:], rows.iloc[2:3])
         return train_fold(config, root, fold, tmp_path / out, state_dir=state, extra_callbacks=callbacks)
 
     with pytest.raises(RuntimeError, match="after epoch 2"):
@@ -224,3 +225,13 @@ def test_paper_protocol_copies_are_made_with_the_configured_ranges(tensors):
     assert np.allclose(unchanged["mri"][2, ..., 0], np.load(root / "m0.npy"), atol=1e-5)  # copy 1 with zero ranges
     assert not np.allclose(default["mri"][2, ..., 0], np.load(root / "m0.npy"), atol=1e-2)  # with the defaults
     assert np.array_equal(default["mri"][0, ..., 0], np.load(root / "m0.npy"))  # copy 0 is the original
+
+
+def test_slice_protocol_rows_are_one_axial_slice(tensors):
+    """A ``slice`` row is its participant's slice z in every z position (the 2dcnn then reads that slice alone)."""
+    root, rows = tensors
+    samples = rows.iloc[[0, 0, 1]].assign(slice=[2, 7, 2]).reset_index(drop=True)
+    batch = _epoch(make_dataset(root, samples, ("mri",), batch_size=3, shuffle=False, seed=0))[0][0][..., 0]
+    m0, m1 = np.load(root / "m0.npy"), np.load(root / "m1.npy")
+    for got, volume, z in zip(batch, (m0, m0, m1), (2, 7, 2)):
+        assert got.shape == volume.shape and all(np.array_equal(got[:, :, k], volume[:, :, z]) for k in range(10))

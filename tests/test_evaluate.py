@@ -117,3 +117,19 @@ def test_metrics_rows_carry_intervals():
 def test_bad_shape_is_refused():
     with pytest.raises(ValueError, match="shape"):
         classification_metrics([0, 1], [[1.0, 0.0], [0.0, 1.0]])
+
+
+def test_slice_predictions_are_averaged_per_participant():
+    """Slice protocol: metrics are per participant, from the mean of its slices' probabilities (over folds)."""
+    import pandas as pd
+
+    from bidsad.learn.evaluate import average_repeats
+
+    predictions = pd.DataFrame({
+        "participant_id": ["sub-1", "sub-1", "sub-1", "sub-2", "sub-2"], "slice": [10, 12, 13, 10, 12],
+        "repeat": 1, "fold": [1, 2, 2, 1, 3], "diagnosis": ["CN"] * 3 + ["AD"] * 2, "label": [0, 0, 0, 1, 1],
+        "probability_CN": [0.9, 0.2, 0.43, 0.3, 0.6], "probability_AD": [0.1, 0.8, 0.57, 0.7, 0.4]})
+    averaged = average_repeats(predictions)
+    assert list(averaged.participant_id) == ["sub-1", "sub-2"] and "slice" not in averaged
+    np.testing.assert_allclose(averaged.probability_CN, [0.51, 0.45])
+    assert list(averaged.predicted_label) == [0, 1] and list(averaged.predicted_diagnosis) == ["CN", "AD"]

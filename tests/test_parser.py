@@ -262,3 +262,15 @@ def test_split_protocol_repeats_class_weight_and_determinism(capsys, demo_dir, t
     path = tmp_path / "c.toml"
     path.write_text("[learning]\nsplit_protocol = \"samples\"\n")
     assert "[learning] split_protocol = 'samples'" in _usage_error(capsys, [*argv, "--config-file", str(path)])
+
+
+def test_slice_protocol_is_for_the_2dcnn_only_and_its_slices_are_options(capsys, demo_dir, tmp_path):
+    base = [str(demo_dir), str(tmp_path / "o"), "group", "-w", str(tmp_path / "w")]
+    config = parse_args([*base, "--models", "2dcnn", "--split-protocol", "slice", "--slices-mm", "-20", "-10.5"])
+    assert (config.learning.split_protocol, config.learning.slices_mm) == ("slice", [-20.0, -10.5])
+    assert parse_args(base).learning.slices_mm == [-30.0, -25.0, -20.0, -15.0, -10.0, -5.0]
+    err = _usage_error(capsys, [*base, "--models", "2dcnn", "3dcnn", "--split-protocol", "slice"])
+    assert "--models 2dcnn only" in err and "2dcnn 3dcnn" in err
+    saved = tmp_path / "c.toml"
+    saved.write_text("[learning]\nslices_mm = []\n")
+    assert "slices_mm" in _usage_error(capsys, [*base, "--config-file", str(saved)])

@@ -156,3 +156,29 @@ def test_plan_splits_paper_protocol_is_flagged_first():
     assert "LEAKS" in warnings[0] and list(splits.columns) == ["cohort", "repeat", "fold", "participant_id", "copy", "role"]
     honest, warnings = plan_splits(included, [("mri",)], folds=2, seed=0, repeats=2)
     assert not any("LEAKS" in w for w in warnings) and (honest["copy"] == 0).all() and set(honest.repeat) == {1, 2}
+
+
+def test_slice_protocol_puts_slices_of_one_participant_on_both_sides_and_the_participant_split_never():
+    import pandas as pd
+
+    from bidsad.learn.splits import SPLIT_PROTOCOLS, plan_splits
+
+    assert "slice" in SPLIT_PROTOCOLS
+    included = pd.DataFrame({"participant_id": _ids(12), "label": [i % 3 for i in range(12)], "mri": ["m"] * 12,
+                             "bold": [""] * 12})
+    slices = [10, 12, 13, 14, 15, 17]
+    leaky, warnings = plan_splits(included, [("mri",)], folds=3, seed=0, protocol="slice", slices=slices)
+    assert "LEAKS" in warnings[0] and "'slice'" in warnings[0]
+    assert list(leaky.columns) == ["cohort", "repeat", "fold", "participant_id", "copy", "slice", "role"]
+    assert len(leaky) == 3 * 12 * 6  # every fold lists every (participant, slice) sample once
+    for _, rows in leaky.groupby("fold"):
+        assert sorted(rows.groupby("participant_id")["slice"].apply(sorted).iloc[0]) == slices
+    tested = leaky[leaky.role == "test"]
+    assert len(tested) == 12 * 6 and not tested.duplicated(["participant_id", "slice"]).any()  # each slice tested once
+    both = [len(set(r[r.role == "train"].participant_id) & set(r[r.role == "test"].participant_id))
+            for _, r in leaky.groupby("fold")]
+    assert min(both) >= 6  # in every fold, half the test participants or more have slices in training
+    honest, warnings = plan_splits(included, [("mri",)], folds=3, seed=0)
+    assert "slice" not in honest and not any("LEAKS" in w for w in warnings)
+    for fold, rows in honest.groupby("fold"):
+        check_no_leakage(rows[rows.role == "train"].participant_id, rows[rows.role == "test"].participant_id, fold)

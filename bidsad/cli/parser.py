@@ -183,7 +183,11 @@ def _build_parser() -> argparse.ArgumentParser:
         "--split-protocol", choices=SPLIT_PROTOCOLS,
         help="'participant' (default): split by participant, augment training participants only. 'paper': the "
         "paper's augment-then-split protocol, which LEAKS copies of test participants into training and inflates "
-        "the scores; for comparison only, flagged in every output")
+        "the scores; 'slice' (2dcnn only): the 2dcnn's axial slices split as samples, so slices of test participants "
+        "are in training (LEAKS). Both for comparison only, flagged in every output")
+    g_group.add_argument("--slices-mm", type=float, nargs="+", metavar="Z",
+                         help="MNI z positions (mm) of the axial slices the 2dcnn reads, the nearest grid slice to each "
+                         "(default: -30 -25 -20 -15 -10 -5, through the medial temporal lobes)")
     g_group.add_argument("--mri-input", choices=MRI_INPUTS,
                          help="MRI model input: 't1w' (standardised T1w; default) or 'gm' (Jacobian-modulated grey "
                          "matter from the same registration; both are made by every participant-level run)")
@@ -330,6 +334,7 @@ def parse_args(args: list[str] | None = None) -> Config:
         (config.learning, "folds", opts.folds),
         (config.learning, "repeats", opts.repeats),
         (config.learning, "split_protocol", opts.split_protocol),
+        (config.learning, "slices_mm", opts.slices_mm),
         (config.learning, "class_weight", opts.class_weight),
         (config.learning, "deterministic", opts.deterministic),
         (config.learning, "learning_rate", opts.learning_rate),
@@ -358,6 +363,8 @@ def parse_args(args: list[str] | None = None) -> Config:
         ex.apply_models = str(models)
     if opts.classes and len(set(opts.classes)) < 2:
         parser.error(messages.CLASSES_ONE.format(classes=" ".join(opts.classes)))
+    if config.learning.split_protocol == "slice" and set(config.learning.models) != {"2dcnn"}:
+        parser.error(messages.SPLIT_PROTOCOL_SLICE_MODELS.format(models=" ".join(config.learning.models)))
     if opts.config_file is not None:
         for section, name, value, why in config.problems():
             parser.error(messages.CONFIG_VALUE.format(path=opts.config_file, section=section, name=name,

@@ -65,6 +65,28 @@ def resize_mri_volume_grid(shape):
     return grid_affine(TEMPLATE_CENTER_MM, TEMPLATE_FOV_MM, shape)
 
 
+def mri_axial_slices(shape, z_mm) -> list[int]:
+    """Voxel indices (ints, ascending, each once) of the axial slices of the MRI model grid of ``shape``
+    (:func:`resize_mri_volume_grid`) whose centres are nearest to the MNI z positions ``z_mm`` (mm); two positions
+    nearer to one slice than to any other (a coarse grid) give that slice once.
+
+    Raises
+    ------
+    ValueError
+        ``z_mm`` is empty or holds a position outside the grid's field of view (-72.5 to 116.5 mm).
+    """
+    import numpy as np
+
+    affine = resize_mri_volume_grid(shape)
+    n_z, step, first = int(shape[2]), affine[2, 2], affine[2, 3]
+    low, high = first - step / 2, first + (n_z - 0.5) * step
+    z_mm = [float(z) for z in z_mm]
+    if not z_mm or not all(low <= z <= high for z in z_mm):
+        raise ValueError(f"axial slice positions {z_mm} mm: need one or more within the MRI grid's z range "
+                         f"{low:g} to {high:g} mm")
+    return sorted({int(min(n_z - 1, max(0, np.floor((z - first) / step + 0.5)))) for z in z_mm})
+
+
 def bold_model_grid(shape):
     """Affine (4x4, RAS+, mm) of the fMRI model grid in ``MNI152NLin2009aSym``: :data:`GRID_FOV_MM`
     (180 x 216 x 180 mm) centred on the template box's centre, ``shape`` voxels (paper: 64x64x32 voxels of

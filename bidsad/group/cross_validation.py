@@ -38,8 +38,9 @@ class _Run:
         return self.out_dir / GROUP_DIR
 
     @property
-    def paper(self) -> bool:
-        return self.config.learning.split_protocol == "paper"
+    def leaks(self) -> bool:
+        """The split protocol leaks on purpose (``paper``, ``slice``: comparison only)."""
+        return self.config.learning.split_protocol != "participant"
 
     def warn(self, message: str) -> None:
         """Log a warning and keep it for ``metrics.json`` and the report."""
@@ -109,8 +110,15 @@ def _plan(config) -> _Run:
     cohort, classes, class_notes = _cohort(config, group_dir)
     included = cohort[cohort["included"]].reset_index(drop=True)
     models = list(dict.fromkeys(learning.models))
+    slices = (0,)
+    if learning.split_protocol == "slice":  # the 2dcnn's slices (voxel indices) become the samples
+        from bidsad.derivatives import mri_axial_slices
+        from bidsad.learn.data import tensor_shapes
+
+        shape = tensor_shapes(Path(config.execution.out_dir), included[included["mri"] != ""].iloc[0], ("mri",))
+        slices = mri_axial_slices(shape["mri"][:3], learning.slices_mm)
     splits, warnings = plan_splits(included, [MODALITIES[m] for m in models], learning.folds, seed,
-                                   learning.repeats, learning.split_protocol, classes)
+                                   learning.repeats, learning.split_protocol, classes, slices)
     members = {name: set(part["participant_id"]) for name, part in splits.groupby("cohort")}
     cohort["models"] = [" ".join(m for m in models if pid in members.get(cohort_name(MODALITIES[m]), ()))
                         for pid in cohort["participant_id"]]  # who went where (fusion models: MRI and BOLD)
@@ -148,17 +156,20 @@ def _train_fold(run: _Run, fold, saliency, strategy):
 
     work_dir = run.config.execution.work_dir
     trained_on = list(fold.train["participant_id"]) + list(fold.validation["participant_id"])
-    if run.paper:
+    if run.leaks:
         overlap = set(trained_on) & set(fold.test["participant_id"])
         if overlap:
-            run.warn(messages.LEAKAGE_BYPASSED.format(fold=fold.label.removeprefix("fold "), n=len(overlap)))
+            protocol = run.config.learning.split_protocol
+            what = "copies" if protocol == "paper" else "slices"
+            run.warn(messages.LEAKAGE_BYPASSED.format(protocol=protocol, fold=fold.label.removeprefix("fold "), what=what,
+                                                      n=len(overlap)))
     else:
         check_no_leakage(trained_on, fold.test["participant_id"], fold.label.removeprefix("fold "))
-    LOGGER.info("model %s, %s: training on %d, testing on %d participants", fold.model, fold.label, len(fold.train),
-                len(fold.test))
+    LOGGER.info("model %s, %s: training on %d, testing on %d %s", fold.model, fold.label, len(fold.train),
+                len(fold.test), "samples" if run.leaks else "participants")
     try:
         return train_fold(run.config, run.out_dir, fold, run.group_dir / f"model-{fold.model}" / fold.tag,
-                          saliency=saliency, strategy=strategy, classes=run.classes,
+                          saliency=None if run.leaks else saliency, strategy=strategy, classes=run.classes,
                           state_dir=Path(work_dir) / "bidsad_group" / f"model-{fold.model}" / fold.tag if work_dir else None)
     except Exception as err:  # one model's failure must not lose the others
         LOGGER.exception("model %s, %s failed", fold.model, fold.label)
@@ -170,7 +181,8 @@ def _train_fold(run: _Run, fold, saliency, strategy):
 def _train_model(run: _Run, model_name: str, strategy) -> None:
     """Every fold of one model, its pooled evaluation and saliency maps; results and metric rows go to ``run``."""
     from bidsad.config import MODALITIES
-    from bidsad.learn.evaluate import classification_metrics, evaluate_pooled, metrics_rows, probability_columns
+    from bidsad.learn.evaluate import (average_repeats, classification_metrics, evaluate_pooled, metrics_rows,
+                                       probability_columns)
     from bidsad.learn.folds import model_folds
     from bidsad.learn.saliency import SaliencyAccumulator
     from bidsad.learn.splits import cohort_name
@@ -192,6 +204,7 @@ def _train_model(run: _Run, model_name: str, strategy) -> None:
         if predictions is None:
             continue
         fold_predictions.append(predictions)
+        predictions = average_repeats(predictions)  # slice protocol: per participant
         fold_metrics = classification_metrics(predictions["label"], predictions[probability_columns(run.classes)],
                                               run.classes)
         run.metric_rows += metrics_rows(model_name, fold.tag.removeprefix("fold-"), fold_metrics)
@@ -229,14 +242,17 @@ def _write_metrics(run: _Run, device: str) -> dict:
     try:
         from bidsad.learn.baselines import run_baselines
 
-        baseline_results, baseline_rows, notes = run_baselines(run.out_dir, run.included, run.splits, run.config,
-                                                               run.classes)
-        for note in notes:
-            run.warn(note)
+        if run.config.learning.split_protocol == "slice":  # its folds split slices: no participant-level folds
+            LOGGER.info(messages.BASELINES_SLICE_PROTOCOL)
+        else:
+            baseline_results, baseline_rows, notes = run_baselines(run.out_dir, run.included, run.splits, run.config,
+                                                                   run.classes)
+            for note in notes:
+                run.warn(note)
     except Exception as err:  # baselines are a comparison, never a reason to lose the models
         LOGGER.exception("baselines failed")
         run.warn(f"baselines failed: {err}")
-    write_metrics_table(run.group_dir, run.metric_rows + baseline_rows, run.paper)
+    write_metrics_table(run.group_dir, run.metric_rows + baseline_rows, run.config.learning.split_protocol)
     summary = run_summary(run.config, results=run.results, baselines=baseline_results, classes=run.classes,
                           splits=run.splits, device=device, warnings=run.warnings)
     atomic_write_json(run.group_dir / METRICS_JSON, summary)
@@ -268,6 +284,8 @@ def _finish(run: _Run, summary: dict) -> int:
     (group_dir / "group.err").unlink(missing_ok=True)
     write_boilerplate_or_warn(run.out_dir)
     LOGGER.info(messages.GROUP_DONE.format(report=report))
-    if run.paper:
-        LOGGER.warning(messages.SPLIT_PROTOCOL_PAPER)
+    if run.leaks:
+        from bidsad.learn.splits import LEAK_WARNINGS
+
+        LOGGER.warning(LEAK_WARNINGS[run.config.learning.split_protocol])
     return run.status

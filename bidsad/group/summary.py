@@ -9,21 +9,23 @@ from pathlib import Path
 
 from bidsad.derivatives import METRICS_TSV
 
-#: Columns of ``metrics.tsv`` (in the paper protocol a ``split_protocol`` column comes first).
+#: Columns of ``metrics.tsv`` (in a leaking protocol a ``split_protocol`` column comes first).
 METRICS_COLUMNS = ["model", "fold", "metric", "value", "ci_low", "ci_high"]
-#: ``split_protocol`` column of ``metrics.tsv`` in the paper protocol.
-PAPER_METRICS_FLAG = "paper (LEAKS: copies of test participants in training)"
+#: ``split_protocol`` column of ``metrics.tsv`` in the leaking protocols (comparison only).
+LEAK_METRICS_FLAGS = {"paper": "paper (LEAKS: copies of test participants in training)",
+                      "slice": "slice (LEAKS: slices of test participants in training)"}
 
 
-def write_metrics_table(group_dir: Path, rows: list[dict], paper: bool) -> Path:
-    """Write ``metrics.tsv`` (atomically) from :func:`bidsad.learn.evaluate.metrics_rows` rows; return its path."""
+def write_metrics_table(group_dir: Path, rows: list[dict], protocol: str = "participant") -> Path:
+    """Write ``metrics.tsv`` (atomically) from :func:`bidsad.learn.evaluate.metrics_rows` rows; return its path.
+    ``protocol``: the run's ``--split-protocol``; a leaking one adds the flag column (:data:`LEAK_METRICS_FLAGS`)."""
     import pandas as pd
 
     from bidsad.utils import atomic_write_text
 
     metrics = pd.DataFrame(rows, columns=METRICS_COLUMNS)
-    if paper:
-        metrics.insert(0, "split_protocol", PAPER_METRICS_FLAG)
+    if protocol in LEAK_METRICS_FLAGS:
+        metrics.insert(0, "split_protocol", LEAK_METRICS_FLAGS[protocol])
     return atomic_write_text(Path(group_dir) / METRICS_TSV, metrics.to_csv(sep="\t", index=False))
 
 
@@ -31,6 +33,8 @@ def split_protocol(learning) -> str:
     """How the folds were made, in words (``metrics.json["split_protocol"]``)."""
     if learning.split_protocol == "paper":
         return "paper: augment-then-split (LEAKS; comparison only)"
+    if learning.split_protocol == "slice":
+        return "slice: the 2dcnn's axial slices split as samples, stratified k-fold (LEAKS; comparison only)"
     return "participant-level stratified k-fold" + (f", repeated {learning.repeats} times" if learning.repeats > 1 else "")
 
 
@@ -42,12 +46,11 @@ def run_summary(config, *, results: dict, baselines: dict, classes, splits, devi
     ``splits.tsv`` table (``cohort``, ``fold``); ``device``: :func:`bidsad.group.runtime.compute_device`'s
     description; ``warnings``: every warning of the run (strings).
     """
-    from bidsad import messages
     from bidsad.config import recipe_summary
+    from bidsad.learn.splits import LEAK_WARNINGS
     from bidsad.versions import software_versions
 
     ex, learning = config.execution, config.learning
-    paper = learning.split_protocol == "paper"
     return {
         "models": results, "baselines": baselines, "preset": config.features.preset,
         "mri_input": config.features.mri_input,
@@ -56,7 +59,9 @@ def run_summary(config, *, results: dict, baselines: dict, classes, splits, devi
         "random_seed": config.seeds.random_seed, "epochs": learning.epochs, "learning_rate": learning.learning_rate,
         "batch_size": learning.batch_size, "split_protocol": split_protocol(learning),
         "split_protocol_name": learning.split_protocol,
-        "leaks": paper, "paper_protocol_warning": messages.SPLIT_PROTOCOL_PAPER if paper else None,
+        "leaks": learning.split_protocol in LEAK_WARNINGS,
+        "paper_protocol_warning": LEAK_WARNINGS.get(learning.split_protocol),  # the leak warning (paper or slice)
+        "slices_mm": list(learning.slices_mm),
         "augmentation": learning.augment,
         "augmentation_parameters": dataclasses.asdict(config.augmentation) if learning.augment else None,
         "inner_validation": learning.validation, "patience": learning.patience,

@@ -61,6 +61,10 @@ def make_dataset(out_dir: Path, rows, modalities, *, batch_size: int, shuffle: b
     ``(crc32(participant_id), c)`` and the ranges ``copy_ranges`` (:class:`bidsad.config.Augmentation` as a dict;
     ``None``: the defaults), the same in every epoch, fold and split; they are made once and kept in memory
     (this comparison-only mode does not stream).
+
+    Rows with a ``slice`` column (the slice protocol, :func:`bidsad.learn.splits.make_slice_splits`) are single
+    axial slices: the MRI volume has every axial slice replaced by its slice ``slice`` (voxel index), so that the
+    ``2dcnn``'s slices are all that one slice and its prediction is that slice's.
     """
     import zlib
 
@@ -77,11 +81,15 @@ def make_dataset(out_dir: Path, rows, modalities, *, batch_size: int, shuffle: b
     masks = tf.constant(frame_masks(out_dir, rows["bold"], shapes["bold"][0])) if "bold" in modalities else None
     copies = [int(c) for c in rows["copy"]] if "copy" in rows else [0] * len(rows)
     keys = [zlib.crc32(str(p).encode()) for p in rows["participant_id"]] if any(copies) else [0] * len(rows)
+    slices = [int(z) for z in rows["slice"]] if "slice" in rows else [None] * len(rows)
 
     def read(index):
         # one participant's tensors, memory-mapped and copied out as float32 (runs in tf.data's threads)
         i = int(index)
-        return tuple(np.load(paths[m][i], mmap_mode="r")[..., None].astype(np.float32) for m in modalities)
+        arrays = {m: np.load(paths[m][i], mmap_mode="r") for m in modalities}
+        if slices[i] is not None:  # slice protocol: one axial slice in every z position
+            arrays["mri"] = np.repeat(arrays["mri"][:, :, slices[i]:slices[i] + 1], arrays["mri"].shape[2], axis=2)
+        return tuple(arrays[m][..., None].astype(np.float32) for m in modalities)
 
     def load(index, label):
         arrays = tf.numpy_function(read, [index], [tf.float32] * len(modalities), stateful=False)

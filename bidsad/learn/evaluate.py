@@ -290,14 +290,16 @@ def evaluate_predictions(predictions, *, n_bootstrap: int = DEFAULT_BOOTSTRAP,
 
 def average_repeats(predictions):
     """One out-of-fold prediction per participant (per sample in the paper protocol): the class
-    probabilities averaged over repeats (every repeat's model never saw that participant), argmax.
+    probabilities averaged over repeats (every repeat's model never saw that participant) and, in the slice
+    protocol, over the participant's slices; argmax.
 
-    ``predictions``: a ``predictions.tsv`` DataFrame (``participant_id``, optional ``copy`` and ``repeat``,
-    ``diagnosis``, ``label``, one ``probability_<class>`` column per class); returned unchanged without
-    repeats, else one row per participant (and copy) with ``predicted_label`` / ``predicted_diagnosis`` recomputed.
+    ``predictions``: a ``predictions.tsv`` DataFrame (``participant_id``, optional ``copy``, ``slice`` and
+    ``repeat``, ``diagnosis``, ``label``, one ``probability_<class>`` column per class); returned unchanged
+    without repeats and slices, else one row per participant (and copy) with ``predicted_label`` /
+    ``predicted_diagnosis`` recomputed.
     """
     keys = ["participant_id"] + (["copy"] if "copy" in predictions else [])
-    if "repeat" not in predictions or predictions["repeat"].nunique() == 1:
+    if "slice" not in predictions and ("repeat" not in predictions or predictions["repeat"].nunique() == 1):
         return predictions
     classes = prediction_classes(predictions)
     probabilities = probability_columns(classes)

@@ -59,12 +59,13 @@ def make_fold(model: str, master_seed: int, train, test, validation=None, *, ind
 def model_folds(model: str, splits, usable, master_seed: int, repeats: int):
     """Every :class:`Fold` of ``model``, in (repeat, fold) order.
 
-    ``splits``: the model's rows of ``splits.tsv`` (``repeat``, ``fold``, ``participant_id``, ``copy``, ``role``
-    ``train`` / ``validation`` / ``test``); ``usable``: the cohort rows of the participants that have the model's
+    ``splits``: the model's rows of ``splits.tsv`` (``repeat``, ``fold``, ``participant_id``, ``copy``, ``slice`` in the
+    slice protocol, ``role`` ``train`` / ``validation`` / ``test``); ``usable``: the cohort rows of the participants that have the model's
     inputs. Each role's rows keep the order of ``splits`` (a DataFrame each; ``validation`` may be empty).
     """
+    samples = [c for c in ("participant_id", "copy", "slice") if c in splits]
     for (repeat, index), members in splits.groupby(["repeat", "fold"]):
         train, validation, test = (
-            members.loc[members["role"] == role, ["participant_id", "copy"]].merge(usable, on="participant_id")
+            members.loc[members["role"] == role, samples].merge(usable, on="participant_id")
             for role in ("train", "validation", "test"))
         yield make_fold(model, master_seed, train, test, validation, index=int(index), repeat=int(repeat), repeats=repeats)

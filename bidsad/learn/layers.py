@@ -94,3 +94,26 @@ def with_augmentation(model, params: dict, voxel_mm: dict, seed=None):
     model's device, every other call unchanged. Saves and loads with ``keras.models.load_model``."""
     inputs = {tensor.name: keras.Input(tensor.shape[1:], name=tensor.name) for tensor in model.inputs}
     return keras.Model(inputs, model(Augment(params, voxel_mm, seed, name="augment")(inputs)), name=model.name)
+
+
+@keras.saving.register_keras_serializable(package="bidsad")
+class AxialSlices(keras.layers.Layer):
+    """Axial slices of a volume as a sequence of 2-D images.
+
+    ``(batch, x, y, z, c)`` -> ``(batch, len(indices), x, y, c)``: the slices ``z = indices`` (voxel indices along
+    the third axis, in the given order). A serialisable replacement for a ``Lambda`` (saved models reload with
+    ``keras.models.load_model`` and its default ``safe_mode``).
+    """
+
+    def __init__(self, indices, **kwargs):
+        super().__init__(**kwargs)
+        self.indices = [int(i) for i in indices]
+
+    def call(self, inputs):
+        return ops.transpose(ops.take(inputs, self.indices, axis=3), (0, 3, 1, 2, 4))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], len(self.indices), input_shape[1], input_shape[2], input_shape[4])
+
+    def get_config(self):
+        return {**super().get_config(), "indices": self.indices}

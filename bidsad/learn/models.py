@@ -23,7 +23,7 @@ same tensors).
 
 from __future__ import annotations
 
-from bidsad.config import MODALITIES, MODEL_NAMES  # the registry's names and inputs (config: the --models vocabulary)
+from bidsad.config import AXIAL_SLICES_MM, MODALITIES, MODEL_NAMES  # registry names and inputs (the --models vocabulary)
 from bidsad.derivatives import FRAME_MASK_KEY
 
 
@@ -166,27 +166,46 @@ def build_3dcnn(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1,
                        name="3dcnn" + "_gap" * gap)
 
 
-def build_2dcnn(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1, **reg):
-    """2DCNN: a simple 2D CNN on the central axial slice of the MRI volume.
+def build_2dcnn(input_shapes: dict, n_classes: int = 3, *, dropout: float = 0.1, slices_mm=AXIAL_SLICES_MM, **reg):
+    """2DCNN: one 2D CNN shared by K axial slices of the MRI volume; the participant's class probabilities are the
+    mean of its slices' (all slices of a participant stay on one side of every participant-level split).
 
-    Input ``mri`` (x, y, z, 1); the slice ``z // 2`` of the (optionally downsampled) volume is taken inside the
-    model, so the same streamed tensors serve every model. Conv2D(32) + MaxPool, Conv2D(64) + MaxPool, Flatten,
-    Dense(128), head.
+    Input ``mri`` (x, y, z, 1), float32, on the MRI model grid (:func:`bidsad.derivatives.resize_mri_volume_grid`).
+    The slices are those nearest to the MNI z positions ``slices_mm`` (mm;
+    :func:`bidsad.derivatives.mri_axial_slices`): by default :data:`bidsad.config.AXIAL_SLICES_MM`, every 5 mm from
+    z = -30 to -5 mm through the hippocampi and amygdalae (K = 6 at the ``paper`` and ``small`` grids, whose slices
+    are 1.07 and 3.9 mm thick). They are taken inside the model (layer ``axial_slices``, (batch, K, x, y, 1)) and
+    folded into the batch axis (:class:`bidsad.learn.layers.FramesToBatch`) through the slice CNN ``slice_cnn``:
+    [AveragePooling2D(``mri_downsample``), in-plane], Conv2D(32) + MaxPool, Conv2D(64) + MaxPool, Flatten,
+    Dense(128), the head (Dense 64, Dropout, softmax) -> (batch, K, n_classes); their mean is the output
+    (batch, n_classes). The paper's 2-D model read slices as independent samples (``--split-protocol slice``).
+
+    Raises
+    ------
+    ValueError
+        A position of ``slices_mm`` outside the grid.
     """
     import keras
     from keras import layers
 
-    mri = keras.Input(tuple(input_shapes["mri"]), name="mri")
-    h = _mri_input(mri, reg)
-    z = int(h.shape[3]) // 2
-    h = layers.Lambda(lambda v: v[:, :, :, z, :], name="axial_slice")(h)
+    from bidsad.derivatives import mri_axial_slices
+    from bidsad.learn.layers import AxialSlices, FramesToBatch
+
+    shape = tuple(input_shapes["mri"])
+    image = keras.Input((shape[0], shape[1], shape[3]), name="slice")
+    k = int(reg.get("mri_downsample") or 1)
+    h = layers.AveragePooling2D(k, padding="same", name="mri_downsample")(image) if k > 1 else image
     h = _conv(h, 2, 32, "conv1", reg)
     h = layers.MaxPooling2D(2, name="pool1")(h)
     h = _conv(h, 2, 64, "conv2", reg)
     h = layers.MaxPooling2D(2, name="pool2")(h)
     h = layers.Flatten(name="flatten")(h)
     h = _dense(h, 128, "dense", reg)
-    return keras.Model({"mri": mri}, _head(h, n_classes, dropout, reg), name="2dcnn")
+    slice_cnn = keras.Model(image, _head(h, n_classes, dropout, reg), name="slice_cnn")
+    mri = keras.Input(shape, name="mri")
+    h = AxialSlices(mri_axial_slices(shape[:3], slices_mm), name="axial_slices")(mri)
+    h = FramesToBatch(slice_cnn, name="slice_probabilities")(h)
+    return keras.Model({"mri": mri}, layers.GlobalAveragePooling1D(name="slice_mean")(h), name="2dcnn")
 
 
 BUILDERS = {
@@ -203,7 +222,8 @@ def build_model(name: str, input_shapes: dict, n_classes: int = 3, **hyper):
     """Build a registered model by name (``<name>-gap`` builds ``<name>`` with ``gap=True``).
 
     ``hyper``: ``dropout`` and the regularisation ``l2`` (float, 0 = none), ``batch_norm`` (bool) and
-    ``mri_downsample`` (int voxels, 1 = none); see the module docstring.
+    ``mri_downsample`` (int voxels, 1 = none; see the module docstring), and ``slices_mm`` (``2dcnn``'s axial
+    slices, MNI z in mm; other models ignore it).
 
     Raises
     ------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from bidsad import messages
-from bidsad.config import SPLIT_PROTOCOLS  # noqa: F401  (participant: the default; paper: LEAKS, comparison only)
+from bidsad.config import SPLIT_PROTOCOLS  # noqa: F401  (participant: the default; paper, slice: LEAK, comparison only)
 
 LOGGER = logging.getLogger("bidsad")
 
@@ -14,6 +14,8 @@ class LeakageError(RuntimeError):
     """A participant is in both the training and the evaluation set of a fold."""
 
 
+#: The split protocols that leak (comparison only) and the warning that flags each in every output.
+LEAK_WARNINGS = {"paper": messages.SPLIT_PROTOCOL_PAPER, "slice": messages.SPLIT_PROTOCOL_SLICE}
 #: Samples per participant in the paper protocol: the original and 10 augmented copies (29 subjects
 #: grew to 319 samples in the paper).
 PAPER_COPIES = 10
@@ -74,6 +76,18 @@ def make_splits(participants: list[str], labels: list[int], folds: int, seed: in
     return splits.sort_values(["repeat", "fold", "role", "participant_id"], ignore_index=True), warnings
 
 
+def _sample_splits(participants, labels, folds: int, seed: int, repeats: int, values, column: str):
+    """Stratified k-fold over samples, not participants: every participant becomes one sample per value of
+    ``values`` (``column`` of the returned splits), and the samples are split by :func:`make_splits`."""
+    values = [int(v) for v in values]
+    ids = [f"{p}#{v}" for p in participants for v in values]
+    splits, warnings = make_splits(ids, [label for label in labels for _ in values], folds, seed, repeats)
+    split_ids = splits["participant_id"].str.rsplit("#", n=1)
+    splits["participant_id"] = split_ids.str[0]
+    splits.insert(3, column, split_ids.str[1].astype(int))
+    return splits, warnings
+
+
 def make_paper_splits(participants: list[str], labels: list[int], folds: int, seed: int, repeats: int = 1,
                       copies: int = PAPER_COPIES):
     """The paper's augment-then-split protocol, FOR COMPARISON ONLY: it leaks.
@@ -86,14 +100,25 @@ def make_paper_splits(participants: list[str], labels: list[int], folds: int, se
     Returns ``(splits, warnings)`` like :func:`make_splits`, with an extra ``copy`` column;
     ``warnings`` always starts with :data:`bidsad.messages.SPLIT_PROTOCOL_PAPER`.
     """
-    samples = [(p, c) for p in participants for c in range(copies + 1)]
-    sample_labels = [label for label in labels for _ in range(copies + 1)]
-    ids = [f"{p}#{c}" for p, c in samples]
-    splits, warnings = make_splits(ids, sample_labels, folds, seed, repeats)
-    split_ids = splits["participant_id"].str.rsplit("#", n=1)
-    splits["participant_id"] = split_ids.str[0]
-    splits.insert(3, "copy", split_ids.str[1].astype(int))
+    splits, warnings = _sample_splits(participants, labels, folds, seed, repeats, range(copies + 1), "copy")
     return splits, [messages.SPLIT_PROTOCOL_PAPER] + warnings
+
+
+def make_slice_splits(participants: list[str], labels: list[int], folds: int, seed: int, repeats: int = 1,
+                      slices=(0,)):
+    """Slice-level splits of the ``2dcnn``, FOR COMPARISON ONLY: they leak.
+
+    A 2-D model evaluated on slices split at random (the paper's 2-D experiment) has slices of every test
+    participant in training. Here every participant becomes one sample per axial slice of ``slices`` (voxel
+    indices of the MRI grid, :func:`bidsad.derivatives.mri_axial_slices`) and the samples are split by
+    stratified k-fold; test predictions are averaged back per participant for the metrics
+    (:func:`bidsad.learn.evaluate.average_repeats`).
+
+    Returns ``(splits, warnings)`` like :func:`make_splits`, with an extra ``slice`` column (the voxel index);
+    ``warnings`` always starts with :data:`bidsad.messages.SPLIT_PROTOCOL_SLICE`.
+    """
+    splits, warnings = _sample_splits(participants, labels, folds, seed, repeats, slices, "slice")
+    return splits, [messages.SPLIT_PROTOCOL_SLICE] + warnings
 
 
 def check_no_leakage(train_ids, test_ids, fold) -> None:
@@ -115,7 +140,7 @@ def cohort_name(modalities) -> str:
 
 
 def plan_splits(included, modality_sets, folds: int, seed: int, repeats: int = 1, protocol: str = "participant",
-                classes=None):
+                classes=None, slices=(0,)):
     """Participant-level splits of every sub-cohort that the requested models need.
 
     ``included`` is the cohort table of usable participants (columns ``participant_id``, ``label``,
@@ -123,12 +148,12 @@ def plan_splits(included, modality_sets, folds: int, seed: int, repeats: int = 1
     ``("mri", "bold")`` for the fusion models) is split on its own participants, so that its folds are
     stratified on the participants that model actually sees.
 
-    ``protocol`` ``paper`` uses :func:`make_paper_splits` (leaks; comparison only), otherwise
-    :func:`make_splits` with ``repeats``. ``classes``: the task's class names that ``label`` indexes
+    ``protocol`` ``paper`` uses :func:`make_paper_splits` and ``slice`` :func:`make_slice_splits` with ``slices``
+    (both leak; comparison only), otherwise :func:`make_splits` with ``repeats``. ``classes``: the task's class names that ``label`` indexes
     (default: CN, MCI, AD), for the messages.
 
     Returns ``(splits, warnings)``: ``splits`` has columns ``cohort``, ``repeat``, ``fold``,
-    ``participant_id``, ``copy`` (0 unless ``paper``), ``role``; a sub-cohort that cannot be split (too few participants, one class) is left out and
+    ``participant_id``, ``copy`` (0 unless ``paper``), ``slice`` (``slice`` only), ``role``; a sub-cohort that cannot be split (too few participants, one class) is left out and
     its reason is in ``warnings``, as is every fold whose test classes are missing from training.
     """
     import pandas as pd
@@ -144,16 +169,17 @@ def plan_splits(included, modality_sets, folds: int, seed: int, repeats: int = 1
         members = included[(included[list(modalities)] != "").all(axis=1)]
         if members.empty and (included[list(modalities)] == "").all(axis=0).any():
             continue  # nobody has one of its modalities (a T1w-only dataset): no split, no warning
-        split = make_paper_splits if protocol == "paper" else make_splits
+        split = {"paper": make_paper_splits, "slice": make_slice_splits}.get(protocol, make_splits)
+        extra = {"slices": slices} if protocol == "slice" else {}
         try:
             splits, notes = split(members["participant_id"].to_list(), members["label"].astype(int).to_list(),
-                                  folds, seed, repeats)
+                                  folds, seed, repeats, **extra)
         except ValueError as err:
             if len(set(members["label"].astype(int))) == 1:  # name the class of the task, not a code
                 err = messages.ONE_CLASS.format(label=named(int(members["label"].iloc[0])))
             warnings.append(messages.SPLIT_COHORT.format(modalities=name, warning=err))
             continue
-        if protocol == "paper" and notes and notes[0] == messages.SPLIT_PROTOCOL_PAPER:
+        if notes and notes[0] in LEAK_WARNINGS.values():
             notes = notes[1:]
         warnings += [messages.SPLIT_COHORT.format(modalities=name, warning=note) for note in notes]
         labels = dict(zip(members["participant_id"], members["label"].astype(int)))
@@ -166,9 +192,9 @@ def plan_splits(included, modality_sets, folds: int, seed: int, repeats: int = 1
                 warnings.append(messages.CLASS_UNSEEN.format(modalities=name, fold=fold,
                                                              classes=", ".join(named(c) for c in unseen)))
         frames.append(splits.assign(cohort=name))
-    if protocol == "paper":
-        warnings.insert(0, messages.SPLIT_PROTOCOL_PAPER)
-    columns = ["cohort", "repeat", "fold", "participant_id", "copy", "role"]
+    if protocol in LEAK_WARNINGS:
+        warnings.insert(0, LEAK_WARNINGS[protocol])
+    columns = ["cohort", "repeat", "fold", "participant_id", "copy", *(["slice"] if protocol == "slice" else []), "role"]
     splits = pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
     return splits, warnings
 

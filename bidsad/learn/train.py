@@ -62,7 +62,8 @@ def _fold_parameters(config, out_dir: Path, fold) -> str:
             for modality in MODALITIES[fold.model]:
                 stat = (Path(out_dir) / row[modality]).stat()
                 files.append([row[modality], stat.st_size, stat.st_mtime_ns])
-            entries.append([row["participant_id"], int(row.get("copy", 0)), int(row["label"]), files])
+            entries.append([row["participant_id"], int(row.get("copy", 0)), int(row["label"]), files,
+                            *([int(row["slice"])] if "slice" in row else [])])
         members[role] = entries
     settings = {k: getattr(learning, k) for k in ("epochs", "batch_size", "learning_rate", "dropout", "augment",
                                                   "patience", "class_weight", "deterministic", "lr_schedule", "l2",
@@ -71,6 +72,8 @@ def _fold_parameters(config, out_dir: Path, fold) -> str:
         settings["augmentation"] = dataclasses.asdict(config.augmentation)
     if "bold" in MODALITIES[fold.model]:  # models saved before the recurrent layers took the frame mask never resume
         settings["frame_mask_input"] = True
+    if fold.model == "2dcnn":
+        settings["slices_mm"] = [float(z) for z in learning.slices_mm]
     return params_hash({"model": fold.model, "fold": fold.tag, "seed": config.seeds.random_seed,
                         "preset": config.features.preset, "settings": settings, "members": members})
 
@@ -96,6 +99,8 @@ def _predict(model, out_dir: Path, fold, batch_size: int, classes, copy_ranges: 
     })
     if "copy" in test_rows and test_rows["copy"].astype(int).any():
         predictions.insert(1, "copy", test_rows["copy"].astype(int).to_list())
+    if "slice" in test_rows:
+        predictions.insert(1, "slice", test_rows["slice"].astype(int).to_list())
     predictions["predicted_diagnosis"] = [classes[c] for c in predictions["predicted_label"]]
     for code, name in enumerate(classes):
         predictions[f"probability_{name}"] = proba[:, code].round(6)
@@ -128,7 +133,8 @@ def _model(config, out_dir: Path, fold, state, state_dir: Path | None, strategy,
         state.restart()
         shapes = tensor_shapes(out_dir, fold.train.iloc[0], MODALITIES[fold.model])
         model = build_model(fold.model, shapes, n_classes, dropout=learning.dropout, l2=learning.l2,
-                            batch_norm=learning.batch_norm, mri_downsample=learning.mri_downsample)
+                            batch_norm=learning.batch_norm, mri_downsample=learning.mri_downsample,
+                            slices_mm=learning.slices_mm)
         if _augments(learning, fold):  # training batches augmented inside the model, on its device
             from bidsad.learn.data import voxel_sizes
             from bidsad.learn.layers import with_augmentation
@@ -208,7 +214,8 @@ def train_fold(config, out_dir: Path, fold, model_dir: Path, *, saliency=None, s
 
     Writes ``model.keras``, ``history.tsv`` (loss, accuracy and seconds per epoch) and ``predictions.tsv``
     into ``model_dir``; returns the predictions DataFrame (one row per test participant, or per test
-    sample with a ``copy`` column in the paper protocol; ``label`` and one ``probability_<class>`` column
+    sample with a ``copy`` column in the paper protocol, per test slice with a ``slice`` column in the slice
+    protocol; ``label`` and one ``probability_<class>`` column
     per class of ``classes``, the task's class names in label order: the model has ``len(classes)``
     outputs). For models with an MRI branch, the test participants' gradient saliency maps are added to
     ``saliency`` (a :class:`bidsad.learn.saliency.SaliencyAccumulator`) when one is given.

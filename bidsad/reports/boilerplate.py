@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 from bidsad import __version__
+from bidsad.config import AXIAL_SLICES_MM
 from bidsad.derivatives import (BOLD_TENSOR, GM_MORPH, GM_PROBSEG_4MM, GROUP_DIR, METRICS_JSON, MRI_TENSORS,
                                 PREPROC_BOLD, PREPROC_T1W_STD, PREPROCESSING_SOURCE_KEY, ROI_TIMESERIES, TENSOR_SIDECARS,
                                 SALIENCY_DIR, VOLUMES_MORPH, model_dir)
@@ -29,7 +30,8 @@ MODEL_TEXT = {
     "3dlstm": ("3DLSTM", "the fMRI branch alone: a time-distributed 3D CNN and three stacked LSTM layers of 32 units"),
     "3dgru": ("3DGRU", "the fMRI branch alone with GRU layers"),
     "3dcnn": ("3DCNN", "the 3D convolutional MRI branch alone"),
-    "2dcnn": ("2DCNN", "a 2D CNN on the central axial slice of the MRI volume"),
+    "2dcnn": ("2DCNN", "a 2D CNN shared by the axial slices of the MRI volume nearest to MNI z = {slices} mm, the "
+                       "participant's class probabilities being the mean of its slices'"),
 }
 MODEL_TEXT.update({
     f"{name}-gap": (f"{title}-GAP", f"{text}, with global average pooling instead of flattening (not in the paper)")
@@ -225,18 +227,21 @@ def group_facts(out_dir: Path) -> dict | None:
     classes = summary.get("classes") or list(CLASS_NAMES)  # all three before --classes existed
     long_names = {"CN": "cognitively normal (CN)", "MCI": "mild cognitive impairment (MCI)", "AD": "Alzheimer's disease (AD)"}
     class_names = [long_names.get(c, c) for c in classes]
+    slices = ", ".join(f"{z:g}" for z in summary.get("slices_mm") or AXIAL_SLICES_MM)
     return {
         **{k: summary.get(k) for k in ("epochs", "learning_rate", "batch_size", "dropout", "random_seed",
                                        "preset", "n_bootstrap", "n_permutations", "augmentation",
                                        "augmentation_parameters",
                                        "inner_validation", "patience", "repeats", "class_weight", "deterministic",
-                                       "leaks", "paper_protocol_warning", "device", "mri_input")},
+                                       "leaks", "paper_protocol_warning", "device", "mri_input",
+                                       "split_protocol_name")},
         "baselines": {name: r.get("atlas", "") for name, r in summary.get("baselines", {}).items() if r.get("pooled")},
         "cross_validation": _cross_validation(summary.get("folds")),
         "classes": classes,
         "class_text": ", ".join(class_names[:-1]) + " and " + class_names[-1],
         "n_participants": max((r.get("n_participants", 0) for r in summary.get("models", {}).values()), default=0),
-        "models": [{"name": m, "title": MODEL_TEXT.get(m, (m, ""))[0], "description": MODEL_TEXT.get(m, ("", m))[1]}
+        "models": [{"name": m, "title": MODEL_TEXT.get(m, (m, ""))[0],
+                    "description": MODEL_TEXT.get(m, ("", m))[1].replace("{slices}", slices)}
                    for m in names],
         "uses_bold": any("-lstm" in m or "-gru" in m or m.startswith(("3dlstm", "3dgru")) for m in names),
         "saliency": any((model_dir(Path(out_dir, GROUP_DIR), m) / SALIENCY_DIR).is_dir() for m in names),
