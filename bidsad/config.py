@@ -8,9 +8,6 @@ can be repeated exactly (``bidsad ... --config-file <that file>``).
 from __future__ import annotations
 
 import dataclasses
-import os
-import random
-import sys
 import tomllib
 import uuid
 from dataclasses import dataclass, field
@@ -394,15 +391,3 @@ def recipe_summary(learning: Learning) -> dict:
     return {"name": learning.recipe, "hyperparameters": used,
             "overrides": {k: v for k, v in used.items() if named.get(k) != v}}
 
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and (when already imported) TensorFlow/Keras from one master seed."""
-    os.environ["PYTHONHASHSEED"] = str(seed)
-    random.seed(seed)
-    import numpy as np
-
-    np.random.seed(seed % 2**32)
-    if "keras" in sys.modules or "tensorflow" in sys.modules:
-        import keras
-
-        keras.utils.set_random_seed(seed)

@@ -21,6 +21,10 @@ Other steps (bootstrap, permutations, the baselines' inner folds) use the master
 
 from __future__ import annotations
 
+import os
+import random
+import sys
+
 import zlib
 
 
@@ -55,3 +59,16 @@ def seed_for(stream: str, master: int, *keys) -> int:
         ``keys`` do not match the stream's keys.
     """
     return int(STREAMS[stream](int(master), *keys))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and (when already imported) TensorFlow/Keras from one master seed."""
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    random.seed(seed)
+    import numpy as np
+
+    np.random.seed(seed % 2**32)
+    if "keras" in sys.modules or "tensorflow" in sys.modules:
+        import keras
+
+        keras.utils.set_random_seed(seed)

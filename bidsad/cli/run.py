@@ -41,7 +41,7 @@ def _run(argv: list[str] | None) -> int:
 def _dispatch(config) -> int:
     """Run the chosen level; map bad input of the whole run to exit status 2; save the run's configuration."""
     from bidsad.bids import InputError
-    from bidsad.config import seed_everything
+    from bidsad.seeds import seed_everything
 
     seed_everything(config.seeds.random_seed)
     out_dir = Path(config.execution.out_dir)

@@ -50,7 +50,7 @@ def group_runtime(config):
 
     On entry: ``TF_CPP_MIN_LOG_LEVEL`` 2 unless set (TensorFlow imported with its native start-up output
     silenced unless ``config.execution.verbose``), Python, NumPy, TensorFlow and Keras seeded from
-    ``config.seeds.random_seed`` (:func:`bidsad.config.seed_everything`, which sets ``PYTHONHASHSEED`` too),
+    ``config.seeds.random_seed`` (:func:`bidsad.seeds.seed_everything`, which sets ``PYTHONHASHSEED`` too),
     TensorFlow's logger at ERROR unless verbose, then :func:`compute_device` (Keras precision policy, op
     determinism). On exit, also after an exception: the environment (:func:`bidsad.runtime.environment`), the
     Python and NumPy random states, the TensorFlow logger level, the Keras global policy and op determinism as
@@ -59,7 +59,7 @@ def group_runtime(config):
     """
     import numpy as np
 
-    from bidsad.config import seed_everything
+    from bidsad.seeds import seed_everything
     from bidsad.runtime import environment
     from bidsad.utils import native_stderr_silenced
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bidsad import messages
 from bidsad.bids import InputError
-from bidsad.derivatives import (CONTENT_HASH_KEY, FRAME_MASK_KEY, GROUP_DIR, MODEL_CARD_JSON, MODEL_FILE, PREDICTIONS_TSV,
+from bidsad.derivatives import (CONTENT_HASH_KEY, FRAME_MASK_KEY, GROUP_DIR, MODEL_CARD_JSON, MODEL_FILE,
                                 model_dir)
 
 LOGGER = logging.getLogger("bidsad")
