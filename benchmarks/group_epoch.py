@@ -1,4 +1,4 @@
-"""B2: group level at the small preset: seconds per epoch, loader throughput vs training-step throughput.
+"""B2: group level at a preset (default small): seconds per epoch, loader throughput vs training-step throughput.
 
 Writes a synthetic cohort as group-level inputs (``bidsad.synthetic.make_synthetic_derivatives``,
 preprocessing bypassed), then for one model (default ``3dcnn-lstm``, MRI + fMRI):
@@ -11,7 +11,7 @@ preprocessing bypassed), then for one model (default ``3dcnn-lstm``, MRI + fMRI)
 - epoch: one epoch of ``model.fit`` on the real pipeline (loader + training with augmentation), as the
   group level runs it (after one warm-up epoch that traces the graphs).
 
-Run: ``python benchmarks/group_epoch.py [--participants 40] [--model 3dcnn-lstm] [--threads 2]``.
+Run: ``python benchmarks/group_epoch.py [--participants 40] [--preset small] [--model 3dcnn-lstm] [--threads 2]``.
 Targets (issue 10): loader >= 3x the training step; one epoch over 40 participants <= 60 s on 2 cores.
 """
 
@@ -28,6 +28,7 @@ from pathlib import Path
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--participants", type=int, default=40)
+    parser.add_argument("--preset", default="small", help="grid of the synthetic tensors (paper: about 125 MB each)")
     parser.add_argument("--model", default="3dcnn-lstm")
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="TensorFlow intra/inter-op threads (0: default)")
@@ -52,8 +53,8 @@ def main(argv=None) -> None:
     modalities = MODALITIES[opts.model]
     augment = None if opts.no_augmentation else dataclasses.asdict(Augmentation())
     with tempfile.TemporaryDirectory() as tmp:
-        bids_dir, out_dir = make_synthetic_derivatives(Path(tmp), opts.participants, preset="small", seed=0)
-        rows = build_cohort(out_dir, bids_dir, "small")
+        bids_dir, out_dir = make_synthetic_derivatives(Path(tmp), opts.participants, preset=opts.preset, seed=0)
+        rows = build_cohort(out_dir, bids_dir, opts.preset)
         n = len(rows)
 
         def pipeline():
@@ -86,14 +87,14 @@ def main(argv=None) -> None:
 
     loader_rate, step_rate = n / loader_s, n / step_s
     print(f"machine: {os.cpu_count()} CPUs visible; TensorFlow threads: {opts.threads or 'default'}")
-    print(f"model {opts.model}, small preset, {n} participants, batch {opts.batch_size}, "
+    print(f"model {opts.model}, {opts.preset} preset, {n} participants, batch {opts.batch_size}, "
           f"augmentation {'off' if augment is None else 'on'}")
     print("wall time (and CPU time of all threads; on a shared machine CPU time is the steadier figure)")
     print(f"loader alone:        {loader_s:6.2f} s/epoch  {loader_rate:7.2f} samples/s  (CPU {loader_cpu:6.2f} s)")
     print(f"training step alone: {step_s:6.2f} s/epoch  {step_rate:7.2f} samples/s  (CPU {step_cpu:6.2f} s)")
     print(f"full epoch:          {epoch_s:6.2f} s/epoch  {n / epoch_s:7.2f} samples/s  (CPU {epoch_cpu:6.2f} s)")
     ratio = loader_rate / step_rate
-    print(f"B2 {opts.model} small n={n}: epoch {epoch_s:.1f} s (target <= 60 s), loader/step throughput "
+    print(f"B2 {opts.model} {opts.preset} n={n}: epoch {epoch_s:.1f} s (target <= 60 s), loader/step throughput "
           f"{ratio:.2f}x wall, {step_cpu / loader_cpu:.2f}x CPU time (target >= 3x)")
 
 
