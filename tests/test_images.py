@@ -109,3 +109,22 @@ def test_tissue_maps_on_the_brain_box_equal_the_whole_field(tmp_path):
         # CSF, GM, WM: dark to bright, each shell mostly its class
         shell = [(r >= 10) & mask, (r >= 6) & (r < 10), r < 6][index]
         assert got[shell].mean() > 0.9
+
+
+def test_masked_brain_box_keeps_world_positions(tmp_path):
+    import ants
+
+    from bidsad.interfaces.registration import masked_brain_box
+
+    data = np.random.default_rng(1).uniform(1, 2, (60, 50, 40)).astype(np.float32)
+    mask = np.zeros(data.shape, np.uint8)
+    mask[20:30, 15:35, 10:20] = 1
+    affine = np.array([[-2.0, 0, 0, 50], [0, 2, 0, -40], [0, 0, 2, -30], [0, 0, 0, 1]])
+    nb.save(nb.Nifti1Image(data, affine), tmp_path / "t1w.nii.gz")
+    nb.save(nb.Nifti1Image(mask, affine), tmp_path / "mask.nii.gz")
+    box = masked_brain_box(tmp_path / "t1w.nii.gz", tmp_path / "mask.nii.gz", margin_mm=6.0)
+    assert box.shape == (16, 26, 16)  # 3 voxels (6 mm / 2 mm) around the mask on each side
+    full = ants.image_read(str(tmp_path / "t1w.nii.gz"))
+    # the box's first voxel is voxel (17, 12, 7) of the full image, at the same world position
+    assert np.allclose(box.origin, ants.transform_index_to_physical_point(full, [17, 12, 7]))
+    assert np.allclose(box.numpy(), (data * mask)[17:33, 12:38, 7:23])
