@@ -235,7 +235,7 @@ def coregister_bold(ref_file: Path, ref_mask: Path, t1w_file: Path, t1w_mask: Pa
                                aff_random_sampling_rate=1.0, outprefix=str(out_dir / "coreg_"))
     transform = out_dir / "coreg_t1w_to_boldref.mat"
     ants.write_transform(ants.read_transform(result["fwdtransforms"][0]).invert(), str(transform))
-    moved = out_dir / "boldref_in_t1w.nii.gz"
+    moved = out_dir / "boldref_in_t1w.nii"
     ants.image_write(ants.apply_transforms(fixed=t1w, moving=reference, transformlist=[str(transform)]), str(moved))
     return transform, moved
 
