@@ -144,14 +144,17 @@ def _conclude(config, participants: list, log_file: Path) -> int:
 def nipype_settings(config) -> dict:
     """nipype's configuration for a run (for :func:`bidsad.runtime.nipype_config`): quiet logging (nipype's
     own tracebacks only with -v: failures are summarised per participant by bidsad), crash files as text in
-    ``<work_dir>/crash``, fast polling, content hashes, no version check."""
+    ``<work_dir>/crash``, fast polling, no version check. Input files are hashed by size and modification
+    time (nipype's default), not by content: md5 of every input file of every node (hundreds of MB per
+    participant, in the scheduler and again in the worker) cost about 20 CPU s in a fully cached rerun of the
+    full-size participant and more in a fresh run (issue 19)."""
     verbose = config.execution.verbose
     level = "INFO" if verbose > 1 else ("WARNING" if verbose else "CRITICAL")
     return {
         "logging": {"workflow_level": level, "interface_level": level, "utils_level": "WARNING", "log_to_file": False},
         "execution": {"crashdump_dir": str(Path(config.execution.work_dir) / "crash"), "crashfile_format": "txt",
                       "stop_on_first_crash": False, "poll_sleep_duration": 0.1, "remove_unnecessary_outputs": False,
-                      "check_version": False, "hash_method": "content"},
+                      "check_version": False, "hash_method": "timestamp"},
         "monitoring": {"enabled": False},
     }
 

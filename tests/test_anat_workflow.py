@@ -48,3 +48,13 @@ def test_datasink_transform_names_and_skull_stripped(tmp_path):
     out = result.outputs.out_file
     assert out.endswith("sub-04/anat/sub-04_from-T1w_to-MNI152NLin2009aSym_mode-image_xfm.h5")
     assert json.loads(open(result.outputs.out_meta).read()) == {"Sources": ["bids::x"], "SkullStripped": True}
+
+
+def test_registration_levels_sized_to_the_input():
+    from bidsad.interfaces.registration import stage_sizes
+
+    fine = stage_sizes(1.0)
+    assert fine == stage_sizes(2.0) == {"aff_shrink_factors": (6, 4, 2), "aff_smoothing_sigmas": (3, 2, 1),
+                                         "aff_iterations": (2100, 1200, 1200)}  # SyN: antspyx's levels
+    assert stage_sizes(4.0)["reg_iterations"] == (40, 0, 0)
+    assert stage_sizes(8.0)["aff_shrink_factors"] == (6, 4)

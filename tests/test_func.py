@@ -257,3 +257,27 @@ def test_denoise_interface_cleans_image_or_warns(tmp_path):
                               cwd=str(tmp_path)).outputs
     assert not result.record["Applied"] and "too short" in result.record["Reason"]
     assert result.warnings and result.warnings[0].startswith("sub-x_bold.nii.gz: --denoise cleaning skipped")
+
+
+def test_resample_series_known_shift_in_nifti_order():
+    """Each volume sampled at matrices[t] @ coords: identity gives the volume back, a 2 mm shift along x moves
+    it by one 2 mm voxel; the result is in NIfTI (Fortran) order, ready to write without a reordering copy."""
+    from bidsad.interfaces.resample import resample_series
+
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(6, 5, 4, 3)).astype(np.float32)
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    affine[:3, 3] = [-5, -4, -3]
+    ijk = np.indices(data.shape[:3]).reshape(3, -1).astype(float)
+    coords = affine[:3, :3] @ ijk + affine[:3, 3:4]
+    valid = np.ones(coords.shape[1], bool)
+    valid[0] = False  # outside the reference field of view: 0
+    shift = np.eye(4)
+    shift[0, 3] = 2.0
+    matrices = np.stack([np.eye(4), shift, np.eye(4)])
+    out = resample_series(data, affine, matrices, coords, valid, data.shape[:3])
+    assert out.shape == data.shape and out.dtype == np.float32 and out.flags.f_contiguous
+    assert out[0, 0, 0].tolist() == [0, 0, 0]
+    assert np.allclose(out[..., 0].ravel()[1:], data[..., 0].ravel()[1:], atol=1e-6)
+    assert np.allclose(out[:-1, ..., 1].ravel()[1:], data[1:, ..., 1].ravel()[1:], atol=1e-5)
+    assert not out[-1, ..., 1].any()  # sampled beyond the last voxel

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bidsad.derivatives import grid_affine
-from bidsad.interfaces.images import conform_image
+from bidsad.interfaces.images import bounding_box, conform_image
 
 
 def _blob(shape=(40, 48, 40), center=(20, 24, 20), radius=12.0):
@@ -70,3 +70,61 @@ def test_conform_one_affine_and_qform_sform_warning(tmp_path):
     assert len(warnings) == 1 and "qform and sform of the header disagree (by up to 5.00 mm)" in warnings[0]
     out = nb.load(tmp_path / "o.nii.gz")
     assert np.allclose(out.get_qform(), out.get_sform()) and np.allclose(out.affine, np.diag([2.0, 2.0, 2.0, 1.0]))
+
+
+def test_bounding_box_with_margin_clipped():
+    mask = np.zeros((10, 12, 8), bool)
+    mask[3:5, 6, 1:7] = True
+    assert bounding_box(mask) == (slice(3, 5), slice(6, 7), slice(1, 7))
+    assert bounding_box(mask, 2) == (slice(1, 7), slice(4, 9), slice(0, 8))
+    with pytest.raises(ValueError, match="empty"):
+        bounding_box(np.zeros((3, 3, 3)))
+
+
+def test_tissue_maps_on_the_brain_box_equal_the_whole_field(tmp_path):
+    """Atropos on the mask's bounding box (issue 19) gives the maps of Atropos on the whole field of view."""
+    import ants
+
+    from bidsad.interfaces.segmentation import segment_tissues
+
+    rng = np.random.default_rng(0)
+    shape = (48, 40, 36)
+    ijk = np.indices(shape).astype(float)
+    r = np.sqrt(((ijk - np.array([22, 20, 18])[:, None, None, None]) ** 2).sum(axis=0))
+    mask = r < 14
+    data = np.where(r < 6, 300.0, np.where(r < 10, 200.0, 100.0)) + rng.normal(0, 15, shape)
+    data = np.where(mask, data, rng.uniform(0, 400, shape)).astype(np.float32)
+    affine = np.diag([1.2, 1.0, 1.1, 1.0])
+    nb.save(nb.Nifti1Image(data, affine), tmp_path / "t1w.nii.gz")
+    nb.save(nb.Nifti1Image(mask.astype(np.uint8), affine), tmp_path / "mask.nii.gz")
+    outs = segment_tissues(tmp_path / "t1w.nii.gz", tmp_path / "mask.nii.gz", tmp_path)
+    whole = ants.atropos(a=ants.from_numpy(data, spacing=(1.2, 1.0, 1.1)),
+                         x=ants.from_numpy(mask.astype(np.float32), spacing=(1.2, 1.0, 1.1)),
+                         i="Kmeans[3]", m="[0.2,1x1x1]", c="[5,0]", r=0)["probabilityimages"]
+    for index, (path, expected) in enumerate(zip(outs, whole)):
+        got = np.asarray(nb.load(path).dataobj)
+        assert got.shape == shape and np.allclose(nb.load(path).affine, affine)
+        assert np.abs(got - np.clip(expected.numpy(), 0, 1)).max() < 1e-6
+        assert not got[~mask].any()
+        # CSF, GM, WM: dark to bright, each shell mostly its class
+        shell = [(r >= 10) & mask, (r >= 6) & (r < 10), r < 6][index]
+        assert got[shell].mean() > 0.9
+
+
+def test_masked_brain_box_keeps_world_positions(tmp_path):
+    import ants
+
+    from bidsad.interfaces.registration import masked_brain_box
+
+    data = np.random.default_rng(1).uniform(1, 2, (60, 50, 40)).astype(np.float32)
+    mask = np.zeros(data.shape, np.uint8)
+    mask[20:30, 15:35, 10:20] = 1
+    affine = np.array([[-2.0, 0, 0, 50], [0, 2, 0, -40], [0, 0, 2, -30], [0, 0, 0, 1]])
+    nb.save(nb.Nifti1Image(data, affine), tmp_path / "t1w.nii.gz")
+    nb.save(nb.Nifti1Image(mask, affine), tmp_path / "mask.nii.gz")
+    box = masked_brain_box(tmp_path / "t1w.nii.gz", tmp_path / "mask.nii.gz", margin_mm=6.0)
+    assert box.shape == (16, 26, 16)  # 3 voxels (6 mm / 2 mm) around the mask on each side
+    full = ants.image_read(str(tmp_path / "t1w.nii.gz"))
+    # the box's first voxel is voxel (17, 12, 7) of the full image, at the same world position
+    assert np.allclose(box.origin, ants.transform_index_to_physical_point(full, [17, 12, 7]))
+    assert np.allclose(box.numpy(), (data * mask)[17:33, 12:38, 7:23])

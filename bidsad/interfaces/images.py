@@ -44,6 +44,23 @@ def _is_proxy(obj) -> bool:
     return nb.is_proxy(obj) and hasattr(obj, "get_unscaled")
 
 
+def bounding_box(mask, margin: int = 0) -> tuple[slice, slice, slice]:
+    """Slices of the smallest box holding every non-zero voxel of the 3-D array ``mask``, grown by ``margin``
+    voxels on each side and clipped to the array. Raises ``ValueError`` for an empty mask.
+
+    Used to run the antspyx steps whose cost grows with the field of view (Atropos, registration) on the
+    brain only, then paste the result back into the full grid.
+    """
+    import numpy as np
+
+    nonzero = np.argwhere(np.asarray(mask) != 0)
+    if not len(nonzero):
+        raise ValueError("empty mask: no bounding box")
+    low = np.maximum(nonzero.min(axis=0) - margin, 0)
+    high = np.minimum(nonzero.max(axis=0) + margin + 1, np.shape(mask)[:3])
+    return tuple(slice(int(a), int(b)) for a, b in zip(low, high))
+
+
 def conform_image(in_file: Path, out_file: Path, ndim: int, kind: str, display_name: str,
                   repetition_time: float | None = None) -> list[str]:
     """Conform an image: apply NIfTI scaling (``scl_slope`` 0 or NaN means none), float32 (never back to

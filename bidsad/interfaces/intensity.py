@@ -121,7 +121,7 @@ class StandardiseIntensity(SimpleInterface):
     output_spec = _OutFileSpec
 
     def _run_interface(self, runtime):
-        out_file = Path(runtime.cwd) / "t1w_std.nii.gz"
+        out_file = Path(runtime.cwd) / "t1w_std.nii"
         standardise_intensity(self.inputs.in_file, self.inputs.mask_file, out_file)
         self._results["out_file"] = str(out_file)
         return runtime

@@ -113,7 +113,7 @@ def modulate_gm(gm_file, transform, reference, out_file) -> dict:
     stem = out_file.parent / out_file.name.split(".")[0]
     ref = nb.load(str(reference))
     voxel = np.sqrt((ref.affine[:3, :3] ** 2).sum(axis=0))
-    smoothed = antialias(gm_file, f"{stem}_smoothed.nii.gz", voxel)
+    smoothed = antialias(gm_file, f"{stem}_smoothed.nii", voxel)
     moved = apply_transforms(smoothed, reference, [transform], f"{stem}_resampled.nii.gz")
     jacobian = np.asarray(nb.load(str(jacobian_determinant(transform, reference, f"{stem}_jacobian.nii.gz"))).dataobj)
     data = (np.clip(np.asarray(nb.load(str(moved)).dataobj, dtype=np.float32), 0, None) * jacobian).astype(np.float32)
@@ -227,7 +227,7 @@ class RegionalGmVolumes(SimpleInterface):
 
         cwd = Path(runtime.cwd)
         _, table = parcellation()
-        native = _native_labels(PARCELLATION_FILE, self.inputs.gm_file, self.inputs.transform, cwd / "labels_native.nii.gz")
+        native = _native_labels(PARCELLATION_FILE, self.inputs.gm_file, self.inputs.transform, cwd / "labels_native.nii")
         volumes = regional_volumes(self.inputs.gm_file, native, table)
         if isdefined(self.inputs.tiv_ml):
             volumes["fraction_of_tiv"] = volumes["volume_ml"] / self.inputs.tiv_ml
@@ -269,7 +269,7 @@ class TissueAndMtlVolumes(SimpleInterface):
         gm_file = self.inputs.probseg[1]
         tissues = tissue_volumes(self.inputs.probseg, self.inputs.mask_file)
         _, table = mtl_atlas()
-        native = _native_labels(MTL_FILE, gm_file, self.inputs.transform, cwd / "mtl_native.nii.gz")
+        native = _native_labels(MTL_FILE, gm_file, self.inputs.transform, cwd / "mtl_native.nii")
         mtl = regional_volumes(gm_file, native, table)
         labels_img = nb.load(str(native))
         labels = np.rint(np.asarray(labels_img.dataobj)).astype(int)

@@ -48,16 +48,46 @@ def stage_sizes(voxel_mm: float) -> dict:
     """antspyx ``registration`` keyword arguments sized to an input of ``voxel_mm`` (its largest voxel side).
 
     Registration runs against the 2 mm template; levels finer than the input carry no information, so an
-    input of ``v`` mm stops at shrink factor ``floor(v / 2 mm)`` (1 for inputs of up to 3.9 mm: antspyx's
-    defaults), and SyN iterates only at its coarsest level (4x) for inputs of 4 mm and more.
+    input of ``v`` mm stops at shrink factor ``floor(v / 2 mm)``, and SyN iterates only at its coarsest
+    level (4x) for inputs of 4 mm and more. The linear stage always stops at shrink factor 2 (the template
+    at 4 mm): antspyx's last level (1x, 10 iterations) cost 1.3-1.5 CPU s and changed nothing measurable
+    (issue 19: a 2 mm OASIS-1 and the full-size 1 mm benchmark T1w gave warped brain masks with Dice 1.0000
+    and warped T1w correlation 1.0000 with and without it).
     """
     finest = max(1, int(voxel_mm // TEMPLATE_RESOLUTION_MM))
-    if finest == 1:
-        return {}
-    shrink = sorted({f for f in LINEAR_LEVELS if f > finest} | {finest}, reverse=True)
+    linear_finest = max(2, finest)
+    shrink = sorted({f for f in LINEAR_LEVELS if f > linear_finest} | {linear_finest}, reverse=True)
     nearest = {f: LINEAR_LEVELS[min(LINEAR_LEVELS, key=lambda g: abs(g - f))] for f in shrink}
-    return {"aff_shrink_factors": tuple(shrink), "aff_smoothing_sigmas": tuple(nearest[f][0] for f in shrink),
-            "aff_iterations": tuple(nearest[f][1] for f in shrink), "reg_iterations": (40, 0, 0)}
+    sizes = {"aff_shrink_factors": tuple(shrink), "aff_smoothing_sigmas": tuple(nearest[f][0] for f in shrink),
+             "aff_iterations": tuple(nearest[f][1] for f in shrink)}
+    if finest > 1:
+        sizes["reg_iterations"] = (40, 0, 0)
+    return sizes
+
+
+#: Margin (mm) kept around the brain's bounding box in the moving image of :func:`register_to_template`.
+CROP_MARGIN_MM = 20.0
+
+
+def masked_brain_box(image_file: Path, mask_file: Path, margin_mm: float = CROP_MARGIN_MM):
+    """The image times its brain mask, cropped to the mask's bounding box plus ``margin_mm`` (antspyx image).
+
+    The crop keeps the voxels' world positions (``ants.crop_indices``), so a transform estimated with it
+    applies to the full image. Outside the mask the image is 0 anyway; what changes is only how many voxels
+    antsRegistration smooths and interpolates at each level (on the full-size 1 mm benchmark T1w, 176x256x256:
+    SyN to the template 22.3 instead of 30.2 CPU s, warped brain masks' Dice 0.998, warped T1w correlation
+    0.9991, template correlation 0.4453 vs 0.4456). Raises ``ValueError`` for an empty mask.
+    """
+    import ants
+    import numpy as np
+
+    from bidsad.interfaces.images import bounding_box
+
+    mask = ants.image_read(str(mask_file)).clone("float")
+    image = ants.image_read(str(image_file)) * mask
+    margin = int(np.ceil(margin_mm / min(image.spacing)))
+    box = bounding_box(mask.numpy(), margin)
+    return ants.crop_indices(image, [b.start for b in box], [b.stop for b in box])
 
 
 def register_to_template(in_file: Path, mask_file: Path, out_dir: Path, *, method: str = "syn", seed: int = 0) -> tuple[Path, Path]:
@@ -69,7 +99,8 @@ def register_to_template(in_file: Path, mask_file: Path, out_dir: Path, *, metho
     Avants et al. 2008). The transforms are estimated against the 2 mm template and act in world
     coordinates (mm), so they apply to any grid.
 
-    The levels are sized to the input's voxel size (:func:`stage_sizes`).
+    The levels are sized to the input's voxel size (:func:`stage_sizes`); the moving image is the brain's
+    bounding box (:func:`masked_brain_box`).
 
     Returns the forward (T1w -> template, for resampling T1w images into the template) and inverse
     ITK composite transform files (``.h5``). ``seed`` fixes antsRegistration's random sampling (passed as
@@ -82,7 +113,7 @@ def register_to_template(in_file: Path, mask_file: Path, out_dir: Path, *, metho
         raise ValueError(f"unknown registration '{method}' (choose from {', '.join(TRANSFORMS)})")
     out_dir = Path(out_dir)
     fixed = ants.image_read(str(template_file(out_dir, "T1w", 2)))
-    moving = ants.image_read(str(in_file)) * ants.image_read(str(mask_file)).clone("float")
+    moving = masked_brain_box(in_file, mask_file)
     set_ants_seed(seed)
     sizes = stage_sizes(max(moving.spacing))
     if method == "affine":
@@ -204,7 +235,7 @@ def coregister_bold(ref_file: Path, ref_mask: Path, t1w_file: Path, t1w_mask: Pa
                                aff_random_sampling_rate=1.0, outprefix=str(out_dir / "coreg_"))
     transform = out_dir / "coreg_t1w_to_boldref.mat"
     ants.write_transform(ants.read_transform(result["fwdtransforms"][0]).invert(), str(transform))
-    moved = out_dir / "boldref_in_t1w.nii.gz"
+    moved = out_dir / "boldref_in_t1w.nii"
     ants.image_write(ants.apply_transforms(fixed=t1w, moving=reference, transformlist=[str(transform)]), str(moved))
     return transform, moved
 

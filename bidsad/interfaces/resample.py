@@ -55,33 +55,36 @@ def coordinate_field(ref_img, grid_affine, grid_shape, transforms, work_dir):
     return np.array(out[:3]), out[3] > 0.999
 
 
-def resample_series(bold_file, matrices, coords, valid, grid_shape, fwhm_mm=None):
-    """Sample every volume of ``bold_file`` at ``matrices[t] @ coords`` (trilinear, 0 outside).
+def resample_series(data, affine, matrices, coords, valid, grid_shape, fwhm_mm=None):
+    """Sample every volume of the 4-D array ``data`` (RAS+ ``affine``) at ``matrices[t] @ coords`` (trilinear,
+    0 outside).
 
     ``matrices``: (T, 4, 4) reference->volume RAS+ matrices; ``coords``/``valid`` from
     :func:`coordinate_field`; ``fwhm_mm``: optional per-axis Gaussian FWHM (mm) applied to each native
-    volume first. Returns float32 (x, y, z, T) on the target grid.
+    volume first. Returns float32 (x, y, z, T) on the target grid, in Fortran order (NIfTI's: one volume after
+    the other), so that writing it needs no reordering copy (issue 19: the C-ordered array cost 7 of the
+    44 CPU s of :func:`bold_to_standard` on a 200-volume run, in nibabel's reordering).
     """
-    import nibabel as nb
     import numpy as np
     from scipy import ndimage
 
-    img = nb.load(str(bold_file))
-    data = np.asarray(img.dataobj, dtype=np.float32)
-    inv = np.linalg.inv(img.affine)
-    zooms = np.sqrt((img.affine[:3, :3] ** 2).sum(axis=0))
+    inv = np.linalg.inv(affine)
+    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
     sigma = None
     if fwhm_mm is not None and np.any(np.asarray(fwhm_mm) > 0):
         sigma = np.asarray(fwhm_mm, float) / (2 * np.sqrt(2 * np.log(2))) / zooms
-    homog = np.vstack([coords[:, valid], np.ones(int(valid.sum()))])
-    out = np.zeros((int(np.prod(grid_shape)), data.shape[3]), np.float32)
+    # the target voxels in NIfTI order (first axis fastest)
+    order = np.arange(int(np.prod(grid_shape))).reshape(grid_shape).ravel(order="F")
+    inside = valid[order]
+    homog = np.vstack([coords[:, order][:, inside], np.ones(int(inside.sum()))])
+    out = np.zeros((data.shape[3], order.size), np.float32)
     for t in range(data.shape[3]):
         vol = data[..., t]
         if sigma is not None:
             vol = ndimage.gaussian_filter(vol, sigma, mode="constant")
-        ijk = (inv @ matrices[t] @ homog)[:3]
-        out[valid, t] = ndimage.map_coordinates(vol, ijk, order=1, mode="constant", cval=0.0)
-    return out.reshape(*grid_shape, data.shape[3])
+        ijk = (inv @ matrices[t])[:3] @ homog
+        out[t, inside] = ndimage.map_coordinates(vol, ijk, order=1, mode="constant", cval=0.0)
+    return out.reshape(data.shape[3], *tuple(grid_shape)[::-1]).transpose(3, 2, 1, 0)
 
 
 def bold_to_standard(bold_file, ref_file, mask_file, matrices_file, coreg, t1w2mni, out_dir, *,
@@ -114,7 +117,7 @@ def bold_to_standard(bold_file, ref_file, mask_file, matrices_file, coreg, t1w2m
     paths = {}
 
     def save(data, affine, name, dtype=np.float32):
-        img = nb.Nifti1Image(data.astype(dtype), affine)
+        img = nb.Nifti1Image(np.asarray(data, dtype=dtype), affine)
         img.set_qform(affine, code=4)
         img.set_sform(affine, code=4)
         if data.ndim == 4:
@@ -124,8 +127,9 @@ def bold_to_standard(bold_file, ref_file, mask_file, matrices_file, coreg, t1w2m
         nb.save(img, str(path))
         return str(path)
 
+    data = np.asarray(bold_img.dataobj, dtype=np.float32)
     coords, valid = coordinate_field(ref_img, std_affine, std_shape, transforms, out_dir)
-    series = resample_series(bold_file, matrices, coords, valid, std_shape)
+    series = resample_series(data, bold_img.affine, matrices, coords, valid, std_shape)
     paths["bold_all"] = save(series, std_affine, "bold_all_std.nii")  # uncompressed: work file
     paths["bold_std"] = save(series[..., dummy_scans:], std_affine, "bold_std.nii.gz")
     del series
@@ -141,7 +145,7 @@ def bold_to_standard(bold_file, ref_file, mask_file, matrices_file, coreg, t1w2m
     source = np.sqrt((bold_img.affine[:3, :3] ** 2).sum(axis=0))
     target = np.sqrt((np.asarray(model_affine)[:3, :3] ** 2).sum(axis=0))
     fwhm = np.sqrt(np.clip(target**2 - source**2, 0, None))
-    model = resample_series(bold_file, matrices, coords, valid, tuple(model_shape), fwhm_mm=fwhm)
+    model = resample_series(data, bold_img.affine, matrices, coords, valid, tuple(model_shape), fwhm_mm=fwhm)
     paths["bold_model"] = save(model[..., dummy_scans:], model_affine, "bold_model.nii")
     return paths
 

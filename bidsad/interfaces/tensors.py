@@ -67,7 +67,7 @@ def make_mri_tensor(in_file, mask_file, transform, out_file, *, shape):
     reference = out_file.with_name("model_grid.nii.gz")
     nb.save(nb.Nifti1Image(np.zeros(tuple(shape), np.float32), affine), str(reference))
     target_voxel = np.diag(affine)[:3]
-    smoothed = antialias(in_file, out_file.with_name("t1w_smoothed.nii.gz"), target_voxel)
+    smoothed = antialias(in_file, out_file.with_name("t1w_smoothed.nii"), target_voxel)
     moved = apply_transforms(smoothed, reference, [transform], out_file.with_name("t1w_grid.nii.gz"))
     moved_mask = apply_transforms(mask_file, reference, [transform], out_file.with_name("mask_grid.nii.gz"),
                                   threshold=0.5)
