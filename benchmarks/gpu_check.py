@@ -5,8 +5,13 @@ registry (default ``3dcnn-lstm``, MRI 128x128x176 + fMRI 216 x 64x64x32, the pap
 group level's settings (Adam, sparse categorical cross-entropy, batch 2; ``mixed_bfloat16`` on a GPU
 as the group level sets it, softmax in float32) and trains it for 2 epochs over 319 synthetic samples
 (the paper's augmented sample count) for every combination of XLA (``jit_compile``) on/off and cuDNN
-recurrent kernels on/off. Samples cycle through a small pool of random tensors held in host memory
-and are fed through ``tf.data`` with prefetch, so the figure is the model's, not the disk's.
+recurrent kernels on/off. By default samples cycle through a small pool of random tensors held in host memory
+and are fed through ``tf.data`` with prefetch, so the figure is the model's, not the disk's. With
+``--from-disk N`` they are N synthetic participants written to disk as the participant level writes them
+(``bidsad.synthetic.make_synthetic_derivatives``; about 125 MB each at the paper's sizes, in ``--work-dir``),
+cycled to the sample count and streamed by the group level's own loader (``bidsad.learn.data.make_dataset``:
+shuffled indices, memory-mapped reads, frame masks): with ``--augmentation`` the seconds per epoch are then
+what a user's group run sees.
 
 Prints, per configuration, the seconds of each epoch (the first includes graph tracing and XLA
 compilation) and the peak GPU memory (``tf.config.experimental.get_memory_info``; on a CPU the
@@ -22,11 +27,14 @@ import argparse
 import itertools
 import os
 import resource
+import tempfile
 import time
+from pathlib import Path
 
 
-def run_config(model_name, shapes, samples, epochs, batch_size, xla, cudnn, pool, voxels=None):
-    """Train one configuration; return (seconds per epoch list, peak memory in MB, memory kind)."""
+def run_config(model_name, shapes, samples, epochs, batch_size, xla, cudnn, pool, voxels=None, streamed=None):
+    """Train one configuration; return (seconds per epoch list, peak memory in MB, memory kind). ``streamed``: a
+    function returning the group level's ``tf.data`` pipeline, used instead of ``pool``."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -65,6 +73,8 @@ def run_config(model_name, shapes, samples, epochs, batch_size, xla, cudnn, pool
     signature = ({m: tf.TensorSpec(shape, tf.float32) for m, shape in shapes.items()}, tf.TensorSpec((), tf.int32))
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(samples)).batch(batch_size).prefetch(4)
+    if streamed is not None:
+        dataset = streamed()
 
     class Timer(keras.callbacks.Callback):
         def __init__(self):
@@ -84,6 +94,34 @@ def run_config(model_name, shapes, samples, epochs, batch_size, xla, cudnn, pool
     return timer.seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "RSS peak (CPU)"
 
 
+def _from_disk(opts, preset: str, samples: int, voxels):
+    """Write ``opts.from_disk`` synthetic participants and return ``(pipeline function, voxel sizes)``: the group
+    level's loader over them, cycled to ``samples`` rows, shuffled; voxel sizes from their sidecars when
+    augmenting."""
+    import numpy as np
+
+    from bidsad.config import MODALITIES
+    from bidsad.learn.cohort import build_cohort
+    from bidsad.learn.data import make_dataset, voxel_sizes
+    from bidsad.synthetic import make_synthetic_derivatives
+
+    modalities = MODALITIES[opts.model]
+    root = opts.work_dir
+    if root is None:
+        import atexit
+        import shutil
+
+        root = Path(tempfile.mkdtemp(prefix="bidsad-gpu-check-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+    bids_dir, out_dir = make_synthetic_derivatives(root, opts.from_disk, preset=preset, seed=0,
+                                                   with_bold="bold" in modalities)
+    rows = build_cohort(out_dir, bids_dir, preset)
+    rows = rows.iloc[np.resize(np.arange(len(rows)), samples)].reset_index(drop=True)
+    if voxels is not None:
+        voxels = voxel_sizes(out_dir, rows.iloc[0], modalities)
+    return (lambda: make_dataset(out_dir, rows, modalities, batch_size=opts.batch_size, shuffle=True, seed=0)), voxels
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="small preset, 8 samples: a CPU test of this script")
@@ -92,6 +130,9 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--augmentation", action="store_true", help="augment the training batches on the device")
+    parser.add_argument("--from-disk", type=int, metavar="N", default=0,
+                        help="stream N synthetic participants from disk with the group level's loader")
+    parser.add_argument("--work-dir", type=Path, help="where --from-disk writes them (default: a temporary folder)")
     parser.add_argument("--xla", choices=["on", "off", "both"], default="both")
     parser.add_argument("--cudnn", choices=["on", "off", "both"], default="both")
     parser.add_argument("--precision", choices=["auto", "bf16", "float32"], default="auto",
@@ -123,17 +164,21 @@ def main(argv=None) -> None:
     rng = np.random.default_rng(0)
     pool = [{m: rng.standard_normal(shape, dtype=np.float32) if m != "frame_mask" else np.ones(shape, np.float32)
              for m, shape in shapes.items()} for _ in range(4)]
+    streamed, source = None, "random tensors in memory"
+    if opts.from_disk:
+        streamed, voxels = _from_disk(opts, "small" if opts.small else "paper", samples, voxels)
+        source = f"{opts.from_disk} participants streamed from disk (make_dataset)"
     device = ", ".join(tf.config.experimental.get_device_details(g).get("device_name", "GPU") for g in gpus) or "CPU only"
     print(f"device: {device}; TensorFlow {tf.__version__}, Keras {keras.__version__}; precision {precision}")
     print(f"model {opts.model}, input shapes {shapes}, {samples} samples per epoch, batch {opts.batch_size}, "
-          f"{opts.epochs} epochs, augmentation {'on the device' if voxels else 'off'}")
+          f"{opts.epochs} epochs, augmentation {'on the device' if voxels else 'off'}; samples: {source}")
     choices = {"on": [True], "off": [False], "both": [True, False]}
     best = None
     for xla, cudnn in itertools.product(choices[opts.xla], choices[opts.cudnn]):
         label = f"XLA {'on' if xla else 'off'}, cuDNN RNN {'on' if cudnn else 'off'}"
         try:
             seconds, memory, kind = run_config(opts.model, shapes, samples, opts.epochs, opts.batch_size, xla, cudnn, pool,
-                                               voxels)
+                                               voxels, streamed)
         except Exception as err:  # one configuration failing (e.g. XLA unsupported) must not hide the others
             print(f"{label}: FAILED ({type(err).__name__}: {str(err).splitlines()[0][:200]})")
             continue

@@ -175,15 +175,19 @@ def test_cohort_table_says_which_models_each_participant_entered(tmp_path, quick
 
 @pytest.mark.slow  # over a minute on 2 cores: kept out of the default suite (15 min budget); run with -m slow
 @pytest.mark.integration
-def test_gpu_check_script_runs_on_a_cpu_with_small():
+@pytest.mark.parametrize("source", [[], ["--from-disk", "3", "--augmentation"]])
+def test_gpu_check_script_runs_on_a_cpu_with_small(source):
+    """The GPU check runs on a CPU at the small preset: on random tensors in memory, and streaming participants from
+    disk through the group level's loader with the on-device augmentation (what a user's run does)."""
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--small", "--samples", "2", "--epochs", "1",
-                           "--xla", "off", "--cudnn", "off"], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--small", "--samples", "4", "--epochs", "1",
+                           "--xla", "off", "--cudnn", "off", *source], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    last = proc.stdout.strip().splitlines()[-1]
-    assert last.startswith("B4 3dcnn-lstm small sizes, 2 samples, float32") and "s/epoch" in last and "MB" in last
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-1].startswith("B4 3dcnn-lstm small sizes, 4 samples, float32") and "s/epoch" in lines[-1]
+    assert ("3 participants streamed from disk" in lines[1]) == bool(source) and ("on the device" in lines[1]) == bool(source)
 
 
 @pytest.mark.slow  # about a minute on 2 cores: kept out of the default suite; run with -m slow
