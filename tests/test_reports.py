@@ -239,3 +239,10 @@ def test_group_report_shows_baselines_beside_models(tmp_path):
     models_svg = (group / "figures" / "models.svg").read_text()
     assert "data:image/svg+xml;base64," + base64.b64encode(models_svg.encode()).decode() in html
     assert (group / "figures" / "roc.svg").is_file() and not (group / "figures" / "learning.svg").exists()
+    assert "did not see in training" in html and "These numbers LEAK" not in html
+    summary = json.loads((group / "metrics.json").read_text())  # a leaking protocol never claims unseen participants
+    summary.update(leaks=True, split_protocol_name="slice", paper_protocol_warning="Split protocol 'slice': LEAKS")
+    (group / "metrics.json").write_text(json.dumps(summary))
+    html = write_group_report(tmp_path).read_text()
+    assert "These numbers LEAK" in html and "<code>slice</code>" in html
+    assert "did not see in training" not in html and "evaluates only participants unseen" not in html

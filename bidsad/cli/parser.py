@@ -171,7 +171,7 @@ def _build_parser() -> argparse.ArgumentParser:
                          "model card; training participants (by ID or identical T1w) are refused")
     g_group.add_argument(
         "--recipe", choices=tuple(RECIPES),
-        help="training recipe: 'bidsad' (default; class-balanced loss, Adam 1e-4 with cosine decay, up to 40 epochs "
+        help="training recipe: 'bidsad' (default; class-balanced loss, Adam 3e-4 with cosine decay, up to 40 epochs "
         "with early stopping on an inner validation split, MRI input averaged to a 2x coarser grid) or 'paper' "
         "(Adam 1e-5, 20 epochs, batch 2, no class weights, no early stopping, the paper's models unchanged). "
         "Options below override single settings of the recipe")
@@ -195,7 +195,7 @@ def _build_parser() -> argparse.ArgumentParser:
                          help="loss weights per class: 'balanced' (bidsad; from each fold's training participants only) or 'none' (paper)")
     g_group.add_argument("--deterministic", action="store_true", default=None,
                          help="deterministic TensorFlow ops: bit-identical reruns with the same seed (slower on GPU)")
-    g_group.add_argument("--learning-rate", type=_positive_float, help="initial Adam learning rate (bidsad: 1e-4; paper: 1e-5)")
+    g_group.add_argument("--learning-rate", type=_positive_float, help="initial Adam learning rate (bidsad: 3e-4; paper: 1e-5)")
     g_group.add_argument("--lr-schedule", choices=LR_SCHEDULES,
                          help="learning rate over the epochs: 'cosine' (bidsad; decays to 0 at --epochs) or 'constant' (paper)")
     g_group.add_argument("--batch-size", type=_int_at_least(1), help="participants per training batch (bidsad: 4; paper: 2)")
