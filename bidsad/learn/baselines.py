@@ -102,28 +102,28 @@ def find_inputs(out_dir: Path, participant_ids) -> dict:
     return found
 
 
-def read_gm(paths: dict):
-    """Regional GM volumes: DataFrame (participants x regions, ml, float64; NaN where ``n/a``)."""
+def _read_named_column(paths: dict, column: str, drop=()):
+    """One numeric ``column`` of per-participant TSV tables indexed by their ``name`` column, without the rows
+    named in ``drop``: DataFrame (participants x names, float64; NaN where ``n/a``, unparsable or absent)."""
     import pandas as pd
 
     rows = {}
     for pid, path in paths.items():
         table = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
-        rows[pid] = pd.to_numeric(table.set_index("name")["volume_ml"], errors="coerce")
+        rows[pid] = pd.to_numeric(table.set_index("name")[column], errors="coerce").drop(list(drop), errors="ignore")
     return pd.DataFrame(rows).T
+
+
+def read_gm(paths: dict):
+    """Regional GM volumes: DataFrame (participants x regions, ml, float64; NaN where ``n/a``)."""
+    return _read_named_column(paths, "volume_ml")
 
 
 def read_volumes(paths: dict):
     """Tissue and medial-temporal volumes as fractions of the total intracranial volume: DataFrame (participants
     x names of the table other than ``TIV``, e.g. ``GM``, ``WM``, ``CSF``, ``hippocampus_left``; float64, unitless;
     NaN where ``n/a`` or absent)."""
-    import pandas as pd
-
-    rows = {}
-    for pid, path in paths.items():
-        table = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False).set_index("name")
-        rows[pid] = pd.to_numeric(table["fraction_of_tiv"], errors="coerce").drop("TIV", errors="ignore")
-    return pd.DataFrame(rows).T
+    return _read_named_column(paths, "fraction_of_tiv", drop=("TIV",))
 
 
 def read_timeseries(paths: dict) -> dict:
