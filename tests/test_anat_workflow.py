@@ -58,3 +58,18 @@ def test_registration_levels_sized_to_the_input():
                                          "aff_iterations": (2100, 1200, 1200)}  # SyN: antspyx's levels
     assert stage_sizes(4.0)["reg_iterations"] == (40, 0, 0)
     assert stage_sizes(8.0)["aff_shrink_factors"] == (6, 4)
+
+
+def test_template_brain_box_keeps_the_brain_where_it_was(tmp_path):
+    import ants
+
+    from bidsad.interfaces.registration import template_brain_box, template_file
+
+    box = template_brain_box(tmp_path)
+    full = ants.image_read(str(template_file(tmp_path, "T1w", 2)))
+    assert np.prod(box.shape) < 0.8 * np.prod(full.shape)
+    # back on the full grid (world positions), every template brain voxel has its value; outside the box 0
+    back = ants.resample_image_to_target(box, full, interp_type="nearestNeighbor").numpy()
+    brain = np.asarray(template_image("mask", 2).dataobj) > 0
+    assert np.array_equal(back[brain], full.numpy()[brain])
+    assert (back != 0).sum() < (full.numpy() != 0).sum()
