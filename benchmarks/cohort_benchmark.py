@@ -10,8 +10,9 @@ Usage: python benchmarks/cohort_benchmark.py [--participants 4] [--source oasis|
   calling the same library functions (``bidsad.interfaces``: antspyx, deepbet, nibabel, nilearn) on the same
   inputs one participant after the other, without nipype, sinks, sidecars or reports.
 
-Prints seconds per participant, CPU seconds, peak RSS, the overhead ratio (bidsad CPU / bare CPU) and the
-load average; the last line is a one-line summary.
+Prints seconds per participant, CPU seconds, peak RSS, the overhead ratio (bidsad CPU / bare CPU), the load
+average, and the cores bidsad kept busy next to those the whole machine kept busy (on a shared machine the wall
+time says more about the other processes than about bidsad's scheduling); the last line is a one-line summary.
 """
 
 from __future__ import annotations
@@ -143,7 +144,9 @@ def main() -> None:
     print(f"== cohort {args.source}, {n} participants, {kind}, --nprocs {args.nprocs}, preset small; "
           f"CPUs {os.cpu_count()}; load average before {load_before[0]:.1f}, after {load_after[0]:.1f}")
     print(f"bidsad: wall {run['wall']:.1f} s ({run['wall'] / n:.1f} s per participant), CPU {run['cpu']:.1f} s "
-          f"({run['cpu'] / n:.1f} s per participant), peak RSS {run['peak_mb']:.0f} MB")
+          f"({run['cpu'] / n:.1f} s per participant), peak RSS {run['peak_mb']:.0f} MB; it kept "
+          f"{run['cpu'] / run['wall']:.2f} cores busy while the machine had {run['machine_cores']:.2f} of "
+          f"{os.cpu_count()} busy (the difference: other processes)")
     print(f"bare script (one process, sequential): wall {plain['wall']:.1f} s, CPU {plain['cpu']:.1f} s "
           f"({plain['cpu'] / n:.1f} s per participant), peak RSS {plain['peak_mb']:.0f} MB")
     print(f"SUMMARY cohort {args.source} {kind} x{n}: {run['wall'] / n:.1f} s wall and {run['cpu'] / n:.1f} s CPU "

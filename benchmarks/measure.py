@@ -32,14 +32,22 @@ def tree_rss_mb(pid: int) -> float:
     return total
 
 
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has been busy (all cores, all processes) since boot, from /proc/stat (Linux)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle and iowait
+
+
 def run_measured(cmd: list[str], interval_s: float = 0.2) -> dict:
     """Run ``cmd``, sampling the resident memory of its process tree every ``interval_s`` seconds (Linux /proc).
 
     Returns ``wall`` (s), ``cpu`` (user + system s of the finished children), ``peak_mb`` (MB, sum over the tree,
     sampled), ``largest_mb`` (MB, the largest single child process, from getrusage), ``returncode`` and
-    ``output`` (stdout and stderr together).
+    ``output`` (stdout and stderr together), and ``machine_cores``: how many cores the whole machine kept busy
+    on average meanwhile (every process; ``cpu / wall`` well below it means other processes took the rest).
     """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy_before = machine_busy_s()
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = 0.0
@@ -47,7 +55,8 @@ def run_measured(cmd: list[str], interval_s: float = 0.2) -> dict:
         peak = max(peak, tree_rss_mb(proc.pid))
         time.sleep(interval_s)
     wall = time.perf_counter() - start
+    machine_cores = (machine_busy_s() - busy_before) / wall
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"wall": wall, "cpu": cpu, "peak_mb": peak, "largest_mb": after.ru_maxrss / 1e3,
-            "returncode": proc.returncode, "output": proc.stdout.read()}
+            "returncode": proc.returncode, "output": proc.stdout.read(), "machine_cores": machine_cores}
