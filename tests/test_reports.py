@@ -246,3 +246,17 @@ def test_group_report_shows_baselines_beside_models(tmp_path):
     html = write_group_report(tmp_path).read_text()
     assert "These numbers LEAK" in html and "<code>slice</code>" in html
     assert "did not see in training" not in html and "evaluates only participants unseen" not in html
+
+
+def test_participant_report_methods_describe_that_participant(tmp_path):
+    """The methods of sub-01's report describe sub-01's outputs, not the count of participants in out_dir so far."""
+    from bidsad.reports.participant import write_participant_report
+
+    config, part, out = _participant_setup(tmp_path, with_qc=False)
+    for label in ("02", "03"):  # other participants' T1w outputs already there
+        (out / f"sub-{label}" / "features").mkdir(parents=True)
+        (out / f"sub-{label}" / "features" / f"sub-{label}_res-small_desc-model_T1w.json").write_text(
+            json.dumps({"Modality": "T1w", "preset": "small", "shape": [2, 2, 2]}))
+    html = " ".join(write_participant_report(config, part).read_text().split())
+    assert "For participant <code>sub-01</code>, 1 resting-state BOLD run(s) were processed (no T1-weighted image)." in html
+    assert "participant(s) had a T1-weighted image" not in html

@@ -106,7 +106,7 @@ def write_participant_report(config, part: ParticipantInputs) -> Path:
         from bidsad.reports.boilerplate import methods, to_html
 
         bold = [bold_summary(run, bids_dir, outputs) for run in part.bold]
-        text = methods(out_dir)["participant"]
+        text = methods(out_dir, part.label)["participant"]  # this participant, not the cohort so far
         inputs = []
         if part.t1w is not None:
             inputs.append({"kind": "T1w", "path": relpath(part.t1w, bids_dir), "detail": ""})
