@@ -260,3 +260,60 @@ def test_participant_report_methods_describe_that_participant(tmp_path):
     html = " ".join(write_participant_report(config, part).read_text().split())
     assert "For participant <code>sub-01</code>, 1 resting-state BOLD run(s) were processed (no T1-weighted image)." in html
     assert "participant(s) had a T1-weighted image" not in html
+
+
+def test_group_report_and_model_card_say_how_the_folds_were_made_and_which_ran(tmp_path):
+    """Folds that could not be stratified (a class of one), with an inner validation split in one fold only, of which
+    only folds 2 and 3 produced predictions: metrics.json, the model card, group.html and the methods say so (they
+    said 'participant-level stratified k-fold', 'validation True' and 'folds = 5')."""
+    from bidsad.group.summary import run_summary
+    from bidsad.learn.apply import write_model_card
+    from bidsad.learn.evaluate import evaluate_predictions
+    from bidsad.learn.splits import add_validation, make_splits
+    from bidsad.reports.group import write_group_report
+
+    group = tmp_path / "group"
+    ids, labels = [f"sub-{i:02d}" for i in range(1, 7)], [0, 0, 0, 1, 1, 2]  # one AD participant
+    splits, _ = make_splits(ids, labels, folds=5, seed=0)
+    splits, _ = add_validation(splits, dict(zip(ids, labels)), seed=0)
+    splits.insert(0, "cohort", "mri")
+    cohort = pd.DataFrame({"participant_id": ids, "diagnosis": np.array(["CN", "MCI", "AD"])[labels], "label": labels,
+                           "mri": "", "bold": "", "included": True, "reason": "", "models": "3dcnn", "source_hash": ""})
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet([1, 1, 1], 6)
+    table = pd.DataFrame({"participant_id": ids, "label": labels,
+                          **{f"probability_{c}": proba[:, i] for i, c in enumerate(("CN", "MCI", "AD"))}})
+    fold_metrics = {"n": 1, "balanced_accuracy": 0.5, "roc_auc_macro": None}
+    results = {"3dcnn": {"folds": {"2": fold_metrics, "3": fold_metrics},
+                         **evaluate_predictions(table, n_bootstrap=10, n_permutations=10, seed=0)}}
+    config = Config()
+    config.execution.out_dir = str(tmp_path)
+    assert config.learning.validation and config.learning.folds == 5
+    summary = run_summary(config, results=results, baselines={}, classes=["CN", "MCI", "AD"], splits=splits,
+                          device="CPU", warnings=[], labels=dict(zip(ids, labels)))
+    assert summary["fold_design"] == {"mri": {"folds": 5, "n_folds": 5, "validation_folds": 1, "stratified": False}}
+    assert summary["split_protocol"] == "participant-level k-fold (not stratified: a class had a single participant)"
+    group.mkdir()
+    (group / "metrics.json").write_text(json.dumps(summary))
+    cohort.to_csv(group / "cohort.tsv", sep="\t", index=False)
+    splits.to_csv(group / "splits.tsv", sep="\t", index=False)
+    for fold in (2, 3):
+        (group / "model-3dcnn" / f"fold-{fold}").mkdir(parents=True)
+        (group / "model-3dcnn" / f"fold-{fold}" / "model.keras").write_bytes(b"")
+    card = json.loads(write_model_card(tmp_path, cohort, ["CN", "MCI", "AD"], config, summary).read_text())
+    assert card["models"]["3dcnn"]["folds_run"] == ["2", "3"]
+    assert card["models"]["3dcnn"]["folds_text"] == "folds 2 and 3 of 5"
+    in_one = "held out in 1 of 5 folds (the others had a class with fewer than two training participants"
+    assert card["inner_validation"].startswith(in_one)
+    html = " ".join(write_group_report(tmp_path).read_text().split())
+    assert "stratified k-fold" not in html and "validation True" not in html and "validation = True" not in html
+    assert "folds = 5" not in html and "<code>3dcnn</code>: folds 2 and 3 of 5." in html
+    assert "participant-level k-fold (not stratified: a class had a single participant) cross-validation" in html
+    assert f"Inner validation split for early stopping: {in_one}" in html
+    assert f"validation {in_one}" in html.split("<th>training recipe</th>")[1].split("</tr>")[0]
+    assert f"Inner validation split (early stopping): {in_one}" in html  # the model card
+    assert "only folds 2 and 3 of 5 produced predictions" in html
+    methods = html.split('id="methods"')[1]
+    assert f"(patience 10 epochs, best weights kept): {in_one}" in methods
+    assert "not stratified: a class had a single participant" in methods
+    assert "Of model <code>3dcnn</code>, only folds 2 and 3 of 5 produced predictions" in methods

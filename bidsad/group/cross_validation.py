@@ -254,7 +254,8 @@ def _write_metrics(run: _Run, device: str) -> dict:
         run.warn(f"baselines failed: {err}")
     write_metrics_table(run.group_dir, run.metric_rows + baseline_rows, run.config.learning.split_protocol)
     summary = run_summary(run.config, results=run.results, baselines=baseline_results, classes=run.classes,
-                          splits=run.splits, device=device, warnings=run.warnings)
+                          splits=run.splits, device=device, warnings=run.warnings,
+                          labels=dict(zip(run.included["participant_id"], run.included["label"].astype(int))))
     atomic_write_json(run.group_dir / METRICS_JSON, summary)
     return summary
 

@@ -21,6 +21,14 @@ LEAK_WARNINGS = {"paper": messages.SPLIT_PROTOCOL_PAPER, "slice": messages.SPLIT
 PAPER_COPIES = 10
 
 
+def can_stratify(labels) -> bool:
+    """Whether :func:`make_splits` stratifies samples with these class codes: every class present has at least two."""
+    import numpy as np
+
+    counts = np.bincount(np.asarray(labels, dtype=int))
+    return bool(len(counts[counts > 0])) and int(counts[counts > 0].min()) >= 2
+
+
 def make_splits(participants: list[str], labels: list[int], folds: int, seed: int, repeats: int = 1):
     """Stratified k-fold over participants (scikit-learn), seeded, repeated ``repeats`` times.
 
@@ -55,7 +63,7 @@ def make_splits(participants: list[str], labels: list[int], folds: int, seed: in
         raise ValueError(messages.ONE_CLASS.format(label=class_name(labels[0])))
     warnings = []
     smallest = int(present.min())
-    if smallest >= 2:
+    if can_stratify(labels):
         used = min(folds, smallest)
         if used < folds:
             warnings.append(messages.FOLDS_REDUCED.format(requested=folds, smallest=smallest, used=used))

@@ -234,6 +234,25 @@ def _cross_validation(folds) -> str:
     return f"{folds}-fold cross-validation"
 
 
+def fold_facts(summary: dict, names: list[str]) -> dict:
+    """How the folds of a group run were made and which ran (``stratification``, ``validation``, ``early_stopping``,
+    ``partial``: the models whose results pool fewer folds than planned), from ``metrics.json``."""
+    from bidsad.config import MODALITIES
+    from bidsad.learn.folds import folds_ran_text, stratification_text, validation_text
+    from bidsad.learn.splits import cohort_name
+
+    design = summary.get("fold_design")
+    partial = []
+    for name in names:
+        planned = (design or {}).get(cohort_name(MODALITIES.get(name, ())), {}).get("n_folds")
+        ran = folds_ran_text(summary["models"][name].get("folds") or {}, planned) if planned else None
+        partial += [{"name": name, "ran": ran}] if ran else []
+    used = sum(d["validation_folds"] for d in design.values()) if design else None
+    return {"stratification": stratification_text(design), "partial": partial,
+            "validation": validation_text(bool(summary.get("inner_validation")), design),
+            "early_stopping": bool(summary.get("inner_validation")) and used != 0}
+
+
 def group_facts(out_dir: Path) -> dict | None:
     """What the group level did, read from ``group/metrics.json`` (``None`` when it does not exist)."""
     path = Path(out_dir) / GROUP_DIR / METRICS_JSON
@@ -255,6 +274,7 @@ def group_facts(out_dir: Path) -> dict | None:
                                        "split_protocol_name")},
         "baselines": {name: r.get("atlas", "") for name, r in summary.get("baselines", {}).items() if r.get("pooled")},
         "cross_validation": _cross_validation(summary.get("folds")),
+        **fold_facts(summary, names),
         "classes": classes,
         "class_text": ", ".join(class_names[:-1]) + " and " + class_names[-1],
         "n_participants": max((r.get("n_participants", 0) for r in summary.get("models", {}).values()), default=0),

@@ -145,7 +145,7 @@ def write_group_report(out_dir: Path, bids_dir: Path | None = None) -> Path:
         ``group/metrics.json`` does not exist (the group level has not run).
     """
     from bidsad.reports import render
-    from bidsad.reports.boilerplate import methods, to_html
+    from bidsad.reports.boilerplate import fold_facts, methods, to_html
     from bidsad.utils import atomic_write_text
 
     out_dir = Path(out_dir)
@@ -179,6 +179,7 @@ def write_group_report(out_dir: Path, bids_dir: Path | None = None) -> Path:
         warnings=summary.get("warnings", []), paper_protocol=messages.PAPER_PROTOCOL,
         diagnosis_note=diagnosis_description(bids_dir), modalities=MODALITIES, figures=_figures(group_dir, summary),
         methods_html=to_html(text["group"]) if text["group"] else "", counts=counts,
+        fold=fold_facts(summary, list(summary.get("models", {}))),  # stratified or not, validation, folds that ran
     )
     return atomic_write_text(group_dir / GROUP_HTML, html)
 
