@@ -227,6 +227,7 @@ TSV_UNMATCHED = (
 )
 TSV_UNLISTED = "{file}: {labels} have data but no row; they have no diagnosis and are not used for training."
 NO_DIAGNOSIS_COLUMN = "{file}: no 'diagnosis' column (columns: {columns}). Add one with CN, MCI or AD per participant."
+COLUMN_NAME_HINT = " Column names are case-sensitive: rename '{found}' to '{expected}'."
 NO_FEATURES = (
     "out_dir: no model features for preset '{preset}' in {out}.{found} Run the participant level first "
     "(bidsad {bids} {out} participant --preset {preset})."
