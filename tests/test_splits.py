@@ -103,6 +103,18 @@ def test_inner_validation_comes_from_training_participants_only():
         assert not set(val) & set(train) and not set(val) & set(rows[rows.role == "test"].participant_id)
 
 
+def test_inner_validation_keeps_most_training_participants_with_few_folds():
+    from bidsad.learn.splits import add_validation
+
+    ids, labels = _ids(40), [i % 2 for i in range(40)]
+    for folds, expected in ((2, 5), (3, 7), (5, 8), (10, 4)):  # 20, 26-27, 32, 36 training participants
+        splits, _ = make_splits(ids, labels, folds=folds, seed=0)
+        with_val, _ = add_validation(splits, dict(zip(ids, labels)), seed=0)
+        for _, rows in with_val.groupby("fold"):
+            n_val, n_train = (rows.role == "validation").sum(), (rows.role == "train").sum()
+            assert abs(n_val - expected) <= 1 and n_val <= (n_val + n_train) / 4 + 0.5, (folds, n_val, n_train)
+
+
 def test_no_validation_when_training_classes_are_tiny():
     from bidsad.learn.splits import add_validation
 
