@@ -353,7 +353,8 @@ BASELINES_SKIPPED = (
 
 # applying trained models (group --apply-models)
 MODEL_CARD_FAILED = "group/model_card.json could not be written ({why}); --apply-models cannot use this run."
-APPLY_GROUP_ONLY = "--apply-models applies trained models at the group level: use it with analysis_level 'group'."
+LEVEL_ONLY = ("{option} is a {level}-level option and does nothing at the {other} level: remove it from this "
+              "{other}-level command (give it when running analysis_level '{level}').")
 APPLY_NO_CARD = ("--apply-models {path}: no model_card.json there. Give the group/ folder of an earlier group run "
                  "(<earlier out_dir>/group) made by this version of bidsad; older runs must be retrained.")
 APPLY_BAD_CARD = "--apply-models: {path} cannot be used: {why}."
