@@ -184,8 +184,9 @@ OUTPUTS_OTHER_VERSION = (
     "outputs of the two versions may be mixed: use a new output folder, or rerun every participant with {new}."
 )
 VALIDATOR_MISSING = (
-    "BIDS validator not installed (pip install bids-validator-deno); the input was not validated. "
-    "File names are still checked while indexing."
+    "BIDS validator not found: bids-validator-deno, a dependency of bidsad, is missing from bidsad's Python "
+    "environment (pip install bids-validator-deno there); the input was not validated. File names are still checked "
+    "while indexing."
 )
 VALIDATOR_FAILED = "the BIDS validator did not run ({why}); the input was not validated."
 VALIDATOR_IGNORED = "BIDS validator: {n} error(s) outside the raw data that bidsad reads ({where}); ignored."
@@ -194,8 +195,9 @@ VALIDATOR_BOM = ("JSON sidecar(s) start with a UTF-8 byte-order mark, which the 
                  "reads: {files}. Save them as UTF-8 without a BOM to make the dataset valid for other tools.")
 VALIDATOR_ERRORS = (
     "the BIDS validator found {n} error(s) in {bids}:\n{summary}\n"
-    "Fix them (the validator's own report: bids-validator-deno {bids}), or pass --skip-bids-validation to go on "
-    "anyway; bidsad then reports each unusable file by name."
+    "Fix them (the validator's full report: {command} {bids}, the validator installed with bidsad; or, with Deno "
+    "installed: deno run -A jsr:@bids/validator {bids}), or pass --skip-bids-validation to go on anyway; bidsad "
+    "then reports each unusable file by name."
 )
 WORK_OTHER_VERSION = (
     "-w/--work-dir: {work} was used by bidsad {old}; this is bidsad {new}, so its cached results are not "
