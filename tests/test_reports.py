@@ -110,6 +110,27 @@ def test_participant_report_outputs_table_has_nifti_shape_and_voxel_size(tmp_pat
     assert row("features/sub-01_task-rest_res-small_desc-model_bold.npy").startswith("<td>4 x 2 x 2 x 2</td> <td></td>")
 
 
+def test_group_report_lists_each_test_participant_once_per_fold():
+    """The slice protocol's splits.tsv has a test row per (participant, slice): the report's test participants
+    per fold name each participant once; with repeats, each repeat's folds are listed apart."""
+    from bidsad.learn.splits import plan_splits
+    from bidsad.reports.group import _test_sets
+
+    ids = [f"sub-{i:02d}" for i in range(12)]
+    included = pd.DataFrame({"participant_id": ids, "label": [0, 2] * 6, "mri": ["x"] * 12, "bold": [""] * 12})
+    leaky, _ = plan_splits(included, [("mri",)], folds=3, seed=0, protocol="slice", slices=[10, 12, 13])
+    sets = _test_sets(leaky)
+    assert list(sets) == [("mri", 1), ("mri", 2), ("mri", 3)]
+    for (_, fold), listed in sets.items():
+        tested = leaky[(leaky.fold == fold) & (leaky.role == "test")].participant_id
+        assert len(listed) == len(set(listed)) == tested.nunique() and set(listed) == set(tested)
+    assert sum(map(len, sets.values())) < len(leaky[leaky.role == "test"])  # rows were repeated per slice
+    repeated, _ = plan_splits(included, [("mri",)], folds=3, seed=0, repeats=2)
+    sets = _test_sets(repeated)
+    assert list(sets) == [("mri", f"{k} (repeat {r})") for r in (1, 2) for k in (1, 2, 3)]
+    assert all(len(v) == 4 for v in sets.values())  # 12 participants, 3 folds, once per repeat
+
+
 @pytest.mark.integration
 def test_group_metrics_with_intervals(demo_run):
     group = demo_run["out"] / "group"
