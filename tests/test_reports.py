@@ -82,6 +82,55 @@ def test_participant_report_failure_writes_err(tmp_path, monkeypatch):
     assert write_participant_report(config, part) == out / "sub-01.html" and not written.exists()
 
 
+def test_participant_report_outputs_table_has_nifti_shape_and_voxel_size(tmp_path):
+    """Shape and voxel size of NIfTI outputs come from their headers (no voxel data read: a file cut after its
+    header is listed too); a model tensor's come from its sidecar."""
+    import nibabel as nb
+
+    from bidsad.reports.participant import write_participant_report
+
+    config, part, out = _participant_setup(tmp_path, with_qc=False)
+    anat, func = out / "sub-01" / "anat", out / "sub-01" / "func"
+    anat.mkdir()
+    func.mkdir()
+    t1w = nb.Nifti1Image(np.zeros((6, 7, 5), np.float32), np.diag([1.2, 1.0, 0.9, 1.0]))
+    t1w.to_filename(anat / "sub-01_desc-preproc_T1w.nii.gz")
+    bold = nb.Nifti1Image(np.zeros((4, 5, 3, 10), np.int16), np.diag([3.0, 3.0, 3.0, 1.0]))
+    bold.header.set_zooms((3.0, 3.0, 3.0, 2.5))  # the TR is not a voxel size
+    bold.to_filename(func / "sub-01_task-rest_desc-preproc_bold.nii")
+    cut = func / "sub-01_task-rest_desc-preproc_bold.nii"
+    cut.write_bytes(cut.read_bytes()[:352])  # header only: the data would not load
+    html = " ".join(write_participant_report(config, part).read_text().split())
+
+    def row(name):
+        return html.split(f"<code>sub-01/{name}</code></td>")[1].split("</tr>")[0]
+
+    assert row("anat/sub-01_desc-preproc_T1w.nii.gz").startswith("<td>6 x 7 x 5</td> <td>1.2 x 1.0 x 0.9</td>")
+    assert row("func/sub-01_task-rest_desc-preproc_bold.nii").startswith("<td>4 x 5 x 3 x 10</td> <td>3.0 x 3.0 x 3.0</td>")
+    assert row("features/sub-01_task-rest_res-small_desc-model_bold.npy").startswith("<td>4 x 2 x 2 x 2</td> <td></td>")
+
+
+def test_group_report_lists_each_test_participant_once_per_fold():
+    """The slice protocol's splits.tsv has a test row per (participant, slice): the report's test participants
+    per fold name each participant once; with repeats, each repeat's folds are listed apart."""
+    from bidsad.learn.splits import plan_splits
+    from bidsad.reports.group import _test_sets
+
+    ids = [f"sub-{i:02d}" for i in range(12)]
+    included = pd.DataFrame({"participant_id": ids, "label": [0, 2] * 6, "mri": ["x"] * 12, "bold": [""] * 12})
+    leaky, _ = plan_splits(included, [("mri",)], folds=3, seed=0, protocol="slice", slices=[10, 12, 13])
+    sets = _test_sets(leaky)
+    assert list(sets) == [("mri", 1), ("mri", 2), ("mri", 3)]
+    for (_, fold), listed in sets.items():
+        tested = leaky[(leaky.fold == fold) & (leaky.role == "test")].participant_id
+        assert len(listed) == len(set(listed)) == tested.nunique() and set(listed) == set(tested)
+    assert sum(map(len, sets.values())) < len(leaky[leaky.role == "test"])  # rows were repeated per slice
+    repeated, _ = plan_splits(included, [("mri",)], folds=3, seed=0, repeats=2)
+    sets = _test_sets(repeated)
+    assert list(sets) == [("mri", f"{k} (repeat {r})") for r in (1, 2) for k in (1, 2, 3)]
+    assert all(len(v) == 4 for v in sets.values())  # 12 participants, 3 folds, once per repeat
+
+
 @pytest.mark.integration
 def test_group_metrics_with_intervals(demo_run):
     group = demo_run["out"] / "group"

@@ -9,9 +9,12 @@ arg-max of ``proba``. Metric names are scikit-learn's.
 
 from __future__ import annotations
 
+import logging
 import warnings
 
 from bidsad.phenotype import CLASS_NAMES
+
+LOGGER = logging.getLogger("bidsad")
 
 #: Bootstrap resamples of participants for the 95% confidence intervals (Efron & Tibshirani 1993).
 DEFAULT_BOOTSTRAP = 1000
@@ -326,7 +329,13 @@ def evaluate_pooled(name: str, fold_predictions: list, out_file, learning, seed:
 
     pooled = pd.concat(fold_predictions, ignore_index=True)
     atomic_write_text(out_file, pooled.to_csv(sep="\t", index=False))
-    evaluation = evaluate_predictions(average_repeats(pooled), n_bootstrap=learning.n_bootstrap,
+    participants = average_repeats(pooled)
+    # said before it starts: the bootstrap takes tens of seconds (35-40 s for 1000 resamples of 12 participants on
+    # a shared 2-core CPU), once per model and per baseline
+    LOGGER.info("%s: pooled evaluation of %d participants: bootstrap confidence intervals (%d resamples) and "
+                "permutation test (%d permutations)", name, len(participants), learning.n_bootstrap,
+                learning.n_permutations)
+    evaluation = evaluate_predictions(participants, n_bootstrap=learning.n_bootstrap,
                                       n_permutations=learning.n_permutations, seed=seed)
     rows = metrics_rows(name, "pooled", evaluation["pooled"], evaluation["ci"])
     p_value = evaluation["permutation"]["p_value"]

@@ -134,6 +134,18 @@ def baseline_summary(baselines: dict) -> list[dict]:
     return rows
 
 
+def _test_sets(splits) -> dict:
+    """``{(cohort, fold): [participant IDs]}`` of the test roles in ``splits.tsv``, each participant once (the slice
+    and paper protocols have one row per slice or copy); with repeats, the fold reads ``"<fold> (repeat <r>)"``."""
+    test = splits[splits["role"] == "test"]
+    repeats = "repeat" in test and test["repeat"].nunique() > 1
+    sets = {}
+    for key, rows in test.groupby(["cohort", "repeat", "fold"] if repeats else ["cohort", "fold"], sort=True):
+        fold = f"{key[2]} (repeat {key[1]})" if repeats else key[1]
+        sets[(key[0], fold)] = list(dict.fromkeys(rows["participant_id"]))
+    return sets
+
+
 def write_group_report(out_dir: Path, bids_dir: Path | None = None) -> Path:
     """Render ``<out_dir>/group/group.html`` (atomically) from the group outputs on disk; return its path.
 
@@ -156,7 +168,7 @@ def write_group_report(out_dir: Path, bids_dir: Path | None = None) -> Path:
     splits = _read_tsv(group_dir / SPLITS_TSV)
     if "cohort" not in splits:  # written before splits were made per sub-cohort
         splits["cohort"] = "all"
-    test_sets = splits[splits["role"] == "test"].groupby(["cohort", "fold"])["participant_id"].apply(list).to_dict()
+    test_sets = _test_sets(splits)
     folds = {name: int(group["fold"].max()) for name, group in splits.groupby("cohort")}
     included = cohort[cohort["included"]]
     labels = included["label"].astype(str).str.replace(".0", "", regex=False)
