@@ -186,6 +186,16 @@ def _nested_datasets(bids_dir: Path) -> list[Path]:
     return sorted(p.parent for p in bids_dir.glob("sub-*/**/dataset_description.json"))
 
 
+def label_suggestions(missing, found) -> str:
+    """:data:`bidsad.messages.LABELS_CASE_HINT` naming the labels of ``found`` that equal one of ``missing`` (labels
+    without ``sub-``) ignoring case, also after a leading ``sub-`` in another case (``SUB-01`` -> ``sub-01``); ``""``
+    when none does. Labels are case-sensitive: a near match is only suggested, never used."""
+    lower = {f.lower(): f for f in found}
+    keys = [next((k for k in (m.lower(), m.lower().removeprefix("sub-")) if k in lower), None) for m in missing]
+    hints = list(dict.fromkeys(f"sub-{lower[k]}" for k in keys if k))
+    return messages.LABELS_CASE_HINT.format(labels=", ".join(hints)) if hints else ""
+
+
 def collect_participants(
     bids_dir: Path,
     labels: list[str] | None = None,
@@ -240,9 +250,7 @@ def collect_participants(
     if labels:
         missing = [lab for lab in labels if lab not in found]
         if missing:
-            lower = {f.lower(): f for f in found}
-            hints = [f"sub-{lower[m.lower()]}" for m in missing if m.lower() in lower]
-            hint = messages.LABELS_CASE_HINT.format(labels=", ".join(hints)) if hints else ""
+            hint = label_suggestions(missing, found)
             raise InputError(
                 messages.LABELS_MISSING.format(
                     labels=", ".join(f"sub-{m}" for m in missing), bids=bids_dir, found=", ".join(found) or "none"

@@ -184,8 +184,9 @@ OUTPUTS_OTHER_VERSION = (
     "outputs of the two versions may be mixed: use a new output folder, or rerun every participant with {new}."
 )
 VALIDATOR_MISSING = (
-    "BIDS validator not installed (pip install bids-validator-deno); the input was not validated. "
-    "File names are still checked while indexing."
+    "BIDS validator not found: bids-validator-deno, a dependency of bidsad, is missing from bidsad's Python "
+    "environment (pip install bids-validator-deno there); the input was not validated. File names are still checked "
+    "while indexing."
 )
 VALIDATOR_FAILED = "the BIDS validator did not run ({why}); the input was not validated."
 VALIDATOR_IGNORED = "BIDS validator: {n} error(s) outside the raw data that bidsad reads ({where}); ignored."
@@ -194,8 +195,9 @@ VALIDATOR_BOM = ("JSON sidecar(s) start with a UTF-8 byte-order mark, which the 
                  "reads: {files}. Save them as UTF-8 without a BOM to make the dataset valid for other tools.")
 VALIDATOR_ERRORS = (
     "the BIDS validator found {n} error(s) in {bids}:\n{summary}\n"
-    "Fix them (the validator's own report: bids-validator-deno {bids}), or pass --skip-bids-validation to go on "
-    "anyway; bidsad then reports each unusable file by name."
+    "Fix them (the validator's full report: {command} {bids}, the validator installed with bidsad; or, with Deno "
+    "installed: deno run -A jsr:@bids/validator {bids}), or pass --skip-bids-validation to go on anyway; bidsad "
+    "then reports each unusable file by name."
 )
 WORK_OTHER_VERSION = (
     "-w/--work-dir: {work} was used by bidsad {old}; this is bidsad {new}, so its cached results are not "
@@ -227,6 +229,7 @@ TSV_UNMATCHED = (
 )
 TSV_UNLISTED = "{file}: {labels} have data but no row; they have no diagnosis and are not used for training."
 NO_DIAGNOSIS_COLUMN = "{file}: no 'diagnosis' column (columns: {columns}). Add one with CN, MCI or AD per participant."
+COLUMN_NAME_HINT = " Column names are case-sensitive: rename '{found}' to '{expected}'."
 NO_FEATURES = (
     "out_dir: no model features for preset '{preset}' in {out}.{found} Run the participant level first "
     "(bidsad {bids} {out} participant --preset {preset})."
@@ -352,7 +355,8 @@ BASELINES_SKIPPED = (
 
 # applying trained models (group --apply-models)
 MODEL_CARD_FAILED = "group/model_card.json could not be written ({why}); --apply-models cannot use this run."
-APPLY_GROUP_ONLY = "--apply-models applies trained models at the group level: use it with analysis_level 'group'."
+LEVEL_ONLY = ("{option} is a {level}-level option and does nothing at the {other} level: remove it from this "
+              "{other}-level command (give it when running analysis_level '{level}').")
 APPLY_NO_CARD = ("--apply-models {path}: no model_card.json there. Give the group/ folder of an earlier group run "
                  "(<earlier out_dir>/group) made by this version of bidsad; older runs must be retrained.")
 APPLY_BAD_CARD = "--apply-models: {path} cannot be used: {why}."

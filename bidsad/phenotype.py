@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 from bidsad import messages
@@ -101,8 +102,10 @@ def read_participants_tsv(bids_dir: Path):
     table.columns = list(dict.fromkeys(header))
     table = table.apply(lambda col: col.fillna("").str.strip())
     for column, message in (("participant_id", messages.NO_ID_COLUMN), ("diagnosis", messages.NO_DIAGNOSIS_COLUMN)):
-        if column not in table.columns:
-            raise InputError(message.format(file=name, columns=", ".join(table.columns)))
+        if column not in table.columns:  # 'Diagnosis', 'Participant ID': named, as the column meant
+            near = [c for c in table.columns if re.sub(r"[\s-]+", "_", c.lower()) == column]
+            hint = messages.COLUMN_NAME_HINT.format(found=near[0], expected=column) if near else ""
+            raise InputError(message.format(file=name, columns=", ".join(table.columns)) + hint)
     table = table[table["participant_id"].str.lower().map(lambda v: v not in MISSING_VALUES)]
     table["participant_id"] = table["participant_id"].str.removeprefix("sub-")
     if "session_id" in table.columns and table["participant_id"].duplicated().any():

@@ -61,19 +61,27 @@ def run_bids_validator(dataset: Path, timeout: float = 600) -> list[dict]:
 
 
 def summarise_validator_errors(errors: list[dict], root: Path, limit: int = 10) -> str:
-    """One line per error code: the code, how many files, the first files (relative to ``root``), and the
-    validator's explanation; at most ``limit`` codes."""
+    """One line per error code: the code, how many distinct files (the validator may report one file several
+    times: one missing key each, or a sidecar once per data file), the first files (relative to ``root``), the
+    validator's sub-codes (e.g. the missing keys) and its explanation; at most ``limit`` codes, most files first."""
     from collections import defaultdict
 
     by_code = defaultdict(list)
     for issue in errors:
         by_code[issue.get("code", "?")].append(issue)
+
+    def files(issues: list[dict]) -> list[str]:
+        return sorted({str(i.get("location", "")).lstrip("/") for i in issues if i.get("location")})
+
     lines = []
-    for code, issues in sorted(by_code.items(), key=lambda item: -len(item[1]))[:limit]:
-        where = sorted({str(i.get("location", "")).lstrip("/") for i in issues if i.get("location")})
+    for code, issues in sorted(by_code.items(), key=lambda item: (-len(files(item[1])), -len(item[1])))[:limit]:
+        where = files(issues)
+        count = f"{len(where)} file{'s' if len(where) != 1 else ''}" if where else f"{len(issues)}x"
         shown = ", ".join(where[:3]) + (f" and {len(where) - 3} more" if len(where) > 3 else "")
+        subcodes = ", ".join(dict.fromkeys(str(i["subCode"]) for i in issues if i.get("subCode")))
         why = " ".join(str(issues[0].get("message") or "").split())[:200]
-        lines.append(f"  {code} ({len(issues)}x{': ' + shown if shown else ''}){' - ' + why if why else ''}")
+        lines.append(f"  {code} ({count}{': ' + shown if shown else ''}{'; ' + subcodes if subcodes else ''})"
+                     f"{' - ' + why if why else ''}")
     return "\n".join(lines)
 
 
@@ -140,6 +148,10 @@ def validate_input(bids_dir: Path, labels: list[str] | None = None) -> None:
     errors = [e for e in errors if e not in unread]
     errors = _drop_bom_errors(bids_dir, errors)
     if errors:
+        import shlex
+
+        command = shlex.join(bids_validator_command() or ["bids-validator-deno"])
         raise InputError(messages.VALIDATOR_ERRORS.format(
-            bids=bids_dir, n=len(errors), summary=summarise_validator_errors(errors, bids_dir)))
+            bids=shlex.quote(str(bids_dir)), n=len(errors), summary=summarise_validator_errors(errors, bids_dir),
+            command=command))
     LOGGER.info(messages.VALIDATOR_OK.format(bids=bids_dir))

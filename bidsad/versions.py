@@ -6,8 +6,8 @@ from __future__ import annotations
 from bidsad import __version__
 
 #: Distributions whose versions are recorded (those not installed are left out).
-PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "numpy", "scikit-learn", "nibabel", "nilearn", "nipype", "pybids",
-            "pandas", "antspyx", "matplotlib", "jinja2")
+PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "numpy", "scipy", "scikit-learn", "nibabel", "nilearn", "nipype",
+            "pybids", "pandas", "antspyx", "deepbet", "torch", "matplotlib", "jinja2")
 
 
 def software_versions() -> dict:

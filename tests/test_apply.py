@@ -121,6 +121,8 @@ def test_training_refuses_one_scan_under_two_participant_ids(tmp_path, quick_con
     proc = run_bidsad(bids, out, "group", *QUICK, "--config-file", quick_config, "-w", tmp_path / "w", check_rc=2)
     assert "sub-002" in proc.stderr and "sub-902" in proc.stderr and "same T1w scan" in proc.stderr
     assert not (out / "group" / "metrics.json").exists()
+    (log,) = (out / "logs").glob("group-*.log")  # the run's log lines up to the error, for reading afterwards
+    assert "INFO: group level: training on " in log.read_text(encoding="utf-8")
 
 
 def _copy_participant(src_out, src_bids, old: str, dst_out, dst_bids, new: str):

@@ -49,6 +49,37 @@ def test_participants_tsv_unusable(tmp_path, text, words):
         read_participants_tsv(tmp_path)
 
 
+@pytest.mark.parametrize(("header", "found"), [("participant_id\tDiagnosis", "Diagnosis"),
+                                               ("Participant_ID\tdiagnosis", "Participant_ID"),
+                                               ("participant id\tdiagnosis", "participant id")])
+def test_participants_tsv_column_in_other_case_is_named(tmp_path, header, found):
+    """'Diagnosis' where 'diagnosis' is expected: the error names the column and the name it needs."""
+    expected = "diagnosis" if "iagnosis" in found else "participant_id"
+    (tmp_path / "participants.tsv").write_text(f"{header}\nsub-01\tCN\n")
+    with pytest.raises(ValueError, match=f"no '{expected}' column .* Column names are case-sensitive: rename "
+                                         f"'{found}' to '{expected}'\\."):
+        read_participants_tsv(tmp_path)
+
+
+def test_missing_label_suggests_the_label_that_matches_ignoring_case(tmp_path):
+    """BIDS labels are case-sensitive: '--participant-label SUB-01' is label 'SUB-01' (only an exact 'sub-' is
+    removed), absent; the error suggests sub-01. The group level's selection suggests the same."""
+    from bidsad.bids import InputError, label_suggestions
+    from bidsad.learn.cohort import select_participants
+    from tests import bugcase_data as bd
+
+    assert label_suggestions(["SUB-01", "Ab1", "09"], ["01", "ab1"]) == " Did you mean sub-01, sub-ab1?"
+    assert label_suggestions(["09"], ["01"]) == ""
+    bids = bd.make_dataset(tmp_path / "bids", subjects=("01", "02"), bold=False)
+    with pytest.raises(InputError, match=r"not found in .*: sub-SUB-01\..* Did you mean sub-01\?$"):
+        collect_participants(bids, labels=["SUB-01"])
+    import pandas as pd
+
+    cohort = pd.DataFrame({"participant_id": ["sub-01", "sub-02"], "included": [True, True], "reason": ["", ""]})
+    with pytest.raises(InputError, match=r"for sub-SUB-02\. .* Did you mean sub-02\?$"):
+        select_participants(cohort, ["SUB-02"])
+
+
 def test_derivative_path_keeps_entities(tmp_path):
     src = Path("/bids/sub-01/ses-a/func/sub-01_ses-a_task-rest_run-2_bold.nii.gz")
     path = derivative_path(tmp_path, src, datatype="features", suffix="bold", extension=".npy", res="small", desc="model")

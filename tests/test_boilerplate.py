@@ -156,3 +156,74 @@ def test_methods_state_the_augmentation_ranges(tmp_path):
     summary.update(augmentation=False)
     (out / "group" / "metrics.json").write_text(json.dumps(summary))
     assert "No data augmentation was used." in methods(out)["group"]
+
+
+def _participant_out(out, label: str, bold_runs: int, func_sidecars: bool = False):
+    """Derivative sidecars of one participant as the participant level writes them (T1w tensor, optional BOLD)."""
+    from bidsad.interfaces import motion
+    from bidsad.interfaces.registration import COREG_METHOD
+
+    features = out / f"sub-{label}" / "features"
+    features.mkdir(parents=True)
+    (features / f"sub-{label}_res-small_desc-model_T1w.json").write_text(json.dumps({
+        "Modality": "T1w", "preset": "small", "shape": [48, 56, 48], "voxel_size_mm": [3.75, 3.857, 3.75]}))
+    for run in range(1, bold_runs + 1):
+        (features / f"sub-{label}_task-rest_run-{run}_res-small_desc-model_bold.json").write_text(json.dumps({
+            "Modality": "bold", "preset": "small", "shape": [4, 2, 2, 2], "frames": 4, "RepetitionTime": 2.0}))
+        if func_sidecars:
+            func = out / f"sub-{label}" / "func"
+            func.mkdir(exist_ok=True)
+            (func / f"sub-{label}_task-rest_run-{run}_desc-preproc_bold.json").write_text(json.dumps({
+                "NonSteadyStateMethod": motion.NONSTEADY_METHOD, "MotionCorrection": motion.MOTION_METHOD,
+                "Coregistration": COREG_METHOD, "Interpolation": "linear", "NonSteadyStateVolumes": 1}))
+    return out
+
+
+def test_every_reference_of_the_rendered_text_is_cited_and_in_the_bib(tmp_path, monkeypatch):
+    """The rendered text, with the method texts that sidecars carry (motion correction: Friston et al. 1995,
+    Baker & Matthews 2004), cites every reference it names by key, and CITATION.bib holds each key. (The check
+    on the templates alone missed those two: they came from a sidecar as plain author-year text.)"""
+    import re
+
+    out = _participant_out(_group_out(tmp_path / "out", 4, ["3dcnn-lstm"]), "01", bold_runs=1, func_sidecars=True)
+    monkeypatch.setenv("PATH", "/nonexistent")  # no pandoc
+    write_boilerplate(out)
+    text = (out / "logs" / "CITATION.md").read_text()
+    bib = read_bib(out / "logs" / "CITATION.bib")
+    assert "Head motion was estimated by" in text
+    assert "SPM's realign [@friston1995spatial], in its inverse-compositional form [@baker2004lucas])" in text
+    assert not re.findall(r"[A-Z][a-z]+ (?:et al\.|& [A-Z][a-z]+) (?:19|20)\d\d", text)  # no uncited mention
+    assert cited_keys(text) == list(bib) and {"friston1995spatial", "baker2004lucas"} <= set(bib)
+    assert bib["friston1995spatial"]["title"] == "Spatial registration and normalization of images"
+    assert bib["baker2004lucas"]["title"] == "Lucas-Kanade 20 years on: a unifying framework"
+    # a BIDS-App cites the BIDS Apps paper (Gorgolewski et al. 2017), the data format the BIDS paper (2016)
+    assert "a BIDS-App [@gorgolewski2017bidsapps]" in text and "Data Structure [@gorgolewski2016bids]" in text
+    assert bib["gorgolewski2017bidsapps"]["year"] == "2017"
+    # the bidsad entry carries the versions that ran (the run's metrics.json says 0.1.0) and the run's year
+    entry = bib["bidsad"]["text"]
+    assert re.search(r"version = \{\S+, 0\.1\.0\}", entry) and re.search(r"year = \{20\d\d\}", entry)
+
+
+def test_versions_list_scipy_torch_and_deepbet():
+    from importlib.metadata import version
+
+    from bidsad.reports.boilerplate import current_versions
+
+    versions = current_versions()
+    for name in ("scipy", "torch", "deepbet"):
+        assert versions[name] == version(name)
+
+
+def test_participant_text_describes_one_participant(tmp_path):
+    """A participant's text (its report) describes that participant's own T1w and BOLD runs, whatever else is in
+    out_dir; the whole out_dir's text (CITATION.md) counts the cohort."""
+    out = tmp_path / "out"
+    for label, runs in (("01", 2), ("02", 1), ("03", 1), ("04", 0)):
+        _participant_out(out, label, runs)
+    one = " ".join(methods(out, "04")["participant"].split())
+    assert "For participant `sub-04`, the T1-weighted image was processed (no resting-state BOLD run)." in one
+    assert "participant(s)" not in one
+    two = " ".join(methods(out, "01")["participant"].split())
+    assert "For participant `sub-01`, the T1-weighted image and 2 resting-state BOLD run(s) (repetition time 2 s) were processed." in two
+    cohort = " ".join(methods(out)["participant"].split())
+    assert "4 participant(s) had a T1-weighted image processed, and 3 of them at least one resting-state BOLD run" in cohort

@@ -188,7 +188,7 @@ def test_rerun_drops_tensors_of_inputs_that_became_unusable(demo_run, tmp_path):
     meta["RepetitionTime"] = 2520  # milliseconds: refused, never guessed (a missing TR falls back to the header)
     sidecar.write_text(json.dumps(meta))
     refused = run_bidsad(bids, out, "participant", "--preset", "small", "-w", work, check_rc=2)  # the validator
-    assert "REPETITION_TIME_MISMATCH (1x: sub-01/func/sub-01_task-rest_bold.nii.gz)" in refused.stderr
+    assert "REPETITION_TIME_MISMATCH (1 file: sub-01/func/sub-01_task-rest_bold.nii.gz)" in refused.stderr
     proc = run_bidsad(bids, out, "participant", "--preset", "small", "--anat-registration", "affine", "-w", work,
                       "--skip-bids-validation", check_rc=1)
     assert "sub-01/func/sub-01_task-rest_bold.nii.gz: RepetitionTime 2520 looks like milliseconds" in proc.stderr

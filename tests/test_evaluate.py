@@ -69,7 +69,7 @@ def test_undefined_precision_and_recall_are_none():
 
 def test_bootstrap_ci_matches_binomial_interval():
     """70 of 100 correct: the bootstrap CI of accuracy is about 0.7 +- 1.96 sqrt(0.21 / 100) = [0.61, 0.79]."""
-    from bidsad.learn.evaluate import bootstrap_ci
+    from bidsad.learn.bootstrap import bootstrap_ci
 
     y = np.array([0, 1] * 50)
     predicted = np.where(np.arange(100) < 70, y, 1 - y)
@@ -83,7 +83,7 @@ def test_bootstrap_ci_matches_binomial_interval():
 
 
 def test_bootstrap_skips_undefined_resamples():
-    from bidsad.learn.evaluate import bootstrap_ci
+    from bidsad.learn.bootstrap import bootstrap_ci
 
     ci = bootstrap_ci([0, 1], [[.9, .05, .05], [.1, .8, .1]], n_resamples=50, seed=0, metrics=("roc_auc_CN", "accuracy"))
     # resamples with only one class leave AUC undefined: about half of them
@@ -105,7 +105,7 @@ def test_permutation_pvalue_exact_cases():
 
 
 def test_metrics_rows_carry_intervals():
-    from bidsad.learn.evaluate import bootstrap_ci
+    from bidsad.learn.bootstrap import bootstrap_ci
 
     m = classification_metrics(KNOWN_Y, KNOWN_P)
     ci = bootstrap_ci(KNOWN_Y, KNOWN_P, n_resamples=20, seed=0)
@@ -133,3 +133,33 @@ def test_slice_predictions_are_averaged_per_participant():
     assert list(averaged.participant_id) == ["sub-1", "sub-2"] and "slice" not in averaged
     np.testing.assert_allclose(averaged.probability_CN, [0.51, 0.45])
     assert list(averaged.predicted_label) == [0, 1] and list(averaged.predicted_diagnosis) == ["CN", "AD"]
+
+
+@pytest.mark.parametrize("classes", [("CN", "AD"), ("CN", "MCI", "AD")])
+def test_resample_metrics_equal_scikit_learn(classes):
+    """The batched bootstrap metrics equal classification_metrics (scikit-learn) on every resample, including
+    resamples that lack a class or never predict one, and ties in the probabilities (ranks for the AUC)."""
+    from bidsad.learn.bootstrap import resample_metrics
+    from bidsad.learn.evaluate import CALIBRATION_BINS, ci_metrics
+
+    rng = np.random.default_rng(3)
+    K, n = len(classes), 9
+    y = rng.integers(0, K, n)
+    y[:2] = 0
+    proba = rng.dirichlet(np.ones(K), n).round(1)  # rounded: tied scores
+    proba[:, 0] += 0.01
+    proba /= proba.sum(axis=1, keepdims=True)
+    index = rng.integers(0, n, (60, n))
+    index[0] = 0  # one class only: no recall / AUC for the others
+    batch = resample_metrics(y, proba, index, CALIBRATION_BINS)
+    batch.update({f"roc_auc_{c}": batch.pop(f"roc_auc_{k}") for k, c in enumerate(classes)})
+    undefined = 0
+    for b, rows in enumerate(index):
+        expected = classification_metrics(y[rows], proba[rows], classes)
+        for metric in ci_metrics(classes):
+            if expected[metric] is None or np.isnan(expected[metric]):
+                assert np.isnan(batch[metric][b]), (b, metric)
+                undefined += 1
+            else:
+                assert batch[metric][b] == pytest.approx(expected[metric], abs=1e-12), (b, metric)
+    assert undefined > 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 
 import nibabel as nb
 import numpy as np
@@ -165,9 +166,38 @@ def test_input_validation_summarises_errors(tmp_path):
         validate_input(bids)
     text = str(exc.value)
     assert f"the BIDS validator found 1 error(s) in {bids}" in text
-    assert "REPETITION_TIME_MISMATCH (1x: sub-02/func/sub-02_task-rest_bold.nii.gz)" in text
+    assert "REPETITION_TIME_MISMATCH (1 file: sub-02/func/sub-02_task-rest_bold.nii.gz)" in text
     assert "--skip-bids-validation" in text
     validate_input(bids, labels=["01"])  # only the selected participants' errors count
+
+
+def test_validator_summary_counts_files_once_and_names_a_runnable_validator(tmp_path):
+    """A subject-level sidecar that is not JSON: the validator reports each of the 3 required keys missing for
+    each of the 2 runs (6 issues, 2 files); a file reported twice under one code counts once."""
+    import shlex
+
+    from bidsad.bids import InputError
+    from bidsad.validator import bids_validator_command, summarise_validator_errors, validate_input
+
+    bids = bd.make_dataset(tmp_path / "bids", subjects=("01",))
+    func = bids / "sub-01/func"
+    for run in ("1", "2"):
+        shutil.copy(func / "sub-01_task-rest_bold.nii.gz", func / f"sub-01_task-rest_run-{run}_bold.nii.gz")
+    (func / "sub-01_task-rest_bold.nii.gz").unlink()
+    (func / "sub-01_task-rest_bold.json").unlink()
+    (bids / "sub-01/sub-01_task-rest_bold.json").write_text("{not json")
+    with pytest.raises(InputError) as exc:
+        validate_input(bids)
+    text = str(exc.value)
+    assert ("SIDECAR_KEY_REQUIRED (2 files: sub-01/func/sub-01_task-rest_run-1_bold.nii.gz, "
+            "sub-01/func/sub-01_task-rest_run-2_bold.nii.gz; TaskName, RepetitionTime, VolumeTiming)") in text
+    assert "JSON_INVALID (1 file: sub-01/sub-01_task-rest_bold.json) - Not a valid JSON file." in text
+    command = bids_validator_command()
+    assert command and os.access(command[0], os.X_OK)  # runnable as named
+    assert f"{shlex.join(command)} {bids}" in text and f"deno run -A jsr:@bids/validator {bids}" in text
+    twice = [{"code": "JSON_INVALID", "location": "/task-rest_bold.json", "message": "Not a valid JSON file."}] * 2
+    assert summarise_validator_errors(twice, bids) == (
+        "  JSON_INVALID (1 file: task-rest_bold.json) - Not a valid JSON file.")
 
 
 def test_file_problem_accepts_good_files(tmp_path):

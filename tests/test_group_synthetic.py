@@ -207,7 +207,12 @@ def test_slice_protocol_is_flagged_in_every_output_and_scored_per_participant(tm
     summary = json.loads((group / "metrics.json").read_text())
     assert summary["leaks"] is True and "'slice'" in summary["paper_protocol_warning"] and summary["baselines"] == {}
     assert summary["models"]["2dcnn"]["n_participants"] == 6  # slices averaged back per participant
-    assert "Split protocol <code>slice</code>" in (group / "group.html").read_text()
+    html = (group / "group.html").read_text()
+    assert "Split protocol <code>slice</code>" in html
+    tested = html.split("<th>test participants</th></tr>")[1].split("</table>")[0].split("</tr>")[:-1]
+    for row, (_, rows) in zip(tested, splits[splits.role == "test"].groupby("fold"), strict=True):
+        listed = row.rsplit("<td>", 1)[1].removesuffix("</td>").split(", ")  # each participant once, not per slice
+        assert sorted(listed) == sorted(set(rows.participant_id))
     assert "LEAKS" in (out / "logs" / "CITATION.md").read_text()
     predictions = pd.read_csv(group / "model-2dcnn" / "predictions.tsv", sep="\t")
     assert len(predictions) == 36 and set(predictions.groupby("participant_id").size()) == {6}

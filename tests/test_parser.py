@@ -274,3 +274,27 @@ def test_slice_protocol_is_for_the_2dcnn_only_and_its_slices_are_options(capsys,
     saved = tmp_path / "c.toml"
     saved.write_text("[learning]\nslices_mm = []\n")
     assert "slices_mm" in _usage_error(capsys, [*base, "--config-file", str(saved)])
+
+
+@pytest.mark.parametrize(("level", "extra", "named"), [
+    ("participant", ["--models", "3dcnn"], "--models is a group-level option"),
+    ("participant", ["--epochs", "3"], "--epochs is a group-level option"),
+    ("participant", ["--no-augmentation"], "--augmentation/--no-augmentation is a group-level option"),
+    ("participant", ["--overwrite"], "--overwrite is a group-level option"),
+    ("participant", ["--apply-models", "/nonexistent"], "--apply-models is a group-level option"),
+    ("group", ["--denoise", "basic"], "--denoise is a participant-level option"),
+    ("group", ["--plugin", "Linear"], "--plugin is a participant-level option"),
+])
+def test_options_of_the_other_level_refused(capsys, demo_dir, tmp_path, level, extra, named):
+    argv = [str(demo_dir), str(tmp_path / "o"), level, "-w", str(tmp_path / "w")]
+    err = _usage_error(capsys, [*argv, *extra])
+    assert named in err and f"does nothing at the {level} level" in err
+    assert f"remove it from this {level}-level command" in err
+
+
+def test_shared_options_accepted_at_both_levels(demo_dir, tmp_path):
+    shared = ["--preset", "small", "--random-seed", "3", "--nprocs", "2", "--participant-label", "01"]
+    for level in ("participant", "group"):
+        config = parse_args([str(demo_dir), str(tmp_path / "o"), level, "-w", str(tmp_path / "w"), *shared])
+        assert (config.features.preset, config.seeds.random_seed, config.execution.participant_label) == (
+            "small", 3, ["01"])

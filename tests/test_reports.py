@@ -82,6 +82,55 @@ def test_participant_report_failure_writes_err(tmp_path, monkeypatch):
     assert write_participant_report(config, part) == out / "sub-01.html" and not written.exists()
 
 
+def test_participant_report_outputs_table_has_nifti_shape_and_voxel_size(tmp_path):
+    """Shape and voxel size of NIfTI outputs come from their headers (no voxel data read: a file cut after its
+    header is listed too); a model tensor's come from its sidecar."""
+    import nibabel as nb
+
+    from bidsad.reports.participant import write_participant_report
+
+    config, part, out = _participant_setup(tmp_path, with_qc=False)
+    anat, func = out / "sub-01" / "anat", out / "sub-01" / "func"
+    anat.mkdir()
+    func.mkdir()
+    t1w = nb.Nifti1Image(np.zeros((6, 7, 5), np.float32), np.diag([1.2, 1.0, 0.9, 1.0]))
+    t1w.to_filename(anat / "sub-01_desc-preproc_T1w.nii.gz")
+    bold = nb.Nifti1Image(np.zeros((4, 5, 3, 10), np.int16), np.diag([3.0, 3.0, 3.0, 1.0]))
+    bold.header.set_zooms((3.0, 3.0, 3.0, 2.5))  # the TR is not a voxel size
+    bold.to_filename(func / "sub-01_task-rest_desc-preproc_bold.nii")
+    cut = func / "sub-01_task-rest_desc-preproc_bold.nii"
+    cut.write_bytes(cut.read_bytes()[:352])  # header only: the data would not load
+    html = " ".join(write_participant_report(config, part).read_text().split())
+
+    def row(name):
+        return html.split(f"<code>sub-01/{name}</code></td>")[1].split("</tr>")[0]
+
+    assert row("anat/sub-01_desc-preproc_T1w.nii.gz").startswith("<td>6 x 7 x 5</td> <td>1.2 x 1.0 x 0.9</td>")
+    assert row("func/sub-01_task-rest_desc-preproc_bold.nii").startswith("<td>4 x 5 x 3 x 10</td> <td>3.0 x 3.0 x 3.0</td>")
+    assert row("features/sub-01_task-rest_res-small_desc-model_bold.npy").startswith("<td>4 x 2 x 2 x 2</td> <td></td>")
+
+
+def test_group_report_lists_each_test_participant_once_per_fold():
+    """The slice protocol's splits.tsv has a test row per (participant, slice): the report's test participants
+    per fold name each participant once; with repeats, each repeat's folds are listed apart."""
+    from bidsad.learn.splits import plan_splits
+    from bidsad.reports.group import _test_sets
+
+    ids = [f"sub-{i:02d}" for i in range(12)]
+    included = pd.DataFrame({"participant_id": ids, "label": [0, 2] * 6, "mri": ["x"] * 12, "bold": [""] * 12})
+    leaky, _ = plan_splits(included, [("mri",)], folds=3, seed=0, protocol="slice", slices=[10, 12, 13])
+    sets = _test_sets(leaky)
+    assert list(sets) == [("mri", 1), ("mri", 2), ("mri", 3)]
+    for (_, fold), listed in sets.items():
+        tested = leaky[(leaky.fold == fold) & (leaky.role == "test")].participant_id
+        assert len(listed) == len(set(listed)) == tested.nunique() and set(listed) == set(tested)
+    assert sum(map(len, sets.values())) < len(leaky[leaky.role == "test"])  # rows were repeated per slice
+    repeated, _ = plan_splits(included, [("mri",)], folds=3, seed=0, repeats=2)
+    sets = _test_sets(repeated)
+    assert list(sets) == [("mri", f"{k} (repeat {r})") for r in (1, 2) for k in (1, 2, 3)]
+    assert all(len(v) == 4 for v in sets.values())  # 12 participants, 3 folds, once per repeat
+
+
 @pytest.mark.integration
 def test_group_metrics_with_intervals(demo_run):
     group = demo_run["out"] / "group"
@@ -246,3 +295,74 @@ def test_group_report_shows_baselines_beside_models(tmp_path):
     html = write_group_report(tmp_path).read_text()
     assert "These numbers LEAK" in html and "<code>slice</code>" in html
     assert "did not see in training" not in html and "evaluates only participants unseen" not in html
+
+
+def test_participant_report_methods_describe_that_participant(tmp_path):
+    """The methods of sub-01's report describe sub-01's outputs, not the count of participants in out_dir so far."""
+    from bidsad.reports.participant import write_participant_report
+
+    config, part, out = _participant_setup(tmp_path, with_qc=False)
+    for label in ("02", "03"):  # other participants' T1w outputs already there
+        (out / f"sub-{label}" / "features").mkdir(parents=True)
+        (out / f"sub-{label}" / "features" / f"sub-{label}_res-small_desc-model_T1w.json").write_text(
+            json.dumps({"Modality": "T1w", "preset": "small", "shape": [2, 2, 2]}))
+    html = " ".join(write_participant_report(config, part).read_text().split())
+    assert "For participant <code>sub-01</code>, 1 resting-state BOLD run(s) were processed (no T1-weighted image)." in html
+    assert "participant(s) had a T1-weighted image" not in html
+
+
+def test_group_report_and_model_card_say_how_the_folds_were_made_and_which_ran(tmp_path):
+    """Folds that could not be stratified (a class of one), with an inner validation split in one fold only, of which
+    only folds 2 and 3 produced predictions: metrics.json, the model card, group.html and the methods say so (they
+    said 'participant-level stratified k-fold', 'validation True' and 'folds = 5')."""
+    from bidsad.group.summary import run_summary
+    from bidsad.learn.apply import write_model_card
+    from bidsad.learn.evaluate import evaluate_predictions
+    from bidsad.learn.splits import add_validation, make_splits
+    from bidsad.reports.group import write_group_report
+
+    group = tmp_path / "group"
+    ids, labels = [f"sub-{i:02d}" for i in range(1, 7)], [0, 0, 0, 1, 1, 2]  # one AD participant
+    splits, _ = make_splits(ids, labels, folds=5, seed=0)
+    splits, _ = add_validation(splits, dict(zip(ids, labels)), seed=0)
+    splits.insert(0, "cohort", "mri")
+    cohort = pd.DataFrame({"participant_id": ids, "diagnosis": np.array(["CN", "MCI", "AD"])[labels], "label": labels,
+                           "mri": "", "bold": "", "included": True, "reason": "", "models": "3dcnn", "source_hash": ""})
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet([1, 1, 1], 6)
+    table = pd.DataFrame({"participant_id": ids, "label": labels,
+                          **{f"probability_{c}": proba[:, i] for i, c in enumerate(("CN", "MCI", "AD"))}})
+    fold_metrics = {"n": 1, "balanced_accuracy": 0.5, "roc_auc_macro": None}
+    results = {"3dcnn": {"folds": {"2": fold_metrics, "3": fold_metrics},
+                         **evaluate_predictions(table, n_bootstrap=10, n_permutations=10, seed=0)}}
+    config = Config()
+    config.execution.out_dir = str(tmp_path)
+    assert config.learning.validation and config.learning.folds == 5
+    summary = run_summary(config, results=results, baselines={}, classes=["CN", "MCI", "AD"], splits=splits,
+                          device="CPU", warnings=[], labels=dict(zip(ids, labels)))
+    assert summary["fold_design"] == {"mri": {"folds": 5, "n_folds": 5, "validation_folds": 1, "stratified": False}}
+    assert summary["split_protocol"] == "participant-level k-fold (not stratified: a class had a single participant)"
+    group.mkdir()
+    (group / "metrics.json").write_text(json.dumps(summary))
+    cohort.to_csv(group / "cohort.tsv", sep="\t", index=False)
+    splits.to_csv(group / "splits.tsv", sep="\t", index=False)
+    for fold in (2, 3):
+        (group / "model-3dcnn" / f"fold-{fold}").mkdir(parents=True)
+        (group / "model-3dcnn" / f"fold-{fold}" / "model.keras").write_bytes(b"")
+    card = json.loads(write_model_card(tmp_path, cohort, ["CN", "MCI", "AD"], config, summary).read_text())
+    assert card["models"]["3dcnn"]["folds_run"] == ["2", "3"]
+    assert card["models"]["3dcnn"]["folds_text"] == "folds 2 and 3 of 5"
+    in_one = "held out in 1 of 5 folds (the others had a class with fewer than two training participants"
+    assert card["inner_validation"].startswith(in_one)
+    html = " ".join(write_group_report(tmp_path).read_text().split())
+    assert "stratified k-fold" not in html and "validation True" not in html and "validation = True" not in html
+    assert "folds = 5" not in html and "<code>3dcnn</code>: folds 2 and 3 of 5." in html
+    assert "participant-level k-fold (not stratified: a class had a single participant) cross-validation" in html
+    assert f"Inner validation split for early stopping: {in_one}" in html
+    assert f"validation {in_one}" in html.split("<th>training recipe</th>")[1].split("</tr>")[0]
+    assert f"Inner validation split (early stopping): {in_one}" in html  # the model card
+    assert "only folds 2 and 3 of 5 produced predictions" in html
+    methods = html.split('id="methods"')[1]
+    assert f"(patience 10 epochs, best weights kept): {in_one}" in methods
+    assert "not stratified: a class had a single participant" in methods
+    assert "Of model <code>3dcnn</code>, only folds 2 and 3 of 5 produced predictions" in methods

@@ -86,3 +86,27 @@ def test_main_twice_restores_everything(unwritable_home, monkeypatch, capsys):
             main([str(DEMO), str(out), "group", "--reports-only"])
         assert exc.value.code == 2 and "no group outputs in" in capsys.readouterr().err
         assert _state() == before
+
+
+def test_group_level_writes_its_log_to_out_dir_logs(tmp_path, monkeypatch):
+    """The group level's log lines go to out_dir/logs/group-<run>.log as well as stderr; --reports-only writes none."""
+    import bidsad.group.cross_validation
+
+    def fake_group_level(config):
+        logging.getLogger("bidsad").info("group level: task CN vs AD")
+        logging.getLogger("bidsad").warning("model 3dcnn: fold 2 failed")
+        return 0
+
+    monkeypatch.setattr(bidsad.group.cross_validation, "run_group_level", fake_group_level)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(SystemExit) as exc:
+        main([str(DEMO), str(out), "group", "-w", str(tmp_path / "w")])
+    assert exc.value.code == 0
+    (log,) = (out / "logs").glob("group-*.log")
+    (config,) = (out / "logs").glob("config-group-*.toml")
+    assert log.stem.removeprefix("group-") == config.stem.removeprefix("config-group-")  # the run's id
+    lines = log.read_text(encoding="utf-8").splitlines()
+    assert [line.split(" bidsad ", 1)[1] for line in lines] == [
+        "INFO: group level: task CN vs AD", "WARNING: model 3dcnn: fold 2 failed"]
+    assert not logging.getLogger("bidsad").handlers  # the file handler is removed after the run

@@ -103,6 +103,18 @@ def test_inner_validation_comes_from_training_participants_only():
         assert not set(val) & set(train) and not set(val) & set(rows[rows.role == "test"].participant_id)
 
 
+def test_inner_validation_keeps_most_training_participants_with_few_folds():
+    from bidsad.learn.splits import add_validation
+
+    ids, labels = _ids(40), [i % 2 for i in range(40)]
+    for folds, expected in ((2, 5), (3, 7), (5, 8), (10, 4)):  # 20, 26-27, 32, 36 training participants
+        splits, _ = make_splits(ids, labels, folds=folds, seed=0)
+        with_val, _ = add_validation(splits, dict(zip(ids, labels)), seed=0)
+        for _, rows in with_val.groupby("fold"):
+            n_val, n_train = (rows.role == "validation").sum(), (rows.role == "train").sum()
+            assert abs(n_val - expected) <= 1 and n_val <= (n_val + n_train) / 4 + 0.5, (folds, n_val, n_train)
+
+
 def test_no_validation_when_training_classes_are_tiny():
     from bidsad.learn.splits import add_validation
 
@@ -182,3 +194,34 @@ def test_slice_protocol_puts_slices_of_one_participant_on_both_sides_and_the_par
     assert "slice" not in honest and not any("LEAKS" in w for w in warnings)
     for fold, rows in honest.groupby("fold"):
         check_no_leakage(rows[rows.role == "train"].participant_id, rows[rows.role == "test"].participant_id, fold)
+
+
+def test_fold_design_and_its_words_follow_the_folds_made():
+    """Whether the folds were stratified and how many had an inner validation split are read from the splits as made
+    (metrics.json ``fold_design``), and said as they are."""
+    import pandas as pd
+
+    from bidsad.learn.folds import fold_design, folds_ran_text, stratification_text, validation_text
+    from bidsad.learn.splits import add_validation
+
+    ids, labels = _ids(30), [i % 3 for i in range(30)]
+    splits, _ = add_validation(make_splits(ids, labels, folds=5, seed=0)[0], dict(zip(ids, labels)), seed=0)
+    tiny_ids, tiny = _ids(3), [0, 1, 2]  # one per class: unstratified, never a validation split
+    small, notes = make_splits(tiny_ids, tiny, folds=5, seed=0)
+    small, _ = add_validation(small, dict(zip(tiny_ids, tiny)), seed=0)
+    both = pd.concat([splits.assign(cohort="mri"), small.assign(cohort="mri+bold")], ignore_index=True)
+    design = fold_design(both, dict(zip(ids, labels)))
+    assert design == {"mri": {"folds": 5, "n_folds": 5, "validation_folds": 5, "stratified": True},
+                      "mri+bold": {"folds": 3, "n_folds": 3, "validation_folds": 0, "stratified": False}}
+    assert any("unstratified" in n for n in notes)
+    assert stratification_text({"mri": design["mri"]}) == "stratified by diagnosis"
+    assert stratification_text({"mri+bold": design["mri+bold"]}) == "not stratified: a class had a single participant"
+    assert stratification_text(design) == ("stratified by diagnosis in mri, not in mri+bold "
+                                           "(a class there had a single participant)")
+    assert validation_text(True, {"mri": design["mri"]}) == "held out in all 5 folds"
+    assert validation_text(True, {"mri+bold": design["mri+bold"]}).startswith("none: none of the 3 folds")
+    assert validation_text(True, design).startswith("held out in 5 of 8 folds")
+    assert validation_text(False, design).startswith("not used")
+    assert folds_ran_text(["2", "3"], 5) == "folds 2 and 3 of 5" and folds_ran_text(["1", "2"], 2) is None
+    assert folds_ran_text(["repeat-2_fold-1", "repeat-2_fold-3"], 6) == "2 of 6 folds (fold 1 of repeat 2, fold 3 of repeat 2)"
+    assert folds_ran_text(["4"], 5) == "fold 4 of 5"

@@ -76,13 +76,13 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="LABEL",
         help="participants to process, with or without the 'sub-' prefix (default: all)",
     )
-    g_bids.add_argument(
+    filters = g_bids.add_argument(
         "--bids-filter-file",
         type=Path,
         metavar="FILE",
         help="JSON file of pybids queries overriding the defaults for 't1w' and 'bold'",
     )
-    g_bids.add_argument(
+    derivatives = g_bids.add_argument(
         "--derivatives",
         nargs="+",
         type=_derivatives,
@@ -109,14 +109,14 @@ def _build_parser() -> argparse.ArgumentParser:
     g_perf.add_argument("--mem-mb", "--mem_mb", action=Noted, convert=_mb_to_gb, note=_memory_note("mb"),
                         metavar="MB", dest="mem",
                         help="memory limit, bare numbers in MB as fMRIPrep's --mem_mb (16000 = 16 GB)")
-    g_perf.add_argument(
+    plugin = g_perf.add_argument(
         "--plugin",
         "--nipype-plugin",
         choices=NIPYPE_PLUGINS,
         help="nipype execution plugin (default: Linear with --nprocs 1, otherwise MultiProc). SLURM and SGE "
         "submit every node as a cluster job and need bidsad installed natively on the compute nodes",
     )
-    g_perf.add_argument(
+    plugin_args = g_perf.add_argument(
         "--plugin-args",
         nargs="+",
         type=_plugin_arg,
@@ -136,7 +136,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "(trains on a 2-core CPU in minutes); default: paper",
     )
 
-    g_conf.add_argument(
+    overwrite = g_conf.add_argument(
         "--overwrite", action="store_true",
         help="group level: replace group/ of an earlier run (default: it is kept as group-<date>/ beside the new one)",
     )
@@ -211,7 +211,23 @@ def _build_parser() -> argparse.ArgumentParser:
     g_group.add_argument("--no-validation", dest="validation", action="store_false", default=None,
                          help="no inner validation split (and no early stopping): train on all training participants "
                          "(the paper recipe's choice)")
+    # options of one level only: given at the other level they are refused (parse_args), not silently ignored
+    for level, actions in (("participant", [filters, derivatives, plugin, plugin_args, *g_prep._group_actions]),
+                           ("group", [overwrite, *g_group._group_actions])):
+        for action in actions:
+            action.level_only = level
     return parser
+
+
+def _other_level_options(parser: argparse.ArgumentParser, opts: argparse.Namespace) -> list[tuple[str, str]]:
+    """``(options, level)`` of each option given on the command line that belongs to the other analysis level
+    (``action.level_only``); options sharing a destination are named together (``--augmentation/--no-augmentation``)."""
+    given: dict[str, tuple[list[str], str]] = {}
+    for action in parser._actions:
+        level = getattr(action, "level_only", None)
+        if level and level != opts.analysis_level and getattr(opts, action.dest) != action.default:
+            given.setdefault(action.dest, ([], level))[0].append(action.option_strings[0])
+    return [("/".join(names), level) for names, level in given.values()]
 
 
 def _derivative_dataset(root: Path) -> str | None:
@@ -244,6 +260,8 @@ def parse_args(args: list[str] | None = None) -> Config:
     NOTES.clear()
     opts = parser.parse_args(args, namespace=argparse.Namespace(notes=[]))
     NOTES.extend(opts.notes)
+    for option, level in _other_level_options(parser, opts):
+        parser.error(messages.LEVEL_ONLY.format(option=option, level=level, other=opts.analysis_level))
 
     config = Config()
     if opts.config_file is not None:
@@ -355,8 +373,6 @@ def parse_args(args: list[str] | None = None) -> Config:
         parser.error(messages.PLUGIN_ARGS_NOT_TABLE.format(value=config.nipype.plugin_args))
     ex.apply_models = None  # never taken from a saved configuration
     if opts.apply_models is not None:
-        if opts.analysis_level != "group":
-            parser.error(messages.APPLY_GROUP_ONLY)
         models = opts.apply_models.expanduser().resolve()
         if not models.is_dir():
             parser.error(messages.PATH_MISSING.format(arg="--apply-models", path=opts.apply_models))

@@ -6,6 +6,7 @@ The process-wide state a run sets (library caches, log handlers, environment var
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -39,38 +40,51 @@ def _run(argv: list[str] | None) -> int:
 
 
 def _dispatch(config) -> int:
-    """Run the chosen level; map bad input of the whole run to exit status 2; save the run's configuration."""
+    """Run the chosen level; map bad input of the whole run to exit status 2; save the run's configuration.
+
+    The group level's log goes to ``out_dir/logs/group-<run>.log`` (the participant level opens its own,
+    ``participant-<run>.log``, after the BIDS validator); ``--reports-only`` runs write none.
+    """
     from bidsad.bids import InputError
     from bidsad.seeds import seed_everything
 
     seed_everything(config.seeds.random_seed)
-    out_dir = Path(config.execution.out_dir)
+    ex = config.execution
+    out_dir = Path(ex.out_dir)
+    group_log = ex.analysis_level == "group" and not ex.reports_only and out_dir.is_dir()
     status = None
     try:
-        if config.execution.reports_only and config.execution.analysis_level == "participant":
-            from bidsad.participant import run_participant_reports
-
-            status = run_participant_reports(config)
-        elif config.execution.reports_only:
-            from bidsad.group.reports_only import run_group_reports
-
-            status = run_group_reports(config)
-        elif config.execution.analysis_level == "participant":
-            from bidsad.participant import run_participant_level
-
-            status = run_participant_level(config)
-        elif config.execution.apply_models:
-            from bidsad.group.apply import run_apply
-
-            status = run_apply(config)
-        else:
-            from bidsad.group.cross_validation import run_group_level
-
-            status = run_group_level(config)
+        with runtime.logging_to_file(out_dir / "logs" / f"group-{ex.run_uuid}.log") if group_log \
+                else contextlib.nullcontext():
+            status = _level(config)
     except InputError as err:  # bad input that concerns the whole run: named in the message
         print(f"bidsad: error: {err}", file=sys.stderr)
         status = runtime.EXIT_USAGE
     finally:  # the configuration of every run that got past its checks (a crash included), for reuse
         if out_dir.is_dir() and status != runtime.EXIT_USAGE:
-            config.save(out_dir / "logs" / f"config-{config.execution.analysis_level}-{config.execution.run_uuid}.toml")
+            config.save(out_dir / "logs" / f"config-{ex.analysis_level}-{ex.run_uuid}.toml")
     return status
+
+
+def _level(config) -> int:
+    """Run the level, ``--reports-only`` or ``--apply-models`` run that ``config`` asks for; return its status."""
+    ex = config.execution
+    if ex.reports_only and ex.analysis_level == "participant":
+        from bidsad.participant import run_participant_reports
+
+        return run_participant_reports(config)
+    if ex.reports_only:
+        from bidsad.group.reports_only import run_group_reports
+
+        return run_group_reports(config)
+    if ex.analysis_level == "participant":
+        from bidsad.participant import run_participant_level
+
+        return run_participant_level(config)
+    if ex.apply_models:
+        from bidsad.group.apply import run_apply
+
+        return run_apply(config)
+    from bidsad.group.cross_validation import run_group_level
+
+    return run_group_level(config)

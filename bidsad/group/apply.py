@@ -86,7 +86,8 @@ def _apply_model(config, source: Path, card: dict, name: str, rows):
 
     from bidsad.phenotype import CLASS_NAMES
     from bidsad.learn.apply import ensemble_predict
-    from bidsad.learn.evaluate import bootstrap_ci, classification_metrics, probability_columns
+    from bidsad.learn.bootstrap import bootstrap_ci
+    from bidsad.learn.evaluate import classification_metrics, probability_columns
 
     model, classes = card["models"][name], tuple(card["task"]["classes"])
     task_codes = {c: index for index, c in enumerate(classes)}

@@ -240,11 +240,13 @@ def _write_metrics(run: _Run, device: str) -> dict:
 
     baseline_results, baseline_rows = {}, []
     try:
-        from bidsad.learn.baselines import run_baselines
+        from bidsad.learn.baselines import BASELINES, run_baselines
 
         if run.config.learning.split_protocol == "slice":  # its folds split slices: no participant-level folds
             LOGGER.info(messages.BASELINES_SLICE_PROTOCOL)
         else:
+            LOGGER.info("baselines: fitting %d classical models (%s) on the same participant-level folds, each "
+                        "evaluated as the models are", len(BASELINES), ", ".join(BASELINES))
             baseline_results, baseline_rows, notes = run_baselines(run.out_dir, run.included, run.splits, run.config,
                                                                    run.classes)
             for note in notes:
@@ -254,7 +256,8 @@ def _write_metrics(run: _Run, device: str) -> dict:
         run.warn(f"baselines failed: {err}")
     write_metrics_table(run.group_dir, run.metric_rows + baseline_rows, run.config.learning.split_protocol)
     summary = run_summary(run.config, results=run.results, baselines=baseline_results, classes=run.classes,
-                          splits=run.splits, device=device, warnings=run.warnings)
+                          splits=run.splits, device=device, warnings=run.warnings,
+                          labels=dict(zip(run.included["participant_id"], run.included["label"].astype(int))))
     atomic_write_json(run.group_dir / METRICS_JSON, summary)
     return summary
 

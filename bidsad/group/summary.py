@@ -29,35 +29,45 @@ def write_metrics_table(group_dir: Path, rows: list[dict], protocol: str = "part
     return atomic_write_text(Path(group_dir) / METRICS_TSV, metrics.to_csv(sep="\t", index=False))
 
 
-def split_protocol(learning) -> str:
-    """How the folds were made, in words (``metrics.json["split_protocol"]``)."""
+def split_protocol(learning, design: dict | None = None) -> str:
+    """How the folds were made, in words (``metrics.json["split_protocol"]``); ``design``: the folds as made
+    (:func:`bidsad.learn.folds.fold_design`), which say whether they were stratified."""
+    from bidsad.learn.folds import stratification_text
+
+    strata = stratification_text(design)
+    kfold = "stratified k-fold" if strata == "stratified by diagnosis" else f"k-fold ({strata})"
     if learning.split_protocol == "paper":
         return "paper: augment-then-split (LEAKS; comparison only)"
     if learning.split_protocol == "slice":
-        return "slice: the 2dcnn's axial slices split as samples, stratified k-fold (LEAKS; comparison only)"
-    return "participant-level stratified k-fold" + (f", repeated {learning.repeats} times" if learning.repeats > 1 else "")
+        return f"slice: the 2dcnn's axial slices split as samples, {kfold} (LEAKS; comparison only)"
+    return f"participant-level {kfold}" + (f", repeated {learning.repeats} times" if learning.repeats > 1 else "")
 
 
-def run_summary(config, *, results: dict, baselines: dict, classes, splits, device: str, warnings: list) -> dict:
+def run_summary(config, *, results: dict, baselines: dict, classes, splits, device: str, warnings: list,
+                labels: dict | None = None) -> dict:
     """The ``metrics.json`` dict of a run.
 
-    ``results`` / ``baselines``: per model (baseline) ``{"folds": {tag: metrics}, **evaluation}``
-    (:func:`bidsad.learn.evaluate.evaluate_pooled`); ``classes``: the task's class names; ``splits``: the
-    ``splits.tsv`` table (``cohort``, ``fold``); ``device``: :func:`bidsad.group.runtime.compute_device`'s
-    description; ``warnings``: every warning of the run (strings).
+    ``results`` / ``baselines``: per model (baseline) ``{"folds": {tag: metrics}, **evaluation}`` (the folds
+    that ran; :func:`bidsad.learn.evaluate.evaluate_pooled`); ``classes``: the task's class names; ``splits``: the
+    ``splits.tsv`` table (``cohort``, ``repeat``, ``fold``, ``participant_id``, ``role``); ``device``:
+    :func:`bidsad.group.runtime.compute_device`'s description; ``warnings``: every warning of the run (strings);
+    ``labels``: participant_id -> class code of the included participants (whether the folds were stratified).
     """
     from bidsad.config import recipe_summary
+    from bidsad.learn.folds import fold_design
     from bidsad.learn.splits import LEAK_WARNINGS
     from bidsad.versions import software_versions
 
     ex, learning = config.execution, config.learning
+    design = fold_design(splits, labels)
     return {
         "models": results, "baselines": baselines, "preset": config.features.preset,
         "mri_input": config.features.mri_input,
         "classes": list(classes), "task": " vs ".join(classes),
         "folds": {c: int(f.max()) for c, f in splits.groupby("cohort")["fold"]}, "repeats": learning.repeats,
         "random_seed": config.seeds.random_seed, "epochs": learning.epochs, "learning_rate": learning.learning_rate,
-        "batch_size": learning.batch_size, "split_protocol": split_protocol(learning),
+        "batch_size": learning.batch_size, "split_protocol": split_protocol(learning, design),
+        "fold_design": design,  # per sub-cohort: folds, stratified or not, folds with an inner validation split
         "split_protocol_name": learning.split_protocol,
         "leaks": learning.split_protocol in LEAK_WARNINGS,
         "paper_protocol_warning": LEAK_WARNINGS.get(learning.split_protocol),  # the leak warning (paper or slice)

@@ -59,8 +59,11 @@ def write_model_card(out_dir: Path, cohort, classes, config, summary: dict) -> P
     import dataclasses
 
     from bidsad.config import MODALITIES
+    from bidsad.learn.folds import folds_ran_text, validation_text
+    from bidsad.learn.splits import cohort_name
     from bidsad.utils import atomic_write_json
 
+    design = summary.get("fold_design") or {}
     group_dir = Path(out_dir) / GROUP_DIR
     used = cohort[cohort["included"].astype(bool) & (cohort["models"].astype(str) != "")]
     counts = {c: int((used["label"].astype(int) == i).sum()) for i, c in enumerate(classes)}
@@ -70,8 +73,10 @@ def write_model_card(out_dir: Path, cohort, classes, config, summary: dict) -> P
         if not folds or not result.get("pooled"):
             continue
         ci = result.get("ci", {})
+        ran, planned = list(result.get("folds") or {}), design.get(cohort_name(MODALITIES[name]), {}).get("n_folds")
         models[name] = {
-            "modalities": list(MODALITIES[name]), "fold_models": folds,
+            "modalities": list(MODALITIES[name]), "fold_models": folds, "folds_run": ran,
+            "folds_text": (folds_ran_text(ran, planned) or f"all {planned} folds") if planned else f"{len(ran)} folds",
             "cross_validated": {m: {"value": result["pooled"].get(m), "ci_low": ci.get(m, {}).get("ci_low"),
                                     "ci_high": ci.get(m, {}).get("ci_high")} for m in CARD_METRICS},
             "permutation_p_value": (result.get("permutation") or {}).get("p_value"),
@@ -90,6 +95,8 @@ def write_model_card(out_dir: Path, cohort, classes, config, summary: dict) -> P
         "tensor_parameters": {column: _reference_parameters(out_dir, used, column) for column in ("mri", "bold")},
         "recipe": dataclasses.asdict(config.learning), "random_seed": config.seeds.random_seed,
         "split_protocol": summary.get("split_protocol"), "leaks": bool(summary.get("leaks")),
+        "fold_design": design or None,
+        "inner_validation": validation_text(config.learning.validation, design or None),
         "models": models, "baselines": baselines, "software_versions": summary.get("versions", {}),
         "intended_use": INTENDED_USE,
         "limitations": ("Cross-validated on one dataset; not validated on other sites, scanners or populations. "

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from bidsad import messages
-from bidsad.bids import InputError
+from bidsad.bids import InputError, label_suggestions
 from bidsad.derivatives import (BOLD_TENSOR, COHORT_JSON, COHORT_TSV, CONTENT_HASH_KEY, FEATURES_DIR, HASHED_PARAMETERS,
                                 METRICS_JSON, MRI_TENSORS, PARAMETERS_HASH_KEY, SOURCES_KEY, Output)
 from bidsad.phenotype import CLASS_NAMES, read_participants_tsv
@@ -202,7 +202,8 @@ def select_participants(cohort, labels: list[str]):
     if missing:
         ids = sorted(cohort["participant_id"])
         available = ", ".join(ids[:20]) + (f" and {len(ids) - 20} more" if len(ids) > 20 else "") if ids else "none"
-        raise InputError(messages.GROUP_LABELS_MISSING.format(labels=", ".join(missing), available=available))
+        hint = label_suggestions([m.removeprefix("sub-") for m in missing], [i.removeprefix("sub-") for i in ids])
+        raise InputError(messages.GROUP_LABELS_MISSING.format(labels=", ".join(missing), available=available) + hint)
     cohort = cohort.copy()
     others = ~cohort["participant_id"].isin(wanted)
     cohort.loc[others & cohort["included"], "reason"] = messages.EXCLUDED_NOT_SELECTED

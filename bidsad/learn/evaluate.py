@@ -9,9 +9,12 @@ arg-max of ``proba``. Metric names are scikit-learn's.
 
 from __future__ import annotations
 
+import logging
 import warnings
 
 from bidsad.phenotype import CLASS_NAMES
+
+LOGGER = logging.getLogger("bidsad")
 
 #: Bootstrap resamples of participants for the 95% confidence intervals (Efron & Tibshirani 1993).
 DEFAULT_BOOTSTRAP = 1000
@@ -158,43 +161,6 @@ def classification_metrics(y_true, proba, classes=CLASS_NAMES) -> dict:
     return result
 
 
-def bootstrap_ci(y_true, proba, *, n_resamples: int = DEFAULT_BOOTSTRAP, seed: int = 0,
-                 metrics=None, level: float = 0.95, classes=CLASS_NAMES) -> dict:
-    """Percentile bootstrap confidence intervals, resampling participants with replacement.
-
-    Each of ``n_resamples`` resamples draws ``n`` participants (rows) with replacement
-    (``numpy.random.default_rng(seed)``) and recomputes :func:`classification_metrics`; the interval
-    is the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of the resampled values (Efron &
-    Tibshirani 1993). Resamples where a metric is undefined (e.g. a class drawn zero times for its
-    AUC) are left out for that metric. ``metrics`` default: :func:`ci_metrics` of ``classes``.
-
-    Returns ``{metric: {"ci_low", "ci_high", "n_resamples"}}``; bounds are ``None`` when fewer than
-    two resamples defined the metric.
-    """
-    import numpy as np
-
-    classes = tuple(classes)
-    y_true, proba = _arrays(y_true, proba, len(classes))
-    metrics = ci_metrics(classes) if metrics is None else metrics
-    rng = np.random.default_rng(seed)
-    samples = {m: [] for m in metrics}
-    for _ in range(n_resamples):
-        index = rng.integers(0, len(y_true), len(y_true))
-        values = classification_metrics(y_true[index], proba[index], classes)
-        for m in metrics:
-            if values.get(m) is not None and not np.isnan(values[m]):
-                samples[m].append(values[m])
-    alpha = (1 - level) / 2
-    out = {}
-    for m, values in samples.items():
-        if len(values) >= 2:
-            low, high = np.quantile(values, [alpha, 1 - alpha])
-            out[m] = {"ci_low": float(low), "ci_high": float(high), "n_resamples": len(values)}
-        else:
-            out[m] = {"ci_low": None, "ci_high": None, "n_resamples": len(values)}
-    return out
-
-
 def permutation_pvalue(y_true, proba, *, n_permutations: int = DEFAULT_PERMUTATIONS, seed: int = 0,
                        metric: str = PERMUTATION_METRIC, classes=None) -> dict:
     """Permutation p-value of fixed out-of-fold predictions.
@@ -242,7 +208,7 @@ def permutation_pvalue(y_true, proba, *, n_permutations: int = DEFAULT_PERMUTATI
 def metrics_rows(model: str, fold: str, metrics: dict, ci: dict | None = None) -> list[dict]:
     """Long-format rows (``model``, ``fold``, ``metric``, ``value``, ``ci_low``, ``ci_high``).
 
-    ``metrics`` is a :func:`classification_metrics` dict, ``ci`` an optional :func:`bootstrap_ci`
+    ``metrics`` is a :func:`classification_metrics` dict, ``ci`` an optional :func:`bidsad.learn.bootstrap.bootstrap_ci`
     dict. Confusion-matrix cells become ``confusion_true-<class>_pred-<class>`` (classes of
     ``metrics["classes"]``, else :data:`CLASS_NAMES`); undefined values and missing intervals are ``n/a``.
     """
@@ -274,8 +240,10 @@ def evaluate_predictions(predictions, *, n_bootstrap: int = DEFAULT_BOOTSTRAP,
     task's classes are its ``probability_<class>`` columns, :func:`prediction_classes`).
 
     Returns ``{"pooled": metrics, "ci": bootstrap_ci, "permutation": permutation_pvalue,
-    "reliability": reliability_curve, "n_participants": n}``.
+    "reliability": reliability_curve, "n_participants": n}``; ``bootstrap_ci``: :func:`bidsad.learn.bootstrap.bootstrap_ci`.
     """
+    from bidsad.learn.bootstrap import bootstrap_ci
+
     classes = prediction_classes(predictions)
     y = predictions["label"].to_numpy(int)
     proba = predictions[probability_columns(classes)].to_numpy(float)
@@ -326,7 +294,12 @@ def evaluate_pooled(name: str, fold_predictions: list, out_file, learning, seed:
 
     pooled = pd.concat(fold_predictions, ignore_index=True)
     atomic_write_text(out_file, pooled.to_csv(sep="\t", index=False))
-    evaluation = evaluate_predictions(average_repeats(pooled), n_bootstrap=learning.n_bootstrap,
+    participants = average_repeats(pooled)
+    # said before it starts: the permutation test takes a few seconds (~3 s for 1000 permutations on 2 cores)
+    LOGGER.info("%s: pooled evaluation of %d participants: bootstrap confidence intervals (%d resamples) and "
+                "permutation test (%d permutations)", name, len(participants), learning.n_bootstrap,
+                learning.n_permutations)
+    evaluation = evaluate_predictions(participants, n_bootstrap=learning.n_bootstrap,
                                       n_permutations=learning.n_permutations, seed=seed)
     rows = metrics_rows(name, "pooled", evaluation["pooled"], evaluation["ci"])
     p_value = evaluation["permutation"]["p_value"]

@@ -21,6 +21,14 @@ LEAK_WARNINGS = {"paper": messages.SPLIT_PROTOCOL_PAPER, "slice": messages.SPLIT
 PAPER_COPIES = 10
 
 
+def can_stratify(labels) -> bool:
+    """Whether :func:`make_splits` stratifies samples with these class codes: every class present has at least two."""
+    import numpy as np
+
+    counts = np.bincount(np.asarray(labels, dtype=int))
+    return bool(len(counts[counts > 0])) and int(counts[counts > 0].min()) >= 2
+
+
 def make_splits(participants: list[str], labels: list[int], folds: int, seed: int, repeats: int = 1):
     """Stratified k-fold over participants (scikit-learn), seeded, repeated ``repeats`` times.
 
@@ -55,7 +63,7 @@ def make_splits(participants: list[str], labels: list[int], folds: int, seed: in
         raise ValueError(messages.ONE_CLASS.format(label=class_name(labels[0])))
     warnings = []
     smallest = int(present.min())
-    if smallest >= 2:
+    if can_stratify(labels):
         used = min(folds, smallest)
         if used < folds:
             warnings.append(messages.FOLDS_REDUCED.format(requested=folds, smallest=smallest, used=used))
@@ -203,7 +211,8 @@ def add_validation(splits, labels: dict, seed: int):
     """Move part of each fold's training participants to an inner ``validation`` role (early stopping).
 
     Per repeat and fold, a stratified shuffle split (scikit-learn) of the training participants keeps about one
-    fold's worth (``n_train / (k - 1)``, at least one per class) for validation; test participants are
+    fold's worth for validation, at most a quarter of them (``n_train / max(k - 1, 4)``, at least one per class:
+    with 2 or 3 folds one fold's worth would be half or all of them); test participants are
     never touched. A fold whose smallest training class has fewer than two participants keeps all of
     them for training and is named in the returned warnings.
 
@@ -230,7 +239,7 @@ def add_validation(splits, labels: dict, seed: int):
             warnings.append(messages.NO_VALIDATION.format(fold=fold if repeat == 1 else f"{fold} of repeat {repeat}"))
             continue
         n_classes = int((counts > 0).sum())
-        size = min(max(n_classes, int(round(len(train) / max(k - 1, 1)))), len(train) - n_classes)
+        size = min(max(n_classes, int(round(len(train) / max(k - 1, 4)))), len(train) - n_classes)
         if size < n_classes:
             warnings.append(messages.NO_VALIDATION.format(fold=fold if repeat == 1 else f"{fold} of repeat {repeat}"))
             continue

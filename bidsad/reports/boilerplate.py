@@ -48,6 +48,9 @@ TEMPLATES = {
 ATLASES = {"power": ("Power et al. (2011) 264-region", "power2011functional"),
            "dosenbach": ("Dosenbach et al. (2010) 160-region", "dosenbach2010prediction"),
            "seitzman": ("Seitzman et al. (2020) 300-region", "seitzman2020set")}
+#: Author-year mentions in the method texts that sidecars record (``MotionCorrection``: SPM's realign and its
+#: inverse-compositional form), with the keys under which the methods text cites them (:func:`cite_mentions`).
+MENTIONS = {"Friston et al. 1995": "friston1995spatial", "Baker & Matthews 2004": "baker2004lucas"}
 
 
 def boilerplate_dir() -> Path:
@@ -86,6 +89,14 @@ def cited_keys(text: str) -> list[str]:
     for group in re.findall(r"\[(@[^\]]+)\]", text):
         keys += [k.strip().lstrip("@") for k in group.split(";")]
     return list(dict.fromkeys(keys))
+
+
+def cite_mentions(text: str) -> str:
+    """``text`` with each author-year mention of :data:`MENTIONS` made a citation, a comma before it dropped:
+    ``"realign, Friston et al. 1995, in"`` -> ``"realign [@friston1995spatial], in"``."""
+    for mention, key in MENTIONS.items():
+        text = re.sub(r",?\s*" + re.escape(mention), f" [@{key}]", text)
+    return text
 
 
 def _short(entry: dict) -> str:
@@ -139,16 +150,21 @@ def _versions(recorded: dict | None = None) -> dict:
     return versions
 
 
-def participant_facts(out_dir: Path) -> dict | None:
-    """What the participant level did, read from the derivatives (``None`` when none exist)."""
+def participant_facts(out_dir: Path, label: str | None = None) -> dict | None:
+    """What the participant level did, read from the derivatives (``None`` when none exist): of every participant
+    in ``out_dir``, or of participant ``label`` only (its report describes its own T1w and BOLD runs)."""
     out_dir = Path(out_dir)
-    sidecars = sorted(out_dir.glob(TENSOR_SIDECARS))
+
+    def glob(pattern: str):
+        return out_dir.glob(pattern if label is None else pattern.replace("sub-*/", f"sub-{label}/", 1))
+
+    sidecars = sorted(glob(TENSOR_SIDECARS))
     if not sidecars:
         return None
     metas = [json.loads(p.read_text()) for p in sidecars]
     mri = [m for m in metas if m.get("Modality") not in ("bold", "GM")]  # the T1w tensor (GM: modulated grey matter)
     bold = [m for m in metas if m.get("Modality") == "bold"]
-    names = [p.name for p in out_dir.glob("sub-*/**/*") if p.is_file()]
+    names = [p.name for p in glob("sub-*/**/*") if p.is_file()]
     spaces = sorted({m for n in names for m in re.findall(r"_space-([a-zA-Z0-9]+)", n)})
     atlases = []
     roi_names = [n for n in names if n.endswith(ROI_TIMESERIES.end)]
@@ -156,11 +172,11 @@ def participant_facts(out_dir: Path) -> dict | None:
         known = next((v for k, v in ATLASES.items() if label.lower().startswith(k)), None)
         atlases.append({"name": known[0] if known else label, "cite": known[1] if known else None})
     anat = None
-    registered = sorted(out_dir.glob(PREPROC_T1W_STD.sidecar_glob()))
+    registered = sorted(glob(PREPROC_T1W_STD.sidecar_glob()))
     if registered:
         anat = {"registration": json.loads(registered[0].read_text()).get("Registration", "")}
     func = None
-    preprocs = sorted(out_dir.glob(PREPROC_BOLD.sidecar_glob()))
+    preprocs = sorted(glob(PREPROC_BOLD.sidecar_glob()))
     if preprocs:
         runs = [json.loads(p.read_text()) for p in preprocs]
         denoise = [m.get("Denoise", {}) for m in bold]
@@ -170,7 +186,7 @@ def participant_facts(out_dir: Path) -> dict | None:
                     denoise=next((d.get("Method") for d in denoise if d.get("Applied")), None),
                     denoise_skipped=sum(1 for d in denoise if d.get("Strategy", "none") != "none" and not d.get("Applied")))
     first = (mri or metas)[0]
-    roi_sidecars = sorted(out_dir.glob(ROI_TIMESERIES.sidecar_glob()))
+    roi_sidecars = sorted(glob(ROI_TIMESERIES.sidecar_glob()))
     features = {
         "denoise": json.loads(roi_sidecars[0].read_text()).get("Denoise", "") if roi_sidecars else "",
         "parcellations": sorted({m for n in names if n.endswith(GM_MORPH.end)
@@ -185,9 +201,11 @@ def participant_facts(out_dir: Path) -> dict | None:
         "features": features,
         "func": func,
         "anat": anat,
-        "bidsad_version": first.get("bidsad_version", __version__),
+        "bidsad_version": first.get("bidsad_version", __version__), "label": label,
         "n_participants": len({p.parts[len(out_dir.parts)] for p in sidecars if f"_{MRI_TENSORS['t1w'].suffix}" in p.name}),
         "n_bold": len({p.parts[len(out_dir.parts)] for p in sidecars if f"_{BOLD_TENSOR.suffix}" in p.name}),
+        "n_bold_runs": sum(f"_{BOLD_TENSOR.suffix}" in p.name for p in sidecars),
+        "has_t1w": any(m.get("Modality") != "bold" for m in metas),  # a T1w (or grey-matter) model tensor
         "repetition_times": sorted({f"{m['RepetitionTime']:g}" for m in bold if m.get("RepetitionTime")}),
         "preset": first.get("preset", "?"),
         "mri_shape": mri[0]["shape"] if mri else None,
@@ -216,6 +234,25 @@ def _cross_validation(folds) -> str:
     return f"{folds}-fold cross-validation"
 
 
+def fold_facts(summary: dict, names: list[str]) -> dict:
+    """How the folds of a group run were made and which ran (``stratification``, ``validation``, ``early_stopping``,
+    ``partial``: the models whose results pool fewer folds than planned), from ``metrics.json``."""
+    from bidsad.config import MODALITIES
+    from bidsad.learn.folds import folds_ran_text, stratification_text, validation_text
+    from bidsad.learn.splits import cohort_name
+
+    design = summary.get("fold_design")
+    partial = []
+    for name in names:
+        planned = (design or {}).get(cohort_name(MODALITIES.get(name, ())), {}).get("n_folds")
+        ran = folds_ran_text(summary["models"][name].get("folds") or {}, planned) if planned else None
+        partial += [{"name": name, "ran": ran}] if ran else []
+    used = sum(d["validation_folds"] for d in design.values()) if design else None
+    return {"stratification": stratification_text(design), "partial": partial,
+            "validation": validation_text(bool(summary.get("inner_validation")), design),
+            "early_stopping": bool(summary.get("inner_validation")) and used != 0}
+
+
 def group_facts(out_dir: Path) -> dict | None:
     """What the group level did, read from ``group/metrics.json`` (``None`` when it does not exist)."""
     path = Path(out_dir) / GROUP_DIR / METRICS_JSON
@@ -237,6 +274,7 @@ def group_facts(out_dir: Path) -> dict | None:
                                        "split_protocol_name")},
         "baselines": {name: r.get("atlas", "") for name, r in summary.get("baselines", {}).items() if r.get("pooled")},
         "cross_validation": _cross_validation(summary.get("folds")),
+        **fold_facts(summary, names),
         "classes": classes,
         "class_text": ", ".join(class_names[:-1]) + " and " + class_names[-1],
         "n_participants": max((r.get("n_participants", 0) for r in summary.get("models", {}).values()), default=0),
@@ -250,18 +288,37 @@ def group_facts(out_dir: Path) -> dict | None:
     }
 
 
-def methods(out_dir: Path) -> dict:
-    """Methods Markdown of each level that left outputs in ``out_dir``.
+def methods(out_dir: Path, label: str | None = None) -> dict:
+    """Methods Markdown of each level that left outputs in ``out_dir``; with ``label``, the participant level's
+    text describes that participant only (as its report does).
 
-    Returns ``{"participant": str | None, "group": str | None, "versions": dict}``.
+    Returns ``{"participant": str | None, "group": str | None, "versions": dict, "bidsad_versions": list}``
+    (``bidsad_versions``: the bidsad versions that wrote the outputs described).
     """
-    p, g = participant_facts(out_dir), group_facts(out_dir)
+    p, g = participant_facts(out_dir, label), group_facts(out_dir)
     versions = _versions(g["versions"] if g else None)
+    ran = [p["bidsad_version"]] if p else []
+    ran += [g["versions"]["bidsad"]] if g and g["versions"].get("bidsad") else []
     return {
-        "participant": _render("participant.md", p=p, v=versions) if p else None,
-        "group": _render("group.md", g=g, v=versions) if g else None,
-        "versions": versions,
+        "participant": cite_mentions(_render("participant.md", p=p, v=versions)) if p else None,
+        "group": cite_mentions(_render("group.md", g=g, v=versions)) if g else None,
+        "versions": versions, "bidsad_versions": list(dict.fromkeys(ran)) or [__version__],
     }
+
+
+def _bidsad_entry(entry: str, versions: list[str], year: int) -> str:
+    """The ``bidsad`` BibTeX entry with the ``version`` (the versions that ran) and ``year`` fields added."""
+    fields = f"  version = {{{', '.join(versions)}}},\n  year = {{{year}}},\n"
+    return entry.rstrip().removesuffix("}") + fields + "}\n"
+
+
+def _run_year(out_dir: Path) -> int:
+    """The year the described outputs were written (the newest of ``metrics.json`` and the tensor sidecars)."""
+    from datetime import datetime
+
+    paths = [*Path(out_dir).glob(TENSOR_SIDECARS), Path(out_dir) / GROUP_DIR / METRICS_JSON]
+    times = [p.stat().st_mtime for p in paths if p.is_file()]
+    return (datetime.fromtimestamp(max(times)) if times else datetime.now()).year
 
 
 def write_boilerplate(out_dir: Path) -> list[Path]:
@@ -287,8 +344,9 @@ def write_boilerplate(out_dir: Path) -> list[Path]:
     missing = [k for k in keys if k not in bib]
     if missing:
         raise KeyError(f"boilerplate cites keys missing from references.bib: {', '.join(missing)}")
-    written = [atomic_write_text(logs / "CITATION.md", markdown),
-               atomic_write_text(logs / "CITATION.bib", "".join(bib[k]["text"] for k in keys))]
+    entries = [_bidsad_entry(bib[k]["text"], texts["bidsad_versions"], _run_year(out_dir)) if k == "bidsad"
+               else bib[k]["text"] for k in keys]
+    written = [atomic_write_text(logs / "CITATION.md", markdown), atomic_write_text(logs / "CITATION.bib", "".join(entries))]
     pandoc = shutil.which("pandoc")
     if pandoc:
         try:

@@ -134,6 +134,18 @@ def baseline_summary(baselines: dict) -> list[dict]:
     return rows
 
 
+def _test_sets(splits) -> dict:
+    """``{(cohort, fold): [participant IDs]}`` of the test roles in ``splits.tsv``, each participant once (the slice
+    and paper protocols have one row per slice or copy); with repeats, the fold reads ``"<fold> (repeat <r>)"``."""
+    test = splits[splits["role"] == "test"]
+    repeats = "repeat" in test and test["repeat"].nunique() > 1
+    sets = {}
+    for key, rows in test.groupby(["cohort", "repeat", "fold"] if repeats else ["cohort", "fold"], sort=True):
+        fold = f"{key[2]} (repeat {key[1]})" if repeats else key[1]
+        sets[(key[0], fold)] = list(dict.fromkeys(rows["participant_id"]))
+    return sets
+
+
 def write_group_report(out_dir: Path, bids_dir: Path | None = None) -> Path:
     """Render ``<out_dir>/group/group.html`` (atomically) from the group outputs on disk; return its path.
 
@@ -145,7 +157,7 @@ def write_group_report(out_dir: Path, bids_dir: Path | None = None) -> Path:
         ``group/metrics.json`` does not exist (the group level has not run).
     """
     from bidsad.reports import render
-    from bidsad.reports.boilerplate import methods, to_html
+    from bidsad.reports.boilerplate import fold_facts, methods, to_html
     from bidsad.utils import atomic_write_text
 
     out_dir = Path(out_dir)
@@ -156,7 +168,7 @@ def write_group_report(out_dir: Path, bids_dir: Path | None = None) -> Path:
     splits = _read_tsv(group_dir / SPLITS_TSV)
     if "cohort" not in splits:  # written before splits were made per sub-cohort
         splits["cohort"] = "all"
-    test_sets = splits[splits["role"] == "test"].groupby(["cohort", "fold"])["participant_id"].apply(list).to_dict()
+    test_sets = _test_sets(splits)
     folds = {name: int(group["fold"].max()) for name, group in splits.groupby("cohort")}
     included = cohort[cohort["included"]]
     labels = included["label"].astype(str).str.replace(".0", "", regex=False)
@@ -179,6 +191,7 @@ def write_group_report(out_dir: Path, bids_dir: Path | None = None) -> Path:
         warnings=summary.get("warnings", []), paper_protocol=messages.PAPER_PROTOCOL,
         diagnosis_note=diagnosis_description(bids_dir), modalities=MODALITIES, figures=_figures(group_dir, summary),
         methods_html=to_html(text["group"]) if text["group"] else "", counts=counts,
+        fold=fold_facts(summary, list(summary.get("models", {}))),  # stratified or not, validation, folds that ran
     )
     return atomic_write_text(group_dir / GROUP_HTML, html)
 

@@ -70,15 +70,35 @@ def bold_summary(run, bids_dir: Path, outputs: list[dict]) -> dict:
     return summary
 
 
+def image_geometry(path: Path) -> tuple[list[int] | None, list[float] | None]:
+    """``(shape, voxel size in mm)`` of a NIfTI file from its header only (no voxel data read; the spatial
+    voxel size, without a 4-D image's repetition time); ``(None, None)`` for other files or an unreadable header."""
+    if not path.name.endswith((".nii", ".nii.gz")):
+        return None, None
+    import nibabel as nb
+
+    try:
+        header = nb.load(path).header
+    except Exception:  # noqa: BLE001 - a damaged output is listed with blank cells, the report still written
+        return None, None
+    return [int(n) for n in header.get_data_shape()], [float(z) for z in header.get_zooms()[:3]]
+
+
 def participant_outputs(out_dir: Path, label: str) -> list[dict]:
-    """Every derivative of participant ``label`` with its sidecar (sorted by path)."""
+    """Every derivative of participant ``label`` with its sidecar (sorted by path): ``{"path", "meta", "shape",
+    "voxel_size"}``; shape and voxel size (mm) from the sidecar's ``shape`` and ``voxel_size_mm`` (model
+    tensors) or the NIfTI header (:func:`image_geometry`), ``None`` when neither has them."""
     root = Path(out_dir) / f"sub-{label}"
     outputs = []
     for path in sorted(root.rglob("*")) if root.is_dir() else []:
         if path.is_file() and path.suffix != ".json" and not path.name.startswith("."):
             sidecar = path.with_name(path.name.split(".")[0] + ".json")
             meta = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
-            outputs.append({"path": relpath(path, out_dir), "meta": meta})
+            shape, voxel = (meta.get("shape"), meta.get("voxel_size_mm"))
+            if shape is None or voxel is None:
+                header_shape, header_voxel = image_geometry(path)
+                shape, voxel = shape or header_shape, voxel or header_voxel
+            outputs.append({"path": relpath(path, out_dir), "meta": meta, "shape": shape, "voxel_size": voxel})
     return outputs
 
 
@@ -106,7 +126,7 @@ def write_participant_report(config, part: ParticipantInputs) -> Path:
         from bidsad.reports.boilerplate import methods, to_html
 
         bold = [bold_summary(run, bids_dir, outputs) for run in part.bold]
-        text = methods(out_dir)["participant"]
+        text = methods(out_dir, part.label)["participant"]  # this participant, not the cohort so far
         inputs = []
         if part.t1w is not None:
             inputs.append({"kind": "T1w", "path": relpath(part.t1w, bids_dir), "detail": ""})
