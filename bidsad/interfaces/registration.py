@@ -123,7 +123,8 @@ def register_to_template(in_file: Path, mask_file: Path, out_dir: Path, *, metho
 
     ``in_file``: bias-corrected T1w (RAS+, float32), masked by ``mask_file`` before registration, so
     that whole-head and skull-stripped inputs are treated alike. ``method``: ``affine`` (centre-of-mass
-    initialisation, rigid then affine, Mattes mutual information) or ``syn`` (the same followed by SyN,
+    initialisation, one affine stage, Mattes mutual information; antspyx's ``Affine`` has no separate rigid stage)
+    or ``syn`` (the same affine stage followed by SyN,
     Avants et al. 2008). The transforms are estimated against the 2 mm template and act in world
     coordinates (mm), so they apply to any grid.
 

@@ -49,8 +49,8 @@ def init_anat_preproc_wf(*, t1w: Path, bids_dir: Path, out_dir: str, preset: str
     shape = PRESETS[preset]["mri_shape"]
     source = str(t1w)
     sources = [bids_uri(t1w, bids_dir)]
-    reg_text = {"affine": "antspyx registration (rigid then affine, Mattes MI, centre-of-mass initialisation)",
-                "syn": "antspyx registration (rigid, affine, then SyN; Mattes MI, centre-of-mass initialisation)"}
+    reg_text = {"affine": "antspyx registration (affine, Mattes MI, centre-of-mass initialisation)",
+                "syn": "antspyx registration (affine, then SyN; Mattes MI, centre-of-mass initialisation)"}
     workflow = pe.Workflow(name=name)
     outputnode = pe.Node(niu.IdentityInterface(fields=["t1w_preproc", "t1w_mask", "t1w_std", "t1w2mni_xfm",
                                                        "mni2t1w_xfm", "probseg", "probseg_std", "tensor"]),
