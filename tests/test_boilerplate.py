@@ -176,6 +176,11 @@ def _participant_out(out, label: str, bold_runs: int, func_sidecars: bool = Fals
             (func / f"sub-{label}_task-rest_run-{run}_desc-preproc_bold.json").write_text(json.dumps({
                 "NonSteadyStateMethod": motion.NONSTEADY_METHOD, "MotionCorrection": motion.MOTION_METHOD,
                 "Coregistration": COREG_METHOD, "Interpolation": "linear", "NonSteadyStateVolumes": 1}))
+        (features / f"sub-{label}_task-rest_run-{run}_space-MNI152NLin2009aSym_atlas-power2011_timeseries.tsv").write_text("1\n")
+    anat = out / f"sub-{label}" / "anat"
+    anat.mkdir(exist_ok=True)
+    (anat / f"sub-{label}_space-MNI152NLin2009aSym_res-2_desc-preproc_T1w.json").write_text(json.dumps({
+        "Registration": "antspyx registration (affine, then SyN)"}))
     return out
 
 
@@ -225,5 +230,7 @@ def test_participant_text_describes_one_participant(tmp_path):
     assert "participant(s)" not in one
     two = " ".join(methods(out, "01")["participant"].split())
     assert "For participant `sub-01`, the T1-weighted image and 2 resting-state BOLD run(s) (repetition time 2 s) were processed." in two
+    assert "antspyx registration (affine, then SyN)" in two  # the anatomical text (an atlas name once hid it)
     cohort = " ".join(methods(out)["participant"].split())
+    assert "`sub-" not in cohort and "antspyx registration (affine, then SyN)" in cohort
     assert "4 participant(s) had a T1-weighted image processed, and 3 of them at least one resting-state BOLD run" in cohort

@@ -168,9 +168,9 @@ def participant_facts(out_dir: Path, label: str | None = None) -> dict | None:
     spaces = sorted({m for n in names for m in re.findall(r"_space-([a-zA-Z0-9]+)", n)})
     atlases = []
     roi_names = [n for n in names if n.endswith(ROI_TIMESERIES.end)]
-    for label in sorted({m for n in roi_names for m in re.findall(r"_atlas-([a-zA-Z0-9]+)", n)}):
-        known = next((v for k, v in ATLASES.items() if label.lower().startswith(k)), None)
-        atlases.append({"name": known[0] if known else label, "cite": known[1] if known else None})
+    for atlas in sorted({m for n in roi_names for m in re.findall(r"_atlas-([a-zA-Z0-9]+)", n)}):
+        known = next((v for k, v in ATLASES.items() if atlas.lower().startswith(k)), None)
+        atlases.append({"name": known[0] if known else atlas, "cite": known[1] if known else None})
     anat = None
     registered = sorted(glob(PREPROC_T1W_STD.sidecar_glob()))
     if registered:
