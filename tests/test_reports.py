@@ -366,3 +366,20 @@ def test_group_report_and_model_card_say_how_the_folds_were_made_and_which_ran(t
     assert f"(patience 10 epochs, best weights kept): {in_one}" in methods
     assert "not stratified: a class had a single participant" in methods
     assert "Of model <code>3dcnn</code>, only folds 2 and 3 of 5 produced predictions" in methods
+
+
+def test_model_card_metrics_table_has_its_column_headings():
+    """The model card's cross-validated table names each metric column (the headings were empty: jinja's attr()
+    does not read a dict key)."""
+    from jinja2 import Environment, PackageLoader
+
+    entry = {"value": 0.7, "ci_low": 0.6, "ci_high": 0.8}
+    card = {"task": {"name": "CN vs AD", "classes": ["CN", "AD"]},
+            "training_cohort": {"n": 2, "counts": {"CN": 1, "AD": 1}, "participants": []},
+            "preset": "small", "recipe": {}, "random_seed": 0, "split_protocol": "participant-level k-fold",
+            "models": {"3dcnn": {"modalities": ["mri"], "fold_models": [], "folds_text": "folds 1 and 2 of 2",
+                                 "cross_validated": {"balanced_accuracy": entry, "roc_auc_macro": entry}}},
+            "baselines": {}, "intended_use": "research", "limitations": "none", "software_versions": {}}
+    env = Environment(loader=PackageLoader("bidsad", "reports/templates"), autoescape=True)
+    html = env.from_string('{% from "model_card.html" import model_card %}{{ model_card(card) }}').render(card=card)
+    assert "<th>model</th><th>balanced accuracy</th><th>roc auc macro</th></tr>" in html
