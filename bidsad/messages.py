@@ -35,6 +35,8 @@ POSITIVE_NUMBER = "must be a number greater than 0, got '{value}'."
 AT_LEAST = "must be an integer of at least {minimum}, got '{value}'."
 LABEL_EMPTY = "'{value}' is empty after removing the 'sub-' prefix."
 EXISTS_NOT_DIR = "{arg}: {path} exists and is not a directory; give a folder."
+CANNOT_WRITE = ("cannot write {path}: {why}. out_dir and -w/--work-dir must be folders bidsad can create and write "
+                "to; pass other ones.")
 CONFIG_VALUE = "--config-file {path}: [{section}] {name} = {value!r}: {why}"
 LABELS_MISSING = (
     "--participant-label: participant label(s) not found in {bids}: {labels}. Participants found: {found}. "

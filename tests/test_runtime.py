@@ -110,3 +110,13 @@ def test_group_level_writes_its_log_to_out_dir_logs(tmp_path, monkeypatch):
     assert [line.split(" bidsad ", 1)[1] for line in lines] == [
         "INFO: group level: task CN vs AD", "WARNING: model 3dcnn: fold 2 failed"]
     assert not logging.getLogger("bidsad").handlers  # the file handler is removed after the run
+
+
+def test_out_dir_that_cannot_be_created_is_a_usage_error(tmp_path, capsys):
+    """An out_dir that cannot be made (here under a file) exits 2 with a message naming it, not a traceback."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as exc:
+        main([str(DEMO), str(blocker / "out"), "participant", "--skip-bids-validation", "-w", str(tmp_path / "w")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and f"cannot write {blocker / 'out'}" in err and "Traceback" not in err

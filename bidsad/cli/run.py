@@ -60,6 +60,12 @@ def _dispatch(config) -> int:
     except InputError as err:  # bad input that concerns the whole run: named in the message
         print(f"bidsad: error: {err}", file=sys.stderr)
         status = runtime.EXIT_USAGE
+    except OSError as err:  # out_dir or the work folder cannot be made or written (read-only, /proc, no permission)
+        target = Path(err.filename) if err.filename else None
+        if target is None or not any(p == target or p in target.parents for p in (out_dir, Path(ex.work_dir))):
+            raise
+        print(f"bidsad: error: {messages.CANNOT_WRITE.format(path=target, why=err.strerror)}", file=sys.stderr)
+        status = runtime.EXIT_USAGE
     finally:  # the configuration of every run that got past its checks (a crash included), for reuse
         if out_dir.is_dir() and status != runtime.EXIT_USAGE:
             config.save(out_dir / "logs" / f"config-{ex.analysis_level}-{ex.run_uuid}.toml")
