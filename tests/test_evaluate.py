@@ -151,8 +151,7 @@ def test_resample_metrics_equal_scikit_learn(classes):
     proba /= proba.sum(axis=1, keepdims=True)
     index = rng.integers(0, n, (60, n))
     index[0] = 0  # one class only: no recall / AUC for the others
-    batch = resample_metrics(y, proba, index, CALIBRATION_BINS)
-    batch.update({f"roc_auc_{c}": batch.pop(f"roc_auc_{k}") for k, c in enumerate(classes)})
+    batch = resample_metrics(y, proba, index, classes, CALIBRATION_BINS)
     undefined = 0
     for b, rows in enumerate(index):
         expected = classification_metrics(y[rows], proba[rows], classes)

@@ -11,16 +11,21 @@ from __future__ import annotations
 from bidsad.phenotype import CLASS_NAMES
 
 
-def resample_metrics(y_true, proba, index, n_bins: int) -> dict:
+def resample_metrics(y_true, proba, index, classes=CLASS_NAMES, n_bins: int | None = None) -> dict:
     """The metrics of :func:`bidsad.learn.evaluate.ci_metrics` for each resample ``index[b]``.
 
-    ``y_true``: (n,) int class codes; ``proba``: (n, K) float probabilities; ``index``: (B, n) int rows of each
-    resample; ``n_bins``: calibration bins. Returns ``{metric: (B,) float}`` keyed by position (``roc_auc_0``,
+    ``y_true``: (n,) int class codes; ``proba``: (n, K) float probabilities, columns in the order of ``classes``
+    (K names); ``index``: (B, n) int rows of each resample; ``n_bins``: calibration bins (default
+    :data:`bidsad.learn.evaluate.CALIBRATION_BINS`). Returns ``{metric: (B,) float}`` (``roc_auc_<class>``,
     ``precision`` ...), ``nan`` where a resample leaves the metric undefined (scikit-learn's ``zero_division``
     and one-vs-rest AUC rules: a class absent from the resample has no recall and no AUC).
     """
     import numpy as np
     from scipy.stats import rankdata
+
+    from bidsad.learn.evaluate import CALIBRATION_BINS, confidence_bins
+
+    n_bins = CALIBRATION_BINS if n_bins is None else n_bins
 
     B, n = index.shape
     K = proba.shape[1]
@@ -45,15 +50,14 @@ def resample_metrics(y_true, proba, index, n_bins: int) -> dict:
             ranks = rankdata(p[:, :, k], axis=1)
             u = (ranks * positive).sum(axis=1) - n_pos * (n_pos + 1) / 2
             aucs.append(np.where((n_pos > 0) & (n_pos < n), u / (n_pos * (n - n_pos)), np.nan))
-            out[f"roc_auc_{k}"] = aucs[-1]
+            out[f"roc_auc_{classes[k]}"] = aucs[-1]
         stacked = np.stack(aucs, axis=1)
         out["roc_auc_macro"] = np.where(np.isnan(stacked).all(axis=1), np.nan, np.nansum(stacked, axis=1)
                                         / np.maximum((~np.isnan(stacked)).sum(axis=1), 1))
     # scikit-learn's brier_score_loss: summed over the classes, over the positive class only with two
     out["brier_score"] = ((p - np.eye(K)[y]) ** 2).sum(axis=2).mean(axis=1) / (2 if K == 2 else 1)
     confidence = proba.max(axis=1)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    bins = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)[index]
+    bins = confidence_bins(confidence, n_bins)[1][index]
     gap = ((proba.argmax(axis=1) == y_true) - confidence)[index]
     sums = np.bincount((np.arange(B)[:, None] * n_bins + bins).ravel(), weights=gap.ravel(), minlength=B * n_bins)
     out["expected_calibration_error"] = np.abs(sums.reshape(B, n_bins)).sum(axis=1) / n
@@ -76,14 +80,13 @@ def bootstrap_ci(y_true, proba, *, n_resamples: int = 1000, seed: int = 0,
     """
     import numpy as np
 
-    from bidsad.learn.evaluate import CALIBRATION_BINS, _arrays, ci_metrics
+    from bidsad.learn.evaluate import _arrays, ci_metrics
 
     classes = tuple(classes)
     y_true, proba = _arrays(y_true, proba, len(classes))
     metrics = ci_metrics(classes) if metrics is None else metrics
     index = np.random.default_rng(seed).integers(0, len(y_true), (n_resamples, len(y_true)))
-    values = resample_metrics(y_true, proba, index, CALIBRATION_BINS)
-    values.update({f"roc_auc_{c}": values.pop(f"roc_auc_{k}") for k, c in enumerate(classes)})
+    values = resample_metrics(y_true, proba, index, classes)
     alpha = (1 - level) / 2
     out = {}
     for m in metrics:

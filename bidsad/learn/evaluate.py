@@ -63,6 +63,15 @@ def _none_if_nan(value):
     return None if math.isnan(value) else value
 
 
+def confidence_bins(confidence, n_bins: int):
+    """``(edges, index)``: the ``n_bins + 1`` equal-width bin edges on [0, 1] and the bin of each confidence
+    (float array (n,) -> int array (n,)): bin ``b`` holds ``(b/n_bins, (b+1)/n_bins]``, the first bin includes 0."""
+    import numpy as np
+
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    return edges, np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+
+
 def reliability_curve(y_true, proba, n_bins: int = CALIBRATION_BINS) -> list[dict]:
     """Top-label reliability curve: accuracy against confidence in equal-width confidence bins.
 
@@ -78,8 +87,7 @@ def reliability_curve(y_true, proba, n_bins: int = CALIBRATION_BINS) -> list[dic
     y_true, proba = _arrays(y_true, proba)
     confidence = proba.max(axis=1)
     correct = proba.argmax(axis=1) == y_true
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    index = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    edges, index = confidence_bins(confidence, n_bins)
     curve = []
     for b in range(n_bins):
         members = index == b
