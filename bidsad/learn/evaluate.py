@@ -82,8 +82,6 @@ def reliability_curve(y_true, proba, n_bins: int = CALIBRATION_BINS) -> list[dic
     Returns one dict per non-empty bin: ``bin_low``, ``bin_high``, ``count``, ``confidence`` (mean
     confidence), ``accuracy`` (fraction of correct predictions).
     """
-    import numpy as np
-
     y_true, proba = _arrays(y_true, proba)
     confidence = proba.max(axis=1)
     correct = proba.argmax(axis=1) == y_true
