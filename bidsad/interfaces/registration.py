@@ -83,14 +83,20 @@ def masked_brain_box(image_file: Path, mask_file: Path, margin_mm: float = CROP_
     0.9991, template correlation 0.4453 vs 0.4456). Raises ``ValueError`` for an empty mask.
     """
     import ants
+
+    mask = ants.image_read(str(mask_file)).clone("float")
+    return _crop_to_box(ants.image_read(str(image_file)) * mask, mask.numpy(), margin_mm)
+
+
+def _crop_to_box(image, mask, margin_mm: float):
+    """``image`` (antspyx) cropped to the bounding box of the array ``mask`` (same grid) plus ``margin_mm``,
+    world positions kept (``ants.crop_indices``)."""
+    import ants
     import numpy as np
 
     from bidsad.interfaces.images import bounding_box
 
-    mask = ants.image_read(str(mask_file)).clone("float")
-    image = ants.image_read(str(image_file)) * mask
-    margin = int(np.ceil(margin_mm / min(image.spacing)))
-    box = bounding_box(mask.numpy(), margin)
+    box = bounding_box(mask, int(np.ceil(margin_mm / min(image.spacing))))
     return ants.crop_indices(image, [b.start for b in box], [b.stop for b in box])
 
 
@@ -110,12 +116,8 @@ def template_brain_box(folder: Path, margin_mm: float = TEMPLATE_CROP_MARGIN_MM)
     import ants
     import numpy as np
 
-    from bidsad.interfaces.images import bounding_box
-
     template = ants.image_read(str(template_file(folder, "T1w", 2)))
-    margin = int(np.ceil(margin_mm / min(template.spacing)))
-    box = bounding_box(np.asarray(template_image("mask", 2).dataobj), margin)
-    return ants.crop_indices(template, [b.start for b in box], [b.stop for b in box])
+    return _crop_to_box(template, np.asarray(template_image("mask", 2).dataobj), margin_mm)
 
 
 def register_to_template(in_file: Path, mask_file: Path, out_dir: Path, *, method: str = "syn", seed: int = 0) -> tuple[Path, Path]:
